@@ -1,0 +1,19 @@
+/**
+ * The gateway's configuration: one typed schema with documented defaults. Each area keeps its section in a
+ * file of its own in this folder; `docs/configuration.md` is generated from this schema.
+ */
+import { z } from 'zod';
+import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { publisherSchema } from './publisher.js';
+
+export const configSchema = z.strictObject({
+  coap: coapSchema,
+  http: httpSchema,
+  devices: devicesSchema,
+  publisher: publisherSchema,
+  downloads: downloadsSchema,
+  log: logSchema,
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,87 @@
+/** A device as the registry knows it, and the schema of `devices.yaml`. */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** A codec named alone, or with options. */
+export const codecSpecSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
+]);
+export type CodecSpec = z.infer<typeof codecSpecSchema>;
+
+const keySchema = z
+  .string()
+  .regex(/^(hex|base64|text):/, 'a key is written hex:<hex digits>, base64:<base64> or text:<characters>')
+  .transform((s, ctx) => {
+    const i = s.indexOf(':');
+    const kind = s.slice(0, i);
+    const body = s.slice(i + 1);
+    let key: Buffer;
+    if (kind === 'hex') {
+      if (!/^([0-9a-fA-F]{2})+$/.test(body)) {
+        ctx.addIssue({ code: 'custom', message: 'hex key must be an even number of hex digits' });
+        return z.NEVER;
+      }
+      key = Buffer.from(body, 'hex');
+    } else if (kind === 'base64') {
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
+        ctx.addIssue({ code: 'custom', message: 'base64 key is not valid base64' });
+        return z.NEVER;
+      }
+      key = Buffer.from(body, 'base64');
+    } else {
+      key = Buffer.from(body, 'utf8');
+    }
+    if (key.length === 0 || key.length > 64) {
+      ctx.addIssue({ code: 'custom', message: 'a PSK must be 1 to 64 bytes' });
+      return z.NEVER;
+    }
+    return key;
+  });
+
+export const deviceEntrySchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  thing: z
+    .string()
+    .regex(/^[a-zA-Z0-9:_-]{1,128}$/, 'an AWS IoT thing name is 1-128 of a-z A-Z 0-9 : _ -')
+    .optional(),
+  codec: codecSpecSchema.optional(),
+  /** Codec per uplink path (without leading slash), overriding `codec`. */
+  paths: z.record(z.string(), codecSpecSchema).optional(),
+  psk: z
+    .strictObject({
+      identity: z.string().min(1).max(128),
+      key: keySchema,
+    })
+    .optional(),
+  /** Source IP(s) that identify this device on NoSec (private APN with static addressing). */
+  ip: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .refine(
+      (v) => v === undefined || (Array.isArray(v) ? v : [v]).every((a) => isIP(a) !== 0),
+      'not an IP address',
+    ),
+});
+
+export const deviceFileSchema = z.array(deviceEntrySchema);
+
+export interface Device {
+  readonly id: string;
+  readonly thing: string;
+  readonly codec?: CodecSpec;
+  readonly paths?: Readonly<Record<string, CodecSpec>>;
+  readonly psk?: { readonly identity: string; readonly key: Buffer };
+  readonly ips: readonly string[];
+}
+
+export function toDevice(entry: z.infer<typeof deviceEntrySchema>): Device {
+  return {
+    id: entry.id,
+    thing: entry.thing ?? entry.id,
+    codec: entry.codec,
+    paths: entry.paths,
+    psk: entry.psk,
+    ips: entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip],
+  };
+}

@@ -1,0 +1,93 @@
+/** A registry held in memory, built from a list of devices. File-backed and other registries fill it. */
+import type { Device } from './device.js';
+import type { DeviceRegistry, RegistryChange } from './registry.js';
+
+export interface DeviceIndex {
+  readonly byId: ReadonlyMap<string, Device>;
+  readonly byIp: ReadonlyMap<string, Device>;
+  readonly byIdentity: ReadonlyMap<string, Device>;
+}
+
+/** Indexes devices, rejecting duplicate ids, PSK identities and IPs with a message naming them. */
+export function indexDevices(devices: readonly Device[]): DeviceIndex {
+  const byId = new Map<string, Device>();
+  const byIp = new Map<string, Device>();
+  const byIdentity = new Map<string, Device>();
+  for (const d of devices) {
+    if (byId.has(d.id)) throw new Error(`device id "${d.id}" is listed twice`);
+    byId.set(d.id, d);
+    if (d.psk) {
+      const other = byIdentity.get(d.psk.identity);
+      if (other) throw new Error(`PSK identity "${d.psk.identity}" is used by "${other.id}" and "${d.id}"`);
+      byIdentity.set(d.psk.identity, d);
+    }
+    for (const ip of d.ips) {
+      const other = byIp.get(ip);
+      if (other) throw new Error(`IP ${ip} is claimed by "${other.id}" and "${d.id}"`);
+      byIp.set(ip, d);
+    }
+  }
+  return { byId, byIp, byIdentity };
+}
+
+function sameCredentials(a: Device, b: Device): boolean {
+  if (!a.psk || !b.psk) return !a.psk && !b.psk;
+  return a.psk.identity === b.psk.identity && a.psk.key.equals(b.psk.key);
+}
+
+export class MemoryRegistry implements DeviceRegistry {
+  private index: DeviceIndex = indexDevices([]);
+  private readonly listeners = new Set<(change: RegistryChange) => void>();
+
+  constructor(devices: readonly Device[] = []) {
+    this.index = indexDevices(devices);
+  }
+
+  get size(): number {
+    return this.index.byId.size;
+  }
+
+  get(id: string): Device | undefined {
+    return this.index.byId.get(id);
+  }
+
+  byAddress(ip: string): Device | undefined {
+    return this.index.byIp.get(ip);
+  }
+
+  byPskIdentity(identity: string): Promise<Device | undefined> {
+    return Promise.resolve(this.index.byIdentity.get(identity));
+  }
+
+  /** Lookup without a promise, for callers that know the registry is local. */
+  byPskIdentitySync(identity: string): Device | undefined {
+    return this.index.byIdentity.get(identity);
+  }
+
+  /** Replaces the device set; listeners hear which devices went away or changed credentials. */
+  replace(devices: readonly Device[]): RegistryChange {
+    const next = indexDevices(devices);
+    const removed: string[] = [];
+    for (const [id, old] of this.index.byId) {
+      const now = next.byId.get(id);
+      if (!now || !sameCredentials(old, now)) removed.push(id);
+    }
+    this.index = next;
+    const change = { removed, size: next.byId.size };
+    for (const l of this.listeners) l(change);
+    return change;
+  }
+
+  onChange(listener: (change: RegistryChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  reload(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * Device registries: where the gateway learns which devices exist, their things, codecs and keys. The
+ * hot path asks synchronously (`get`, `byAddress`); PSK lookup during a DTLS handshake is asynchronous so a
+ * registry may be remote.
+ */
+import type { Device } from './device.js';
+
+export interface RegistryChange {
+  /** Devices that were removed or whose credentials changed: their sessions must end. */
+  readonly removed: readonly string[];
+  readonly size: number;
+}
+
+export interface DeviceRegistry {
+  get(id: string): Device | undefined;
+  byAddress(ip: string): Device | undefined;
+  byPskIdentity(identity: string): Promise<Device | undefined>;
+  readonly size: number;
+  /** Subscribes to changes; returns the unsubscribe function. */
+  onChange(listener: (change: RegistryChange) => void): () => void;
+  /** Re-reads the source now (SIGHUP). Keeps the current devices when the source is invalid. */
+  reload(): Promise<void>;
+  close(): void;
+}

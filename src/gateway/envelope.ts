@@ -1,0 +1,25 @@
+/** The JSON document published for each uplink. */
+import type { TransportName } from '../transport/peer.js';
+
+export interface Envelope {
+  /** Stable id of this uplink: the same on every publish attempt, so consumers can deduplicate. */
+  messageId: string;
+  deviceId: string;
+  thing: string;
+  /** ISO 8601 time the gateway received the (last block of the) request. */
+  receivedAt: string;
+  /** Request path without the leading slash. */
+  path: string;
+  method: 'POST' | 'PUT';
+  transport: TransportName;
+  pskIdentity?: string;
+  remote: { address: string; port: number };
+  coap: { type: 'CON' | 'NON'; messageId: number; token: string; blocks?: number };
+  contentFormat: number | null;
+  codec: string;
+  /** Base64 of the whole (reassembled) request body. */
+  raw: string;
+  decoded: unknown;
+  decodeError?: string;
+  decodeWarnings?: readonly string[];
+}
