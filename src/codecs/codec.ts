@@ -2,6 +2,7 @@
  * The codec plugin interface. A codec turns a device's uplink bytes into JSON-able data for the envelope
  * and, optionally, a downlink object into bytes for the device. Codecs may be synchronous or asynchronous.
  */
+import type { Device } from '../devices/device.js';
 import type { TransportName } from '../transport/peer.js';
 
 export interface UplinkContext {
@@ -58,4 +59,9 @@ export interface CodecPlugin {
 
 export function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Picks the codec for an uplink. Synchronous: codecs are instantiated ahead (at start and on reload). */
+export interface CodecResolver {
+  codecFor(device: Device, path: string, contentFormat: number | undefined): Codec;
 }
