@@ -61,7 +61,21 @@ export function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
-/** Picks the codec for an uplink. Synchronous: codecs are instantiated ahead (at start and on reload). */
-export interface CodecResolver {
-  codecFor(device: Device, path: string, contentFormat: number | undefined): Codec;
+/** What the gateway gets back for an uplink: decoded data, or the reason decoding failed. */
+export interface DecodeResult {
+  /** Name of the codec that ran. */
+  readonly codec: string;
+  /** Decoded data; `null` on failure or when the codec has nothing to say. */
+  readonly data: unknown;
+  readonly warnings?: readonly string[];
+  /** Why decoding failed; the envelope is still published, with `raw` and this reason. */
+  readonly error?: string;
+}
+
+/**
+ * What the gateway calls to decode an uplink: it picks the device's codec (per path, per Content-Format) and
+ * runs it with time and failure guards. Never throws and never rejects.
+ */
+export interface UplinkDecoder {
+  decode(device: Device, bytes: Buffer, ctx: UplinkContext): DecodeResult | Promise<DecodeResult>;
 }
