@@ -34,6 +34,31 @@ export function gaugeFrom(
   });
 }
 
+/** A counter whose value is read from a plain number (or numbers per label) when Prometheus scrapes. */
+export function counterFrom(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | ReadonlyMap<string, number> | Record<string, number>,
+  labelName?: string,
+): Counter {
+  return new Counter({
+    name,
+    help,
+    labelNames: labelName ? [labelName] : [],
+    registers: [registry],
+    collect() {
+      const v = read();
+      this.reset();
+      if (typeof v === 'number') this.inc(v);
+      else if (labelName) {
+        const entries = v instanceof Map ? v.entries() : Object.entries(v);
+        for (const [k, n] of entries) this.inc({ [labelName]: k }, n);
+      }
+    },
+  });
+}
+
 /**
  * Reports caps that bite: `cellgate_cap_hits_total{cap}` counts every eviction or refusal a cap causes, and
  * a warning is logged at most once a minute per cap with the number of hits since the last line.
