@@ -512,7 +512,12 @@ export class CoapEndpoint {
 
   /** The piggyback window passed without a response: acknowledge now, answer separately later. */
   sendEmptyAck(ex: ServerExchange): void {
-    if (ex.responded || ex.dedup.emptyAcked || this.closed) return;
+    if (ex.responded) return;
+    this.emptyAck(ex);
+  }
+
+  private emptyAck(ex: ServerExchange): void {
+    if (ex.dedup.emptyAcked || this.closed) return;
     ex.dedup.emptyAcked = true;
     this.send(ex.peer, encodeEmpty(MessageType.ACK, ex.request.messageId));
   }
@@ -699,7 +704,7 @@ export class CoapEndpoint {
       return;
     }
     // Separate CON response (RFC 7252 §5.2.2), retransmitted until the peer acknowledges it.
-    if (isCon) this.sendEmptyAck(ex);
+    if (isCon) this.emptyAck(ex);
     const mid = this.nextMid(peer);
     const bytes = encodeMessage({
       type: MessageType.CON,
