@@ -3,10 +3,12 @@
  * EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON), with the response that was sent, so a retransmission is
  * answered with the same bytes and never handled twice.
  *
- * One insertion-ordered Map holds every entry. Entries are added in time order, so the oldest are at the front:
- * expiry and eviction (when a cap bites) both delete from the front, O(1) per entry. Lookups check the expiry
- * time too, so an entry with a shorter lifetime behind a longer-lived one is never used after it expires.
+ * A Map finds entries by peer and Message ID; a FIFO holds them in the order they were added, which is also the
+ * order they expire in (up to the shorter NON lifetime): expiry and eviction (when a cap bites) pop from the
+ * FIFO's head, O(1) per entry. Lookups check the expiry time too, so an entry with a shorter lifetime behind a
+ * longer-lived one is never used after it expires.
  */
+import { Fifo } from './fifo.js';
 
 /** Bytes charged per entry on top of the cached response: key string, entry object, Map slot. */
 export const ENTRY_OVERHEAD_BYTES = 160;
@@ -17,7 +19,13 @@ export class DedupEntry {
   /** True once an empty ACK was sent: the response comes later, separately. */
   emptyAcked = false;
 
-  constructor(public expiresAt: number) {}
+  /** False once removed from the map (the FIFO may still hold it). */
+  live = true;
+
+  constructor(
+    readonly key: string,
+    public expiresAt: number,
+  ) {}
 }
 
 export interface DedupStats {
@@ -29,6 +37,7 @@ export interface DedupStats {
 
 export class DedupCache {
   private readonly map = new Map<string, DedupEntry>();
+  private readonly order = new Fifo<DedupEntry>();
   private bytes = 0;
   hits = 0;
   evictions = 0;
@@ -64,8 +73,9 @@ export class DedupCache {
   add(key: string, expiresAt: number): DedupEntry {
     const old = this.map.get(key);
     if (old) this.remove(key, old);
-    const e = new DedupEntry(expiresAt);
+    const e = new DedupEntry(key, expiresAt);
     this.map.set(key, e);
+    this.order.push(e);
     this.bytes += ENTRY_OVERHEAD_BYTES;
     if (this.map.size > this.maxEntries || this.bytes > this.maxBytes) this.evict();
     return e;
@@ -87,36 +97,56 @@ export class DedupCache {
 
   private remove(key: string, e: DedupEntry): void {
     this.map.delete(key);
+    e.live = false;
     this.bytes -= ENTRY_OVERHEAD_BYTES + (e.response ? e.response.length : 0);
+  }
+
+  /** Pops removed entries off the FIFO's head; returns the oldest live entry. */
+  private oldest(): DedupEntry | undefined {
+    let e = this.order.peek();
+    while (e !== undefined && !e.live) {
+      this.order.shift();
+      e = this.order.peek();
+    }
+    return e;
   }
 
   private evict(keep?: string): void {
     let n = 0;
-    for (const [k, e] of this.map) {
-      if (this.map.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
-      if (k === keep) continue;
-      this.remove(k, e);
+    const kept: DedupEntry[] = [];
+    while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) {
+      const e = this.oldest();
+      if (e === undefined) break;
+      this.order.shift();
+      if (e.key === keep) {
+        kept.push(e);
+        continue;
+      }
+      this.remove(e.key, e);
       n++;
     }
+    for (const e of kept) this.order.push(e);
     if (n > 0) {
       this.evictions += n;
       this.onCap(n);
     }
   }
 
-  /** Drops expired entries from the front. Call periodically. */
+  /** Drops expired entries from the head. Call periodically. */
   sweep(now: number): number {
     let n = 0;
-    for (const [k, e] of this.map) {
-      if (e.expiresAt > now) break;
-      this.remove(k, e);
+    for (let e = this.oldest(); e !== undefined && e.expiresAt <= now; e = this.oldest()) {
+      this.order.shift();
+      this.remove(e.key, e);
       n++;
     }
     return n;
   }
 
   clear(): void {
+    for (const e of this.map.values()) e.live = false;
     this.map.clear();
+    this.order.clear();
     this.bytes = 0;
   }
 }

@@ -1,0 +1,5 @@
+/** Every benchmark scenario, in the order `npm run bench` runs them. */
+import type { Scenario } from '../lib/context.js';
+import { coapNosec } from './coap-nosec.js';
+
+export const scenarios: Scenario[] = [coapNosec];
