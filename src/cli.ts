@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from './config/load.js';
+import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
@@ -15,6 +16,7 @@ Commands:
   start [--config FILE]        run the gateway (FILE defaults to $CELLGATE_CONFIG)
   config check [--config FILE] validate a config file and print it with defaults filled in
   config schema                print the config's JSON Schema
+  config docs                  print the configuration reference (Markdown)
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
@@ -69,6 +71,10 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'check') {
         const loaded = loadConfig(configFile(args));
         process.stdout.write(stringify(loaded.config));
+        return 0;
+      }
+      if (sub === 'docs') {
+        process.stdout.write(renderConfigReference());
         return 0;
       }
       if (sub === 'schema') {
