@@ -9,6 +9,7 @@ import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
+import { exitOnTermination } from './ops/shutdown.js';
 
 const USAGE = `Usage: cellgate <command> [options]
 
@@ -42,21 +43,7 @@ function configFile(argv: string[]): string | undefined {
 async function start(argv: string[]): Promise<number> {
   const loaded = loadConfig(configFile(argv));
   const gw = await startGateway(loaded);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    gw.log.info({ signal }, 'shutting down');
-    gw.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        gw.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnTermination(gw, loaded.config.shutdown);
   process.on('SIGHUP', () => void gw.registry.reload());
   return new Promise<number>(() => undefined);
 }

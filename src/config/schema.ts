@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
 import { publisherSchema } from './publisher.js';
+import { shutdownSchema } from './shutdown.js';
 
 export const configSchema = z.strictObject({
   coap: coapSchema,
@@ -13,6 +14,7 @@ export const configSchema = z.strictObject({
   publisher: publisherSchema,
   downloads: downloadsSchema,
   log: logSchema,
+  shutdown: shutdownSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -11,6 +11,7 @@ import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { CapReporter, createMetricsRegistry, gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
+import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
 import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
@@ -38,6 +39,9 @@ export interface RunningGateway {
   readonly log: Logger;
   /** Reasons the gateway is not ready for traffic; empty when ready. */
   notReady(): string[];
+  /** Graceful shutdown (SIGTERM): drains as `shutdown` in the config says, then closes. */
+  shutdown(signal?: string): Promise<ShutdownResult>;
+  /** Closes at once; pending separate responses are abandoned. */
   close(): Promise<void>;
 }
 
@@ -71,7 +75,9 @@ export async function startGateway(
     const decoder = overrides.decoder ?? (await rawDecoder());
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
-    closers.push(() => publisher.close());
+    let publisherClosed: Promise<void> | undefined;
+    const closePublisher = () => (publisherClosed ??= publisher.close());
+    closers.push(closePublisher);
     const downloads = new Downloads(config.downloads, log, (n) => caps.hit('download_cache_bytes', n));
     gaugeFrom(
       metrics,
@@ -152,6 +158,20 @@ export async function startGateway(
       http,
       log,
       notReady,
+      shutdown: (signal) =>
+        drainAndClose(
+          {
+            log,
+            markDraining: () => (draining = true),
+            refuseNew: (maxAge) => endpoint.drain(maxAge),
+            whenIdle: (ms) => endpoint.whenIdle(ms),
+            pending: () => ({ inFlight: endpoint.inFlight, unacknowledged: endpoint.stats.outgoing }),
+            closePublisher,
+            close: closeAll,
+          },
+          config.shutdown,
+          signal,
+        ),
       close: async () => {
         draining = true;
         await closeAll();
