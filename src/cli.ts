@@ -10,6 +10,7 @@ import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
 import { exitOnTermination } from './ops/shutdown.js';
+import { simulateCommand } from './sim/command.js';
 
 const USAGE = `Usage: cellgate <command> [options]
 
@@ -18,6 +19,7 @@ Commands:
   config check [--config FILE] validate a config file and print it with defaults filled in
   config schema                print the config's JSON Schema
   config docs                  print the configuration reference (Markdown)
+  simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
@@ -71,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(USAGE);
       return 2;
     }
+    case 'simulate':
+      return simulateCommand(rest);
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n');

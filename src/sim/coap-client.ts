@@ -65,7 +65,10 @@ export interface UplinkResult {
   retransmissions: number;
   /** Request messages sent, not counting retransmissions (Block1 blocks, Block2 follow-ups). */
   messages: number;
-  /** The answer came as a separate response after an empty ACK. */
+  /**
+   * The answer came as a separate response (not piggybacked on the ACK); for a timeout: the gateway had
+   * acknowledged the request with an empty ACK, so a separate response was due.
+   */
   separate: boolean;
 }
 
@@ -267,7 +270,7 @@ export class CoapClient {
     if (msg.type === MessageType.CON) this.channel.send(encodeEmpty(MessageType.ACK, msg.messageId));
     const p = this.byToken.get(msg.token.toString('hex'));
     if (!p) return;
-    p.settle({ outcome: 'ok', response: msg, separate: p.acked, retransmissions: p.attempts });
+    p.settle({ outcome: 'ok', response: msg, separate: true, retransmissions: p.attempts });
   }
 
   /** Gives up on everything pending (the simulation ends). */
