@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** The `cellgate` command. */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
@@ -10,6 +9,7 @@ import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
 import { exitOnTermination } from './ops/shutdown.js';
+import { packageVersion } from './ops/version.js';
 import { simulateCommand } from './sim/command.js';
 
 const USAGE = `Usage: cellgate <command> [options]
@@ -25,13 +25,6 @@ Commands:
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
 e.g. CELLGATE_COAP__PORT=5683 or CELLGATE_PUBLISHER__TYPE=stdout.
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 function configFile(argv: string[]): string | undefined {
   const { values } = parseArgs({
@@ -77,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
       return simulateCommand(rest);
     case 'version':
     case '--version':
-      process.stdout.write(version() + '\n');
+      process.stdout.write(packageVersion() + '\n');
       return 0;
     case 'help':
     case '--help':

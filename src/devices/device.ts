@@ -54,8 +54,15 @@ export const deviceEntrySchema = z.strictObject({
   psk: z
     .strictObject({
       identity: z.string().min(1).max(128),
-      key: keySchema,
+      /** The key inline: hex:…, base64:… or text:…. */
+      key: keySchema.optional(),
+      /**
+       * Or a file holding the key in the same notation (e.g. a Kubernetes Secret mounted as files), relative
+       * to the device file's folder. The registry reloads when it changes.
+       */
+      keyFile: z.string().min(1).optional(),
     })
+    .refine((p) => (p.key === undefined) !== (p.keyFile === undefined), 'give exactly one of key and keyFile')
     .optional(),
   /** Source IP(s) that identify this device on NoSec (private APN with static addressing). */
   ip: z
@@ -78,13 +85,18 @@ export interface Device {
   readonly ips: readonly string[];
 }
 
-export function toDevice(entry: z.infer<typeof deviceEntrySchema>): Device {
+export type DeviceEntry = z.infer<typeof deviceEntrySchema>;
+
+/** A device from its entry; `key` is the PSK read from the entry's `keyFile`, when it has one. */
+export function toDevice(entry: DeviceEntry, key?: Buffer): Device {
+  const psk = entry.psk;
+  const pskKey = psk?.key ?? key;
   return {
     id: entry.id,
     thing: entry.thing ?? entry.id,
     codec: entry.codec,
     paths: entry.paths,
-    psk: entry.psk,
+    psk: psk && pskKey ? { identity: psk.identity, key: pskKey } : undefined,
     ips: entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip],
   };
 }

@@ -11,7 +11,9 @@ import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { CapReporter, createMetricsRegistry, gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
+import { registerGatewayMetrics } from '../ops/gateway-metrics.js';
 import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
+import { socketErrorLog } from '../ops/socket-errors.js';
 import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
@@ -71,7 +73,6 @@ export async function startGateway(
   try {
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
-    gaugeFrom(metrics, 'cellgate_devices', 'Devices in the registry.', () => registry.size);
     const decoder = overrides.decoder ?? (await rawDecoder());
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
@@ -117,15 +118,10 @@ export async function startGateway(
         maxPeers: coap.peers.maxEntries,
         idleMs: 60_000,
         onCap: (n) => caps.hit('nosec_peers', n),
+        onSocketError: socketErrorLog(log, 'nosec'),
       });
       const listener = nosec;
       closers.push(() => listener.close());
-      gaugeFrom(
-        metrics,
-        'cellgate_nosec_peers',
-        'NoSec peers (addresses) tracked.',
-        () => listener.peerCount,
-      );
     }
 
     let draining = false;
@@ -135,6 +131,7 @@ export async function startGateway(
       if (!publisher.ready()) reasons.push('publisher not accepting');
       return reasons;
     };
+    registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec });
     const http = new HttpSidePort(metrics, { notReady }, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
     closers.push(() => http.close());
