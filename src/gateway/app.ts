@@ -67,9 +67,11 @@ export async function startGateway(
   const metrics = createMetricsRegistry();
   const caps = new CapReporter(metrics, log);
   const closers: (() => Promise<void> | void)[] = [];
-  const closeAll = async () => {
-    for (const c of closers.reverse()) await c();
-  };
+  let closed: Promise<void> | undefined;
+  const closeAll = () =>
+    (closed ??= (async () => {
+      for (const c of closers.reverse()) await c();
+    })());
   try {
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
