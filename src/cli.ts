@@ -8,6 +8,7 @@ import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
+import { healthcheck, healthcheckUrl } from './ops/healthcheck.js';
 import { exitOnTermination } from './ops/shutdown.js';
 import { packageVersion } from './ops/version.js';
 import { simulateCommand } from './sim/command.js';
@@ -20,6 +21,8 @@ Commands:
   config schema                print the config's JSON Schema
   config docs                  print the configuration reference (Markdown)
   simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
+  healthcheck [--config FILE] [--ready]
+                               exit 0 when the running gateway answers /healthz (or /readyz)
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
@@ -68,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'simulate':
       return simulateCommand(rest);
+    case 'healthcheck':
+      return healthcheck(healthcheckUrl(rest));
     case 'version':
     case '--version':
       process.stdout.write(packageVersion() + '\n');
