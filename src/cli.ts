@@ -18,7 +18,7 @@ const USAGE = `Usage: cellgate <command> [options]
 Commands:
   start [--config FILE]        run the gateway (FILE defaults to $CELLGATE_CONFIG)
   config check [--config FILE] validate a config file and print it with defaults filled in
-  config schema                print the config's JSON Schema
+  config schema [--draft-7]    print the config's JSON Schema (2020-12, or draft 7 for Helm and editors)
   config docs                  print the configuration reference (Markdown)
   simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
   healthcheck [--config FILE] [--ready]
@@ -63,7 +63,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       if (sub === 'schema') {
-        process.stdout.write(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input' }), null, 2) + '\n');
+        const target = args.includes('--draft-7') ? 'draft-7' : 'draft-2020-12';
+        process.stdout.write(
+          JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', target }), null, 2) + '\n',
+        );
         return 0;
       }
       process.stderr.write(USAGE);

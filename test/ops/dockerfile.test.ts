@@ -66,11 +66,12 @@ function dockerIgnored(patterns: string[], path: string): boolean {
       '^' +
         p
           .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-          .replace(/\*\*\//g, '\u0000')
+          .replace(/\*\*\//g, '\u0001')
           .replace(/\*\*/g, '.*')
           .replace(/\*/g, '[^/]*')
           .replace(/\?/g, '[^/]')
-          .replace(/\u0000/g, '(?:.*/)?') +
+          .split('\u0001')
+          .join('(?:.*/)?') +
         '(?:/.*)?$',
     );
   let ignored = false;
