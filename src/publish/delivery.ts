@@ -312,6 +312,10 @@ export class Delivery implements Publisher, AttemptListener {
       this.queueBytes -= job.bytes;
       this.compact();
       const now = this.now();
+      if (now >= job.start + this.opts.deadlineMs) {
+        this.expire(job);
+        continue;
+      }
       if (!this.breaker.allow(now)) {
         this.outcomes.breaker_open++;
         job.done(new PublishError(this.breakerMessage(), this.breaker.retryAfterSeconds(now)));
@@ -353,11 +357,16 @@ export class Delivery implements Publisher, AttemptListener {
       if (now < job.start + deadlineMs) break;
       this.queue[this.queueHead++] = undefined as unknown as Job;
       this.queueBytes -= job.bytes;
-      this.outcomes.failed++;
-      job.done(new PublishError(`${this.type} publish timed out waiting in the queue`, 1));
+      this.expire(job);
     }
     this.compact();
     if (this.closed && this.idle && this.active === 0 && this.queued() === 0) this.idle();
+  }
+
+  /** A queued message ran out of time before it could be tried. */
+  private expire(job: Job): void {
+    this.outcomes.failed++;
+    job.done(new PublishError(`${this.type} publish timed out waiting in the queue`, 1));
   }
 
   /** The breaker just opened: answer the queue at once instead of letting it wait. */
