@@ -8,6 +8,7 @@ import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { AwsIotSink } from './aws-iot.js';
 import { Delivery } from './delivery.js';
 import { FilePublisher } from './file.js';
+import { Outbox } from './outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 import { NullPublisher, StdoutPublisher } from './stream.js';
 
@@ -33,6 +34,13 @@ async function createSinkPublisher(config: PublisherConfig, deps: PublisherDeps)
   }
 }
 
-export function createPublisher(config: PublisherConfig, deps: PublisherDeps): Promise<Publisher> {
-  return createSinkPublisher(config, deps);
+export async function createPublisher(config: PublisherConfig, deps: PublisherDeps): Promise<Publisher> {
+  const sink = await createSinkPublisher(config, deps);
+  if (config.ack !== 'after-outbox') return sink;
+  try {
+    return await Outbox.open(sink, config.outbox, deps);
+  } catch (err) {
+    await sink.close();
+    throw err;
+  }
 }
