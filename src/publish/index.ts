@@ -8,6 +8,7 @@ import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { AwsIotSink } from './aws-iot.js';
 import { Delivery } from './delivery.js';
 import { FilePublisher } from './file.js';
+import { MqttSink } from './mqtt.js';
 import { Outbox } from './outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 import { NullPublisher, StdoutPublisher } from './stream.js';
@@ -30,7 +31,7 @@ async function createSinkPublisher(config: PublisherConfig, deps: PublisherDeps)
     case 'aws-iot':
       return new Delivery(await AwsIotSink.fromConfig(config, deps.log), config, deps);
     case 'mqtt':
-      throw new Error('mqtt publisher: not built yet');
+      return new Delivery(await MqttSink.fromConfig(config, deps.log, deps.metrics), config, deps);
   }
 }
 
