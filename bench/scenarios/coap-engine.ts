@@ -5,6 +5,7 @@
  */
 import { Code, DEFAULT_TRANSMISSION, MessageType, Option } from '../../src/coap/constants.js';
 import { CoapEndpoint } from '../../src/coap/endpoint.js';
+import { DedupCache } from '../../src/coap/dedup.js';
 import { encodeMessage } from '../../src/coap/message.js';
 import rawCodec from '../../codecs/raw/index.js';
 import { toDevice } from '../../src/devices/device.js';
@@ -114,12 +115,42 @@ export async function engineCostMicros(
   return { cpuMicros: (cpu.user + cpu.system) / exchanges, wallMicros: (wall * 1000) / exchanges };
 }
 
+/** Heap bytes per dedup entry holding a typical piggybacked ACK, measured, next to what the cap charges. */
+export function dedupEntryBytes(n = 200_000): { measured: number; accounted: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage();
+  const cache = new DedupCache(n, Number.MAX_SAFE_INTEGER, () => undefined);
+  const keys = Array.from({ length: 100 }, (_, i) => `udp:10.0.0.${i}:5683`);
+  for (let i = 0; i < n; i++) {
+    const e = cache.add(keys[i % 100], Math.floor(i / 100), Date.now() + 1e6);
+    cache.setResponse(
+      e,
+      encodeMessage({
+        type: MessageType.ACK,
+        code: Code.CHANGED,
+        messageId: i & 0xffff,
+        token: Buffer.from([1, 2, 3, 4]),
+      }),
+    );
+  }
+  gc?.();
+  const after = process.memoryUsage();
+  const measured = (after.heapUsed - before.heapUsed + after.external - before.external) / n;
+  return { measured: Math.round(measured), accounted: Math.round(cache.byteSize / n) };
+}
+
 export const coapEngine: Scenario = {
   name: 'engine',
   description: 'CPU per exchange in-process (CoAP engine + gateway + null sink, no sockets)',
   async run(ctx) {
+    const d = dedupEntryBytes();
     const r = await engineCostMicros(ctx.quick ? 300_000 : 2_000_000);
     ctx.log(`engine: ${r.cpuMicros.toFixed(2)} µs CPU per exchange (${r.wallMicros.toFixed(2)} µs wall)`);
-    ctx.record('engine', r);
+    const d = dedupEntryBytes();
+    ctx.log(
+      `dedup: ${d.measured} bytes per remembered exchange measured, ${d.accounted} charged against coap.dedup.maxBytes`,
+    );
+    ctx.record('engine', { ...r, dedupEntryBytes: d });
   },
 };
