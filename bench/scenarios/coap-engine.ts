@@ -147,7 +147,6 @@ export const coapEngine: Scenario = {
     const d = dedupEntryBytes();
     const r = await engineCostMicros(ctx.quick ? 300_000 : 2_000_000);
     ctx.log(`engine: ${r.cpuMicros.toFixed(2)} µs CPU per exchange (${r.wallMicros.toFixed(2)} µs wall)`);
-    const d = dedupEntryBytes();
     ctx.log(
       `dedup: ${d.measured} bytes per remembered exchange measured, ${d.accounted} charged against coap.dedup.maxBytes`,
     );
