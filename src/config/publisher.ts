@@ -151,24 +151,26 @@ const delivery = {
 };
 
 const fileSink = z.strictObject({
-  type: z.literal('file'),
+  type: z.literal('file').describe('Append JSON lines to a file.'),
   path: z.string().default('uplinks.jsonl').describe('JSON-lines file each uplink is appended to.'),
   fsync: z.boolean().default(false).describe('fsync after each write batch before acknowledging.'),
   ...common,
 });
 
 const stdoutSink = z.strictObject({
-  type: z.literal('stdout'),
+  type: z.literal('stdout').describe('Write JSON lines to standard output.'),
   ...common,
 });
 
 const nullSink = z.strictObject({
-  type: z.literal('null'),
+  type: z.literal('null').describe('Accept and drop (benchmarks).'),
   ...common,
 });
 
 const awsIotSink = z.strictObject({
-  type: z.literal('aws-iot'),
+  type: z
+    .literal('aws-iot')
+    .describe('Publish to AWS IoT Core through the IoT Data Plane HTTPS API (SigV4).'),
   endpoint: z
     .string()
     .default('')
@@ -213,7 +215,7 @@ const tlsSchema = z
   .prefault({});
 
 const mqttSink = z.strictObject({
-  type: z.literal('mqtt'),
+  type: z.literal('mqtt').describe('Publish to an MQTT broker (3.1.1 or 5, TCP or TLS).'),
   url: z
     .string()
     .default('mqtt://127.0.0.1:1883')

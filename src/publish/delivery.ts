@@ -6,10 +6,15 @@
  * A sink does one attempt at a time per message and reports it with `settle`; everything else lives here.
  * Hot path: one Job per message, no closures or promises here; counts are plain numbers read at scrape time.
  */
-import { Histogram } from 'prom-client';
 import type { DeliveryConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
-import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
+import {
+  counterFrom,
+  FastHistogram,
+  gaugeFrom,
+  type CapReporter,
+  type MetricsRegistry,
+} from '../ops/metrics.js';
 import { backoffDelay } from './backoff.js';
 import { BreakerState, CircuitBreaker } from './breaker.js';
 import {
@@ -118,7 +123,7 @@ export class Delivery implements Publisher, AttemptListener {
     rejected: 0,
   };
   private retries = 0;
-  private readonly latency: Histogram;
+  private readonly latency: FastHistogram;
   private readonly log: Logger;
   private readonly caps: CapReporter;
 
@@ -185,12 +190,12 @@ export class Delivery implements Publisher, AttemptListener {
       'Times the circuit breaker opened.',
       () => this.breaker.opened,
     );
-    this.latency = new Histogram({
-      name: 'cellgate_publish_duration_seconds',
-      help: 'Time from accepting a message to the sink accepting it, retries included.',
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    this.latency = new FastHistogram(
+      r,
+      'cellgate_publish_sink_seconds',
+      'Time from a message entering the publisher until the sink accepted it, queue wait and retries included.',
+      LATENCY_BUCKETS,
+    );
   }
 
   ready(): boolean {
