@@ -9,6 +9,7 @@
  * breaker are in `Delivery`.
  */
 import { IoTDataPlaneClient, type IoTDataPlaneClientConfig } from '@aws-sdk/client-iot-data-plane';
+import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { AwsIotPublisherConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
@@ -42,6 +43,8 @@ export interface AwsIotSinkOptions {
   /** Credentials to use instead of the SDK's default provider chain. */
   credentials?: IoTDataPlaneClientConfig['credentials'];
   maxPayloadBytes?: number;
+  /** Extra CA certificates (PEM) to trust for the endpoint, besides the system's. */
+  ca?: Buffer;
 }
 
 interface SignableRequest {
@@ -87,6 +90,7 @@ export class AwsIotSink implements Sink {
       // Time-outs are enforced by Delivery (it aborts the attempt); these only stop a stuck socket.
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(opts.ca ? { connect: { ca: [...rootCertificates, opts.ca.toString()] } } : {}),
     });
     this.query = { contentType: 'application/json', qos: String(opts.qos) };
     this.queryString = `?contentType=application%2Fjson&qos=${opts.qos}`;

@@ -1,13 +1,16 @@
 /** The aws-iot publisher against the test IoT Data Plane server (SigV4-checked), next to the real SDK. */
+import { readFileSync } from 'node:fs';
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { endpointUrl } from '../../src/publish/aws-iot.js';
+import { AwsIotSink, endpointUrl } from '../../src/publish/aws-iot.js';
+import { Delivery } from '../../src/publish/delivery.js';
 import { createPublisher } from '../../src/publish/index.js';
 import { publishPath, regionOfEndpoint } from '../../src/publish/iot-wire.js';
 import type { Publisher } from '../../src/publish/publisher.js';
 import { FAULTS, IotDataPlaneServer, TEST_CREDENTIAL } from '../support/iot-data-plane-server.js';
-import { deps, message, metricValue, publish, sleep } from './helpers.js';
+import { makePki, removePki } from '../support/mosquitto.js';
+import { delivery, deps, message, metricValue, publish, sleep } from './helpers.js';
 
 // The publisher takes credentials from the SDK's default provider chain: here, the environment.
 process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIAL.accessKeyId;
@@ -106,6 +109,55 @@ describe('aws-iot publisher', () => {
       await p.close();
     } finally {
       await wrong.close();
+    }
+  });
+
+  it('signs with temporary credentials (session token), as IRSA and Pod Identity hand out', async () => {
+    const temp = {
+      accessKeyId: 'ASIATEMPORARY',
+      secretAccessKey: 'temp-secret',
+      sessionToken: 'token/with+chars=',
+    };
+    const tempServer = await IotDataPlaneServer.start({ credentials: [temp] });
+    try {
+      const log = deps().log;
+      const sink = await AwsIotSink.create(
+        { endpoint: new URL(tempServer.url), region: 'us-east-1', qos: 1, connections: 2, credentials: temp },
+        log,
+      );
+      const d = new Delivery(sink, delivery(), deps());
+      expect(await publish(d, message('temp'))).toBeNull();
+      expect(tempServer.publishes[0]).toMatchObject({ accessKeyId: 'ASIATEMPORARY' });
+      await d.close();
+    } finally {
+      await tempServer.close();
+    }
+  });
+
+  it('publishes over HTTPS', async () => {
+    const pki = makePki();
+    const tlsServer = await IotDataPlaneServer.start({
+      tls: { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) },
+    });
+    try {
+      const sink = await AwsIotSink.create(
+        {
+          endpoint: new URL(tlsServer.url),
+          region: 'us-east-1',
+          qos: 1,
+          connections: 2,
+          ca: readFileSync(pki.ca),
+        },
+        deps().log,
+      );
+      const d = new Delivery(sink, delivery(), deps());
+      expect(tlsServer.url).toMatch(/^https:/);
+      expect(await publish(d, message('over-tls'))).toBeNull();
+      expect(tlsServer.publishes[0].userProperties).toContainEqual(['messageId', 'over-tls']);
+      await d.close();
+    } finally {
+      await tlsServer.close();
+      removePki(pki);
     }
   });
 

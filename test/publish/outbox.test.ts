@@ -7,7 +7,7 @@ import {
   writeFileSync,
   appendFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OutboxConfig } from '../../src/config/publisher.js';
@@ -306,5 +306,24 @@ describe('Outbox', () => {
     const outbox = await Outbox.open(new GateSink(), outboxConfig(tempDir()), deps());
     await outbox.close();
     expect((await publish(outbox, message('late')))?.message).toMatch(/closed/);
+  });
+});
+
+describe('outbox folder lock', () => {
+  it('refuses a folder already open in this process or owned by another host, and takes over a dead owner', async () => {
+    const dir = tempDir();
+    const first = await Outbox.open(new GateSink(), outboxConfig(dir), deps());
+    await expect(Outbox.open(new GateSink(), outboxConfig(dir), deps())).rejects.toThrow(/already open/);
+    await first.close();
+
+    writeFileSync(join(dir, 'lock'), 'some-other-pod 1\n');
+    await expect(Outbox.open(new GateSink(), outboxConfig(dir), deps())).rejects.toThrow(
+      /belongs to host some-other-pod/,
+    );
+
+    writeFileSync(join(dir, 'lock'), `${hostname()} 999999999\n`); // no such process
+    const again = await Outbox.open(new GateSink(), outboxConfig(dir), deps());
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(`${hostname()} ${process.pid}\n`);
+    await again.close();
   });
 });

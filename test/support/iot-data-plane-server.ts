@@ -8,6 +8,7 @@
  * In-process: `await IotDataPlaneServer.start()`. As a separate process: `iot-data-plane-server-main.ts`.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ShadowStore, type ShadowAnswer } from './shadow-store.js';
 import { verifySigV4, type Credential } from './sigv4.js';
@@ -71,6 +72,8 @@ export interface ServerOptions {
   verify?: boolean;
   /** How far this server's clock is ahead of the machine's (to test clock-skew correction). */
   clockOffsetMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface ServerStats {
@@ -115,6 +118,7 @@ export class IotDataPlaneServer {
   private readonly region: string;
   private readonly record: boolean;
   private readonly verify: boolean;
+  private readonly scheme: string;
   /** How far this server's clock is ahead of the machine's; may be changed while running. */
   clockOffsetMs: number;
 
@@ -127,10 +131,13 @@ export class IotDataPlaneServer {
     this.record = opts.record ?? true;
     this.verify = opts.verify ?? true;
     this.clockOffsetMs = opts.clockOffsetMs ?? 0;
+    this.scheme = opts.tls ? 'https' : 'http';
   }
 
   static async start(opts: ServerOptions = {}): Promise<IotDataPlaneServer> {
-    const server = http.createServer();
+    const server = opts.tls
+      ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert })
+      : http.createServer();
     server.keepAliveTimeout = 60_000;
     server.headersTimeout = 65_000;
     const s = new IotDataPlaneServer(server, opts);
@@ -146,9 +153,9 @@ export class IotDataPlaneServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** `http://127.0.0.1:<port>`: the SDK's `endpoint`. */
+  /** `http://127.0.0.1:<port>` (or https): the SDK's `endpoint`. */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
   /** Applies `fault` to the next `count` requests on `route` (Infinity: until `clearFaults`). */

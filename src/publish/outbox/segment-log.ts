@@ -8,8 +8,9 @@
  * not delivered, cuts off a torn tail left by a crash mid-write, and resumes. Delivered segments are
  * deleted once the cursor that covers them is saved.
  */
-import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../../ops/logger.js';
 import { PublishError } from '../publisher.js';
 import { crc32, decodeRecord, type StoredMessage } from './record.js';
@@ -31,6 +32,9 @@ interface Segment {
 
 const SEGMENT_RE = /^(\d{20})\.seg$/;
 const CURSOR_FILE = 'cursor';
+const LOCK_FILE = 'lock';
+/** Outbox folders this process has open. */
+const OPEN_DIRS = new Set<string>();
 const CURSOR_MAGIC = 0x43475442; // "CGTB"
 const MAX_WRITE = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
@@ -92,8 +96,13 @@ export class SegmentLog {
     log: Logger,
   ): Promise<{ log: SegmentLog; report: RecoveryReport }> {
     const s = new SegmentLog(opts, log);
-    const report = await s.recover();
-    return { log: s, report };
+    try {
+      return { log: s, report: await s.recover() };
+    } catch (err) {
+      await (s.writer as FileHandle | undefined)?.close().catch(() => undefined);
+      OPEN_DIRS.delete(resolve(opts.dir));
+      throw err;
+    }
   }
 
   /** Bytes the log holds on disk (delivered segments go once the cursor passes them). */
@@ -284,6 +293,7 @@ export class SegmentLog {
   private async recover(): Promise<RecoveryReport> {
     const dir = this.opts.dir;
     await mkdir(dir, { recursive: true });
+    await this.lock();
     const bases = (await readdir(dir))
       .map((f) => SEGMENT_RE.exec(f)?.[1])
       .filter((b): b is string => b !== undefined)
@@ -345,6 +355,48 @@ export class SegmentLog {
     await this.reader?.fh.close();
     this.reader = undefined;
     await this.writer.close();
+    await unlink(join(this.opts.dir, LOCK_FILE)).catch(() => undefined);
+    OPEN_DIRS.delete(resolve(this.opts.dir));
+  }
+
+  /**
+   * Claims the folder: one process, one outbox. A lock left by this host (a restarted container, a crashed
+   * process) is taken over unless its process still runs; a lock of another host means the folder is shared
+   * between replicas, which would mix their logs, so the outbox refuses to open.
+   */
+  private async lock(): Promise<void> {
+    const dir = resolve(this.opts.dir);
+    if (OPEN_DIRS.has(dir)) throw new Error(`outbox ${dir} is already open in this process`);
+    const path = join(dir, LOCK_FILE);
+    const me = `${hostname()} ${process.pid}`;
+    let held: string | undefined;
+    try {
+      held = (await readFile(path, 'utf8')).trim();
+    } catch {
+      held = undefined;
+    }
+    if (held && held !== me) {
+      const [host, pidText] = held.split(' ');
+      const pid = Number(pidText);
+      if (host !== hostname())
+        throw new Error(
+          `outbox ${dir} belongs to host ${host}: give each gateway process its own outbox folder`,
+        );
+      if (pid !== process.pid && pidAlive(pid))
+        throw new Error(`outbox ${dir} is in use by process ${pid} on this host`);
+    }
+    await writeFile(path, `${me}\n`);
+    OPEN_DIRS.add(dir);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
