@@ -4,24 +4,13 @@
  * on one core; the load generator and the IoT Data Plane server share the other. The per-core figure is
  * uplinks per CPU-second of the gateway process.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
+import { coapLoad, writeGatewayConfig } from '../lib/gateway.js';
+import { cpuSeconds, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 import { benchCredentials, startIotServer } from './publish.js';
 
 const DEVICES = 100;
-
-interface LoadResult {
-  rate: number;
-  exchanges: number;
-  errors: number;
-  lost: number;
-  p50ms: number;
-  p99ms: number;
-  seconds: number;
-}
 
 async function gatewayRun(
   ctx: BenchContext,
@@ -29,40 +18,20 @@ async function gatewayRun(
   ack: 'after-publish' | 'after-outbox',
   port: number,
 ) {
-  const dir = ctx.tmp(`coap-iot-${ack}`);
-  writeFileSync(
-    join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}` }))),
-  );
-  writeFileSync(
-    join(dir, 'gw.yaml'),
-    stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true },
-      http: { bind: '127.0.0.1', port: 0 },
-      devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'aws-iot', endpoint, region: 'us-east-1', ack, outbox: { dir: 'outbox' } },
-      log: { level: 'error' },
-    }),
-  );
-  const gw = spawnPinned(
-    0,
-    process.execPath,
-    [join(ctx.dist, 'src/cli.js'), 'start', '--config', join(dir, 'gw.yaml')],
-    {
-      env: { ...process.env, ...benchCredentials },
-    },
-  );
+  const config = writeGatewayConfig(ctx, `coap-iot-${ack}`, port, DEVICES, {
+    type: 'aws-iot',
+    endpoint,
+    region: 'us-east-1',
+    ack,
+    outbox: { dir: 'outbox' },
+  });
+  const gw = spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
+    env: { ...process.env, ...benchCredentials },
+  });
   try {
     await waitForCoap(port);
     const cpu0 = cpuSeconds(gw.pid);
-    const load = spawnPinned(1, process.execPath, [
-      join(ctx.dist, 'bench/coap-load.js'),
-      '--port',
-      String(port),
-      '--devices',
-      String(DEVICES),
-      '--payload',
-      '20',
+    const r = await coapLoad(ctx, port, DEVICES, [
       '--id-prefix',
       'dev',
       '--seconds',
@@ -70,7 +39,6 @@ async function gatewayRun(
       '--warmup',
       '1',
     ]);
-    const r = JSON.parse((await output(load)).trim().split('\n').pop() as string) as LoadResult;
     const cpu = cpuSeconds(gw.pid) - cpu0;
     const perCpu = cpu > 0 ? Math.round(r.exchanges / cpu) : 0;
     ctx.log(

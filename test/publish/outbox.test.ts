@@ -13,47 +13,29 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { OutboxConfig } from '../../src/config/publisher.js';
 import { Outbox } from '../../src/publish/outbox/outbox.js';
 import { crc32, decodeRecord, encodeRecord, StoredMessage } from '../../src/publish/outbox/record.js';
-import {
-  messageBody,
-  PublishError,
-  type PublishCallback,
-  type PublishMessage,
-  type Publisher,
-} from '../../src/publish/publisher.js';
+import { messageBody, type PublishError } from '../../src/publish/publisher.js';
+import { RecordingPublisher } from '../support/recording-publisher.js';
 import { deps, message, metricValue, publish, sleep } from './helpers.js';
 
-/** A sink the test switches between accepting and failing; it records what it accepted, in order. */
-class GateSink implements Publisher {
-  readonly type = 'gate';
-  accepted: PublishMessage[] = [];
-  attempts = 0;
-  up = true;
+/** A recording sink that stays ready while it fails, so the outbox waits only the Max-Age (0 s) between tries. */
+class GateSink extends RecordingPublisher {
   closed = false;
-  /** Answer later instead of at once. */
-  async_ = false;
 
-  ready(): boolean {
+  override ready(): boolean {
     return true;
   }
 
-  publish(msg: PublishMessage, done: PublishCallback): void {
-    this.attempts++;
-    const answer = () => {
-      if (!this.up) return done(new PublishError('sink is down', 0));
-      this.accepted.push(msg);
-      done(null);
-    };
-    if (this.async_) setImmediate(answer);
-    else answer();
+  set up(up: boolean) {
+    this.failWithRetryAfter = up ? undefined : 0;
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     this.closed = true;
     return Promise.resolve();
   }
 
   ids(): string[] {
-    return this.accepted.map((m) => m.id);
+    return this.messages.map((m) => m.id);
   }
 }
 
@@ -142,7 +124,7 @@ describe('Outbox', () => {
     expect(errs.every((e) => e === null)).toBe(true);
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(outbox.pending()).toBe(200);
-    expect(sink.accepted).toHaveLength(0);
+    expect(sink.messages).toHaveLength(0);
     expect(await metricValue(d.metrics, 'cellgate_outbox_messages')).toBe(200);
 
     sink.up = true;
@@ -155,11 +137,11 @@ describe('Outbox', () => {
 
   it('keeps log order with a sink that answers later', async () => {
     const sink = new GateSink();
-    sink.async_ = true;
+    sink.delayMs = 1;
     const outbox = await Outbox.open(sink, outboxConfig(tempDir(), { maxInFlight: 8 }), deps());
     const ids = Array.from({ length: 300 }, (_, i) => `o${i}`);
     for (const id of ids) outbox.publish(message(id), () => {});
-    await until(() => sink.accepted.length === ids.length);
+    await until(() => sink.messages.length === ids.length);
     expect(sink.ids()).toEqual(ids);
     await outbox.close();
   });
@@ -179,7 +161,7 @@ describe('Outbox', () => {
     expect(sink.ids()).toEqual(Array.from({ length: 50 }, (_, i) => `r${i}`));
     // and new messages still go in after the recovered ones
     expect(await publish(second, message('after'))).toBeNull();
-    await until(() => sink.accepted.length === 51);
+    await until(() => sink.messages.length === 51);
     await second.close();
 
     const third = await Outbox.open(new GateSink(), outboxConfig(dir), deps());
@@ -205,7 +187,7 @@ describe('Outbox', () => {
     expect(statSync(seg).size).toBe(good);
     expect(second.pending()).toBe(10);
     expect(await publish(second, message('t10'))).toBeNull();
-    await until(() => sink.accepted.length === 11);
+    await until(() => sink.messages.length === 11);
     expect(sink.ids()).toEqual(Array.from({ length: 11 }, (_, i) => `t${i}`));
     await second.close();
   });
@@ -223,7 +205,7 @@ describe('Outbox', () => {
     sink.up = true;
     await until(() => outbox.pending() === 0);
     expect(sink.ids()).toEqual(['big', ...Array.from({ length: 100 }, (_, i) => `s${i}`)]);
-    expect(sink.accepted[0].body?.equals(big.body)).toBe(true);
+    expect(sink.messages[0].body?.equals(big.body)).toBe(true);
     await until(() => segmentFiles(dir).length === 1);
     await outbox.close();
   });
@@ -297,7 +279,7 @@ describe('Outbox', () => {
     writeFileSync(join(dir, 'cursor'), 'garbage-garbage!');
     const again = new GateSink();
     const second = await Outbox.open(again, outboxConfig(dir), deps());
-    await until(() => again.accepted.length === 5);
+    await until(() => again.messages.length === 5);
     expect(again.ids()).toEqual(['d0', 'd1', 'd2', 'd3', 'd4']);
     await second.close();
   });

@@ -12,6 +12,7 @@ import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHan
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../../ops/logger.js';
+import { GroupCommit } from '../group-commit.js';
 import { PublishError } from '../publisher.js';
 import { crc32, decodeRecord, type StoredMessage } from './record.js';
 
@@ -68,12 +69,7 @@ export class SegmentLog {
   end = 0;
   /** Saved delivery position: everything before it was delivered. */
   cursor = 0;
-  private pending: Buffer[] = [];
-  private pendingCallbacks: AppendCallback[] = [];
-  /** Bytes waiting for the next commit. */
-  pendingBytes = 0;
-  private writing = false;
-  private idleWaiters: (() => void)[] = [];
+  private readonly commitQueue = new GroupCommit((batch, bytes) => this.writeBatch(batch, bytes), MAX_WRITE);
   /** Set once a failed write could not be undone: the log refuses appends. */
   broken: PublishError | null = null;
   /** Called after each commit (the drain listens). */
@@ -114,59 +110,45 @@ export class SegmentLog {
     return this.segments.length;
   }
 
+  /** Bytes waiting for the next commit. */
+  get pendingBytes(): number {
+    return this.commitQueue.pendingBytes;
+  }
+
   /** Appends one encoded record; `done` runs once it is committed (or failed). */
   append(record: Buffer, done: AppendCallback): void {
     if (this.broken) return done(this.broken);
-    this.pending.push(record);
-    this.pendingCallbacks.push(done);
-    this.pendingBytes += record.length;
-    if (!this.writing) void this.flush();
+    this.commitQueue.add(record, done);
   }
 
-  private async flush(): Promise<void> {
-    this.writing = true;
-    while (this.pending.length > 0 && !this.broken) {
-      let take = 0;
-      let bytes = 0;
-      while (take < this.pending.length && (take === 0 || bytes + this.pending[take].length <= MAX_WRITE)) {
-        bytes += this.pending[take].length;
-        take++;
-      }
-      const batch = this.pending.splice(0, take);
-      const callbacks = this.pendingCallbacks.splice(0, take);
-      this.pendingBytes -= bytes;
-      const t0 = performance.now();
-      let err: PublishError | null = null;
-      try {
-        if (this.activeSize >= this.opts.segmentBytes) await this.roll();
-        const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, bytes);
-        let written = 0;
-        while (written < bytes) {
-          const r = await this.writer.write(buf, written, bytes - written, this.activeSize + written);
-          written += r.bytesWritten;
-        }
-        if (this.opts.fsync) await this.writer.datasync();
-        this.activeSize += bytes;
-        this.end += bytes;
-        this.commits++;
-        this.onCommitTime((performance.now() - t0) / 1000);
-      } catch (e) {
-        err = new PublishError(`outbox write failed: ${(e as Error).message}`, 5, { cause: e });
-        await this.undoFailedWrite(e as Error);
-        this.onAppendFailed(callbacks.length);
-      }
-      for (const cb of callbacks) cb(err);
-      if (!err) this.onCommit();
-    }
+  /** Writes (and syncs) one group of records at the end of the log, starting a new segment when due. */
+  private async writeBatch(batch: Buffer[], bytes: number): Promise<PublishError | null> {
     if (this.broken) {
-      const callbacks = this.pendingCallbacks.splice(0);
-      this.pending.length = 0;
-      this.pendingBytes = 0;
-      this.onAppendFailed(callbacks.length);
-      for (const cb of callbacks) cb(this.broken);
+      this.onAppendFailed(batch.length);
+      return this.broken;
     }
-    this.writing = false;
-    for (const w of this.idleWaiters.splice(0)) w();
+    const t0 = performance.now();
+    try {
+      if (this.activeSize >= this.opts.segmentBytes) await this.roll();
+      const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, bytes);
+      let written = 0;
+      while (written < bytes) {
+        const r = await this.writer.write(buf, written, bytes - written, this.activeSize + written);
+        written += r.bytesWritten;
+      }
+      if (this.opts.fsync) await this.writer.datasync();
+      this.activeSize += bytes;
+      this.end += bytes;
+      this.commits++;
+      this.onCommitTime((performance.now() - t0) / 1000);
+      this.onCommit();
+      return null;
+    } catch (e) {
+      await this.undoFailedWrite(e as Error);
+      this.onAppendFailed(batch.length);
+      if (this.broken) this.onAppendFailed(this.commitQueue.failPending(this.broken));
+      return new PublishError(`outbox write failed: ${(e as Error).message}`, 5, { cause: e });
+    }
   }
 
   /** A write or sync failed: cut the segment back to what was committed, or give up on the log. */
@@ -345,8 +327,8 @@ export class SegmentLog {
   }
 
   /** Resolves once every append so far is committed or failed. */
-  async idle(): Promise<void> {
-    while (this.writing) await new Promise<void>((r) => this.idleWaiters.push(r));
+  idle(): Promise<void> {
+    return this.commitQueue.idle();
   }
 
   /** Waits for the writes in flight, then closes the files. */
