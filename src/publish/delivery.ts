@@ -225,7 +225,7 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.breaker.state(now) === BreakerState.Open) return this.refuseOpen(done, now);
     const q = this.opts.queue;
     if (this.queued() >= q.maxEntries || this.queueBytes + bytes > q.maxBytes) {
-      this.caps.hit('publisher.queue');
+      this.caps.hit('publish_queue');
       return this.refuse('queue_full', done, new PublishError(`${this.type} publish queue is full`, 1));
     }
     this.queue.push(new Job(msg, done, bytes, now));

@@ -135,7 +135,7 @@ describe('Delivery', () => {
     bytesCapped.publish(message('b'), (e) => e2.push(e));
     expect(e2).toHaveLength(1);
     expect(String(e2[0])).toMatch(/queue is full/);
-    expect(await metricValue(dp.metrics, 'cellgate_cap_hits_total', { cap: 'publisher.queue' })).toBe(1);
+    expect(await metricValue(dp.metrics, 'cellgate_cap_hits_total', { cap: 'publish_queue' })).toBe(1);
     expect(await metricValue(dp.metrics, 'cellgate_publish_total', { outcome: 'queue_full' })).toBe(1);
   });
 

@@ -224,7 +224,7 @@ describe('Outbox', () => {
     expect(refused?.message).toMatch(/outbox is full/);
     expect(refused?.retryAfterSeconds).toBe(30);
     expect(outbox.ready()).toBe(false);
-    expect(await metricValue(d.metrics, 'cellgate_cap_hits_total', { cap: 'publisher.outbox' })).toBe(1);
+    expect(await metricValue(d.metrics, 'cellgate_cap_hits_total', { cap: 'outbox_size' })).toBe(1);
     sink.up = true;
     await until(() => outbox.ready());
     await outbox.close();

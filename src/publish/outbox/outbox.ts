@@ -138,11 +138,11 @@ export class Outbox implements Publisher {
       return this.refuse('too_large', done, new PublishError((e as Error).message, 30));
     }
     if (this.full(rec.length)) {
-      this.deps.caps.hit('publisher.outbox');
+      this.deps.caps.hit('outbox_size');
       return this.refuse('full', done, new PublishError('outbox is full', 30));
     }
     if (this.segments.pendingBytes + rec.length > this.config.maxPendingBytes) {
-      this.deps.caps.hit('publisher.outbox.memory');
+      this.deps.caps.hit('outbox_pending_bytes');
       return this.refuse('memory', done, new PublishError('outbox writes are backed up', 1));
     }
     this.records++;
