@@ -247,7 +247,7 @@ export class Delivery implements Publisher, AttemptListener {
     job.lastFailure = failure;
     if (failure.kind === 'rejected') {
       this.breaker.success();
-      return this.finish(job, 'rejected', this.failedError(job, now));
+      return this.finish(job, 'rejected', this.failedError(job, now, true));
     }
     if (failure.kind !== 'stale' && this.breaker.failure(now)) {
       this.onBreakerOpen(now);
@@ -408,7 +408,7 @@ export class Delivery implements Publisher, AttemptListener {
     return `${this.type} publisher is failing; circuit breaker open`;
   }
 
-  private failedError(job: Job, now: number): PublishError {
+  private failedError(job: Job, now: number, permanent = false): PublishError {
     const f = job.lastFailure;
     const what = f ? `${f.kind}: ${f.message}` : 'unknown failure';
     const retryAfter =
@@ -418,6 +418,7 @@ export class Delivery implements Publisher, AttemptListener {
     return new PublishError(
       `${this.type} publish failed after ${job.attempt} attempt(s): ${what}`,
       retryAfter,
+      { permanent },
     );
   }
 }

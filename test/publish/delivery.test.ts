@@ -162,6 +162,7 @@ describe('Delivery', () => {
     const err = await publish(d, message('m'));
     expect(err?.message).toMatch(/after 4 attempt\(s\): server: HTTP 503/);
     expect(err?.retryAfterSeconds).toBe(1);
+    expect(err?.permanent).toBe(false);
     expect(sink.started).toHaveLength(4);
   });
 
@@ -172,7 +173,9 @@ describe('Delivery', () => {
       delivery({ breaker: { failureThreshold: 1, openMs: 1000, maxOpenMs: 1000 } }),
       deps(),
     );
-    expect((await publish(d, message('a')))?.message).toMatch(/rejected: HTTP 413/);
+    const err = await publish(d, message('a'));
+    expect(err?.message).toMatch(/rejected: HTTP 413/);
+    expect(err?.permanent).toBe(true);
     expect((await publish(d, message('b')))?.message).toMatch(/rejected/);
     expect(sink.started).toHaveLength(2);
     expect(d.ready()).toBe(true);

@@ -13,7 +13,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { OutboxConfig } from '../../src/config/publisher.js';
 import { Outbox } from '../../src/publish/outbox/outbox.js';
 import { crc32, decodeRecord, encodeRecord, StoredMessage } from '../../src/publish/outbox/record.js';
-import { messageBody, type PublishError } from '../../src/publish/publisher.js';
+import {
+  messageBody,
+  PublishError,
+  type PublishCallback,
+  type PublishMessage,
+} from '../../src/publish/publisher.js';
 import { RecordingPublisher } from '../support/recording-publisher.js';
 import { deps, message, metricValue, publish, sleep } from './helpers.js';
 
@@ -282,6 +287,23 @@ describe('Outbox', () => {
     await until(() => again.messages.length === 5);
     expect(again.ids()).toEqual(['d0', 'd1', 'd2', 'd3', 'd4']);
     await second.close();
+  });
+
+  it('drops a message the sink refuses for good instead of blocking the log behind it', async () => {
+    class Picky extends GateSink {
+      override publish(msg: PublishMessage, done: PublishCallback): void {
+        if (msg.id === 'poison') return done(new PublishError('HTTP 413', 30, { permanent: true }));
+        super.publish(msg, done);
+      }
+    }
+    const sink = new Picky();
+    const d = deps();
+    const outbox = await Outbox.open(sink, outboxConfig(tempDir()), d);
+    for (const id of ['a', 'poison', 'b']) expect(await publish(outbox, message(id))).toBeNull();
+    await until(() => outbox.pending() === 0);
+    expect(sink.ids()).toEqual(['a', 'b']);
+    expect(await metricValue(d.metrics, 'cellgate_outbox_dropped_total')).toBe(1);
+    await outbox.close();
   });
 
   it('refuses after close', async () => {

@@ -75,6 +75,7 @@ export class Outbox implements Publisher {
   private appended = 0;
   private delivered_ = 0;
   private deliveryFailures = 0;
+  private dropped = 0;
   private readonly refused: Record<Refusal, number> = {
     full: 0,
     memory: 0,
@@ -135,7 +136,7 @@ export class Outbox implements Publisher {
     try {
       rec = encodeRecord(msg, Date.now());
     } catch (e) {
-      return this.refuse('too_large', done, new PublishError((e as Error).message, 30));
+      return this.refuse('too_large', done, new PublishError((e as Error).message, 30, { permanent: true }));
     }
     if (this.full(rec.length)) {
       this.deps.caps.hit('outbox_size');
@@ -238,7 +239,16 @@ export class Outbox implements Publisher {
   /** @internal The sink's answer for one record. */
   delivered(slot: Slot, err: PublishError | null): void {
     this.sending--;
-    if (err) {
+    if (err?.permanent) {
+      // The sink refused this message itself (too large, invalid topic): holding it would block the log.
+      this.dropped++;
+      this.deps.log.error(
+        { messageId: slot.rec.msg.id, topic: slot.rec.msg.topic, err: err.message },
+        'outbox: the sink refused a stored message for good; dropped',
+      );
+      slot.state = DONE;
+      this.advance();
+    } else if (err) {
       slot.state = FAILED;
       this.failedSlots++;
       this.deliveryFailures++;
@@ -354,6 +364,12 @@ export class Outbox implements Publisher {
       'cellgate_outbox_delivery_failures_total',
       'Deliveries from the outbox that failed and will be retried.',
       () => this.deliveryFailures,
+    );
+    counterFrom(
+      r,
+      'cellgate_outbox_dropped_total',
+      'Stored messages dropped because the sink refused them for good (logged with their message id).',
+      () => this.dropped,
     );
     counterFrom(
       r,
