@@ -66,10 +66,7 @@ async function startGatewayProcess(): Promise<{ child: ChildProcess; coapPort: n
     },
   });
   children.push(child);
-  const m = await nextMessage(
-    child,
-    (x): x is { type: 'ready'; coapPort: number } => (x as { type?: string }).type === 'ready',
-  );
+  const m = await nextMessage<{ coapPort: number }>(child, 'ready');
   return { child, coapPort: m.coapPort };
 }
 
@@ -140,6 +137,6 @@ it(
     }
     expect(missing).toEqual([]);
     second.child.send({ type: 'close' });
-    await nextMessage(second.child, (x): x is object => (x as { type?: string }).type === 'closed');
+    await nextMessage(second.child, 'closed');
   },
 );

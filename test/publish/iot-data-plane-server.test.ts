@@ -298,10 +298,7 @@ describe('as a separate process', () => {
     const main = fileURLToPath(new URL('../support/iot-data-plane-server-main.ts', import.meta.url));
     const child = spawnTs(main, ['--region', 'eu-central-1']);
     try {
-      const { port } = await nextMessage(
-        child,
-        (m): m is { type: 'listening'; port: number } => (m as { type?: string }).type === 'listening',
-      );
+      const { port } = await nextMessage<{ port: number }>(child, 'listening');
       const c = new IoTDataPlaneClient({
         region: 'eu-central-1',
         endpoint: `http://127.0.0.1:${port}`,
@@ -311,16 +308,12 @@ describe('as a separate process', () => {
       await c.send(new PublishCommand({ topic: 'over/ipc', payload: Buffer.from('x') }));
       child.send({ type: 'inject', fault: FAULTS.throttle, count: 1 });
       child.send({ type: 'stats' }); // ordered after the inject
-      await nextMessage(child, (m): m is object => (m as { type?: string }).type === 'stats');
+      await nextMessage(child, 'stats');
       await expect(
         c.send(new PublishCommand({ topic: 'over/ipc', payload: Buffer.from('x') })),
       ).rejects.toBeInstanceOf(ThrottlingException);
       child.send({ type: 'stats' });
-      const stats = await nextMessage(
-        child,
-        (m): m is { type: 'stats'; stats: { publishes: number; faults: number } } =>
-          (m as { type?: string }).type === 'stats',
-      );
+      const stats = await nextMessage<{ stats: { publishes: number; faults: number } }>(child, 'stats');
       expect(stats.stats).toMatchObject({ publishes: 1, faults: 1 });
       c.destroy();
     } finally {

@@ -41,18 +41,13 @@ function start(args: string[]): ChildProcess {
   return child;
 }
 
-const isType =
-  <T extends string>(type: T) =>
-  (m: unknown): m is { type: T } =>
-    (m as { type?: string }).type === type;
-
 it('delivers every acknowledged message after kill -9 mid-load', { timeout: 60_000 }, async () => {
   const acked = new Set<string>();
   const loader = start(['load', server.url, dir, 'crash']);
   loader.on('message', (m: { type?: string; ids?: string[] }) => {
     if (m.type === 'acked') for (const id of m.ids!) acked.add(id);
   });
-  await nextMessage(loader, isType('ready'));
+  await nextMessage(loader, 'ready');
 
   const waitAcked = async (n: number) => {
     const t0 = Date.now();
@@ -77,7 +72,7 @@ it('delivers every acknowledged message after kill -9 mid-load', { timeout: 60_0
 
   server.clearFaults(); // IoT Core is back
   const drainer = start(['drain', server.url, dir]);
-  await nextMessage(drainer, isType('ready'));
+  await nextMessage(drainer, 'ready');
   const t0 = Date.now();
   let missing = [...acked];
   while (missing.length > 0 && Date.now() - t0 < 20_000) {
@@ -93,5 +88,5 @@ it('delivers every acknowledged message after kill -9 mid-load', { timeout: 60_0
     expect(p.topic).toBe('crash/crash/telemetry');
   }
   drainer.send({ type: 'close' });
-  await nextMessage(drainer, isType('closed'));
+  await nextMessage(drainer, 'closed');
 });

@@ -11,31 +11,31 @@ export function spawnTs(script: string, args: string[] = [], opts: SpawnOptions 
   });
 }
 
-/** Resolves with the first IPC message of `child` that matches, or rejects when the child exits first. */
-export function nextMessage<T>(
+/** Resolves with the first IPC message `{type, …}` of `child` with this type, or rejects when the child exits first. */
+export function nextMessage<T extends object = Record<string, unknown>>(
   child: ChildProcess,
-  match: (m: unknown) => m is T,
+  type: string,
   timeoutMs = 15_000,
-): Promise<T> {
+): Promise<T & { type: string }> {
   return new Promise((resolve, reject) => {
     let stderr = '';
     const onErr = (d: Buffer) => (stderr += d.toString());
     const timer = setTimeout(
-      () => finish(new Error(`no message from child within ${timeoutMs} ms; stderr: ${stderr}`)),
+      () => finish(new Error(`no ${type} message from child within ${timeoutMs} ms; stderr: ${stderr}`)),
       timeoutMs,
     );
     const onMessage = (m: unknown) => {
-      if (match(m)) finish(null, m);
+      if ((m as { type?: unknown } | null)?.type === type) finish(null, m as T & { type: string });
     };
     const onExit = (code: number | null, signal: string | null) =>
       finish(new Error(`child exited (${code ?? signal}) before answering; stderr: ${stderr}`));
-    function finish(err: Error | null, m?: T) {
+    function finish(err: Error | null, m?: T & { type: string }) {
       clearTimeout(timer);
       child.off('message', onMessage);
       child.off('exit', onExit);
       child.stderr?.off('data', onErr);
       if (err) reject(err);
-      else resolve(m as T);
+      else resolve(m as T & { type: string });
     }
     child.stderr?.on('data', onErr);
     child.on('message', onMessage);
