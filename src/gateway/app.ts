@@ -66,7 +66,7 @@ export async function startGateway(
   const log = overrides.log ?? createLogger(config.log.level);
   const metrics = createMetricsRegistry();
   const caps = new CapReporter(metrics, log);
-  const closers: (() => Promise<void> | void)[] = [];
+  const closers: (() => Promise<void> | void)[] = [() => caps.close()];
   let closed: Promise<void> | undefined;
   const closeAll = () =>
     (closed ??= (async () => {
