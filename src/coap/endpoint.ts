@@ -770,12 +770,15 @@ export class CoapEndpoint {
     return this.inFlight === 0 && this.outgoing.size === 0;
   }
 
-  /** Resolves true once idle, or false when `timeoutMs` passes first. Polls; meant for shutdown. */
-  whenIdle(timeoutMs: number, pollMs = 20): Promise<boolean> {
+  /**
+   * Resolves true once idle (and `also()` holds, e.g. the outbox is delivered), or false when `timeoutMs`
+   * passes first. Polls; meant for shutdown.
+   */
+  whenIdle(timeoutMs: number, also: () => boolean = () => true, pollMs = 20): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     return new Promise((resolve) => {
       const check = () => {
-        if (this.idle || this.closed) return resolve(this.idle);
+        if ((this.idle && also()) || this.closed) return resolve(this.idle && also());
         if (Date.now() >= deadline) return resolve(false);
         setTimeout(check, Math.min(pollMs, Math.max(1, deadline - Date.now())));
       };

@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/ops/logger.js';
 import { CoapClient, type UplinkResult } from '../../src/sim/coap-client.js';
 import { UdpChannel } from '../../src/sim/udp-channel.js';
 import { startChildGateway, type ChildGateway } from '../support/child-gateway.js';
+import { IotDataPlaneServer, TEST_CREDENTIAL } from '../support/iot-data-plane-server.js';
 import { LossyRelay, type Direction } from '../support/lossy-relay.js';
 import { prng } from '../support/prng.js';
 
@@ -30,7 +31,13 @@ interface Sent {
  * One device: uplinks back to back until the gateway refuses or stops answering. Its socket stays open (and
  * acknowledges late separate responses) until `linger` settles, as a device's radio stays up for a while.
  */
-async function device(port: number, id: string, log: Sent[], linger: Promise<unknown>): Promise<void> {
+async function device(
+  port: number,
+  id: string,
+  log: Sent[],
+  linger: Promise<unknown>,
+  paceMs = 0,
+): Promise<void> {
   const channel = await UdpChannel.open('127.0.0.1', port);
   const client = new CoapClient(channel, {
     ackTimeoutMs: 200,
@@ -52,6 +59,7 @@ async function device(port: number, id: string, log: Sent[], linger: Promise<unk
       });
       log.push({ payload, at, result });
       if (result.outcome !== 'ok') break;
+      if (paceMs) await new Promise((r) => setTimeout(r, paceMs));
     }
     await linger;
   } finally {
@@ -167,6 +175,77 @@ describe('SIGTERM drain under load', () => {
         expect(s.result.separate, `${s.payload} was acknowledged empty and then cut`).toBe(false);
       }
       if (piggybackWindowMs === 0) expect(acked.every((s) => s.result.separate)).toBe(true);
+    },
+    30_000,
+  );
+});
+
+describe('SIGTERM drain with AWS IoT Core (the IoT Data Plane test server, 60 ms per publish)', () => {
+  let gw: ChildGateway | undefined;
+  let server: IotDataPlaneServer | undefined;
+  afterEach(async () => {
+    await gw?.cleanup();
+    await server?.close();
+    gw = undefined;
+    server = undefined;
+  });
+
+  it.each([
+    {
+      ack: 'after-publish',
+      why: 'exchanges waiting for IoT Core finish before the process exits',
+      publisher: {},
+    },
+    {
+      ack: 'after-outbox',
+      why: 'the outbox backlog is delivered before the process exits',
+      publisher: { outbox: { dir: 'outbox', maxInFlight: 8, cursorIntervalMs: 50 } },
+    },
+  ])(
+    'every uplink acknowledged 2.04 reaches IoT Core by exit ($ack: $why)',
+    async ({ ack, publisher }) => {
+      server = await IotDataPlaneServer.start();
+      server.inject({ kind: 'delay', ms: 60 }, Infinity, 'publish');
+      const ids = Array.from({ length: DEVICES }, (_, i) => `iot-${i}`);
+      const shutdown = { delayMs: 0, drainTimeoutMs: 8000, deadlineMs: 12_000, retryAfterSeconds: 3 };
+      gw = await startChildGateway({
+        devices: ids.map((id) => ({ id })),
+        config: {
+          publisher: { type: 'aws-iot', endpoint: server.url, region: 'us-east-1', ack, ...publisher },
+          shutdown,
+          log: { level: 'info' },
+        },
+        env: {
+          AWS_ACCESS_KEY_ID: TEST_CREDENTIAL.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: TEST_CREDENTIAL.secretAccessKey,
+        },
+      });
+      const sent: Sent[] = [];
+      // About 400 uplinks/s: faster than the outbox delivers (8 at a time, 60 ms each), so a backlog builds.
+      const load = Promise.all(ids.map((id) => device(gw!.coapPort, id, sent, gw!.exited, 40)));
+      await new Promise((r) => setTimeout(r, 700));
+      const signalAt = Date.now();
+      const deliveredAtSignal = server.publishes.length;
+      gw.proc.kill('SIGTERM');
+      const exit = await gw.exited;
+      await load;
+
+      expect(exit.code).toBe(0);
+      expect(exit.at - signalAt).toBeLessThan(shutdown.deadlineMs);
+      expect(gw.logs.find((l) => l.msg === 'stopped')?.drained).toBe(true);
+      const delivered = new Set(
+        server.publishes.map((p) => {
+          const env = JSON.parse(p.payload.toString()) as { raw: string };
+          return Buffer.from(env.raw, 'base64').toString();
+        }),
+      );
+      const acked = sent.filter((s) => s.result.outcome === 'ok');
+      // Uplinks were still on their way to IoT Core when the signal came.
+      expect(acked.length).toBeGreaterThan(deliveredAtSignal);
+      for (const s of acked) expect(delivered.has(s.payload), `${s.payload} reached IoT Core`).toBe(true);
+      for (const s of sent.filter((x) => x.result.outcome === 'error')) {
+        expect(s.result.code).toBe(Code.SERVICE_UNAVAILABLE);
+      }
     },
     30_000,
   );
