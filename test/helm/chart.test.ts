@@ -52,7 +52,8 @@ function find(ms: Manifest[], kind: string, name?: string): Manifest {
 type Any = any;
 
 function pod(ms: Manifest[]): Any {
-  return (find(ms, 'Deployment') as Any).spec.template;
+  const w = ms.find((m) => m.kind === 'Deployment' || m.kind === 'StatefulSet') as Any;
+  return w.spec.template;
 }
 
 const FULL = {
@@ -189,6 +190,12 @@ describe('helm chart', () => {
         allowPrivilegeEscalation: false,
       });
       expect(p.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+      // The root file system is read-only: what the gateway writes must sit on the writable data volume.
+      const data = c.volumeMounts.find((m: Any) => m.name === 'data');
+      expect(data).toMatchObject({ mountPath: '/var/lib/cellgate' });
+      expect(data.readOnly).toBeUndefined();
+      expect(config.publisher.outbox.dir.startsWith('/var/lib/cellgate/')).toBe(true);
+      expect(config.downloads.dir.startsWith('/var/lib/cellgate/')).toBe(true);
     }
     // Values under config override the defaults but not what the chart owns.
     const ms = renderChart(CHART, { config: { coap: { port: 9999, piggybackWindowMs: 250 } } }).manifests;
@@ -241,6 +248,42 @@ describe('helm chart', () => {
     expect(http.spec.ports.map((p: Any) => p.name)).toContain('http');
   });
 
+  it('makes a StatefulSet with a volume per pod when persistence is on (a durable outbox)', async () => {
+    const ms = renderChart(CHART, {
+      persistence: { enabled: true, storageClass: 'gp3', size: '20Gi' },
+      config: {
+        publisher: { type: 'aws-iot', endpoint: 'x-ats.iot.eu-west-1.amazonaws.com', ack: 'after-outbox' },
+      },
+    }).manifests;
+    for (const m of ms) await validateManifest(m);
+    expect(ms.map((m) => m.kind)).not.toContain('Deployment');
+    const sts = find(ms, 'StatefulSet') as Any;
+    expect(sts.spec.volumeClaimTemplates).toEqual([
+      {
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: 'gp3',
+          resources: { requests: { storage: '20Gi' } },
+        },
+      },
+    ]);
+    expect(sts.spec.template.spec.volumes.map((v: Any) => v.name)).not.toContain('data');
+    expect(sts.spec.serviceName).toBe('gw-cellgate-http');
+    expect((find(ms, 'HorizontalPodAutoscaler') as Any).spec.scaleTargetRef).toMatchObject({
+      kind: 'StatefulSet',
+      name: sts.metadata.name,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cellgate-chart-'));
+    writeFileSync(
+      join(dir, 'cellgate.yaml'),
+      (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'],
+    );
+    const { config } = loadConfig(join(dir, 'cellgate.yaml'), {});
+    expect(config.publisher).toMatchObject({ type: 'aws-iot', ack: 'after-outbox' });
+    expect(config.publisher.outbox.dir).toBe('/var/lib/cellgate/outbox');
+  });
+
   it('ships the Grafana dashboard in a ConfigMap, byte for byte', () => {
     const cm = find(renderChart(CHART).manifests, 'ConfigMap', 'gw-cellgate-dashboard') as Any;
     expect(cm.metadata.labels.grafana_dashboard).toBe('1');
@@ -255,6 +298,9 @@ describe('helm chart', () => {
     expect(notes).toContain('simulate --host gw-cellgate.iot.svc');
     expect(notes).toContain('aws.roleArn is not set');
     expect(notes).toContain('no devices are configured yet');
+    expect(notes).toContain('config.publisher.type is "stdout"');
+    const iot = renderChart(CHART, { config: { publisher: { type: 'aws-iot', endpoint: 'e' } } }).notes;
+    expect(iot).not.toContain('config.publisher.type is');
     const full = renderChart(CHART, FULL).notes;
     expect(full).not.toContain('aws.roleArn is not set');
     expect(full).not.toContain('no devices are configured');
