@@ -1,12 +1,13 @@
 /** A draining endpoint: refuses new exchanges with 5.03 and Max-Age, finishes what it had started. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeBlock } from '../../src/coap/block-option.js';
-import { Code, DEFAULT_TRANSMISSION, MessageType, Option } from '../../src/coap/constants.js';
+import { Code, MessageType, Option } from '../../src/coap/constants.js';
 import { CoapEndpoint } from '../../src/coap/endpoint.js';
 import type { Exchange, RequestHandler } from '../../src/coap/exchange.js';
 import { encodeEmpty, encodeMessage, type OptionEntry } from '../../src/coap/message.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
+import { endpointOptions } from '../support/endpoint-options.js';
 import { FakePeer } from '../support/fake-peer.js';
 
 /** Leaves every exchange open; the test answers them. */
@@ -45,24 +46,11 @@ describe('draining endpoint', () => {
     handler = new HoldingHandler();
     peer = new FakePeer();
     metrics = createMetricsRegistry(false);
-    endpoint = new CoapEndpoint(
-      {
-        transmission: { ...DEFAULT_TRANSMISSION },
-        piggybackWindowMs: 50,
-        maxMessageBytes: 1280,
-        dedup: { maxEntries: 1000, maxBytes: 1_000_000 },
-        blockwise: {
-          maxBodyBytes: 4096,
-          preferredBlockSize: 1024,
-          maxTransfers: 10,
-          maxBytes: 1_000_000,
-          lifetimeMs: 60_000,
-        },
-        maxInFlight: 100,
-      },
-      handler,
-      { log: silentLogger(), metrics, caps: new CapReporter(metrics, silentLogger()) },
-    );
+    endpoint = new CoapEndpoint(endpointOptions({ piggybackWindowMs: 50 }), handler, {
+      log: silentLogger(),
+      metrics,
+      caps: new CapReporter(metrics, silentLogger()),
+    });
   });
   afterEach(() => {
     endpoint.close();
