@@ -41,17 +41,6 @@ export interface SimulationIo {
   signal?: AbortSignal;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-
 export async function runSimulation(
   opts: SimOptions,
   io: SimulationIo = {},
@@ -65,8 +54,21 @@ export async function runSimulation(
   };
   const signal = io.signal;
   const clients = new Set<CoapClient>();
+  // Sleeping devices, woken at once when the simulation is stopped (one abort listener for all of them).
+  const sleepers = new Set<() => void>();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
   const onAbort = () => {
     for (const c of clients) c.abort();
+    for (const wake of [...sleepers]) wake();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   const t0 = performance.now();
@@ -83,7 +85,7 @@ export async function runSimulation(
         if (opts.rate > 0) {
           const due = t0 + (((seq - 1) * opts.devices + k) / opts.rate) * 1000;
           const wait = due - performance.now();
-          if (wait > 0) await sleep(wait, signal);
+          if (wait > 0) await sleep(wait);
           if (signal?.aborted) return;
         }
         if (!link || !client) {

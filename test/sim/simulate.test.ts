@@ -12,7 +12,7 @@ import { LossyRelay } from '../support/lossy-relay.js';
 import { prng } from '../support/prng.js';
 
 const run = promisify(execFile);
-const DEVICES = Array.from({ length: 5 }, (_, i) => ({ id: `sim-${i + 1}` }));
+const DEVICES = Array.from({ length: 20 }, (_, i) => ({ id: `sim-${i + 1}` }));
 
 describe('cellgate simulate', () => {
   let gw: TestGateway;
@@ -132,6 +132,27 @@ describe('cellgate simulate', () => {
     } finally {
       await relay.close();
     }
+  });
+
+  it('stops early when aborted (Ctrl-C), with the summary so far and no listener build-up', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 300);
+      const t0 = performance.now();
+      const s = await runSimulation(opts('--devices 20 --count 100 --rate 100 --progress-ms 0'), {
+        signal: abort.signal,
+      });
+      expect(performance.now() - t0).toBeLessThan(1500);
+      expect(s.sent).toBeGreaterThan(10);
+      expect(s.sent).toBeLessThan(100);
+      expect(s.acknowledged).toBe(s.sent);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
   });
 
   it('runs as `cellgate simulate` and prints a JSON summary; exits 1 when uplinks fail, 2 on bad options', async () => {
