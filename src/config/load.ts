@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { isModulePath } from './codecs.js';
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -80,6 +81,12 @@ function resolvePaths(config: Config, baseDir: string): void {
   config.devices.file = resolveFrom(baseDir, config.devices.file);
   config.downloads.dir = resolveFrom(baseDir, config.downloads.dir);
   if (config.publisher.type === 'file') config.publisher.path = resolveFrom(baseDir, config.publisher.path);
+  const plugins = config.codecs.plugins;
+  for (const [name, entry] of Object.entries(plugins)) {
+    if (typeof entry === 'string') {
+      if (isModulePath(entry)) plugins[name] = resolveFrom(baseDir, entry);
+    } else if (isModulePath(entry.module)) entry.module = resolveFrom(baseDir, entry.module);
+  }
 }
 
 /** Loads a config file (or none: defaults only) with environment overrides applied. */
