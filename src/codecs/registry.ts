@@ -96,6 +96,8 @@ interface DeviceCodecs {
 
 const NO_CODECS: DeviceCodecs = { codec: null, paths: null };
 
+type Result = DecodeResult | EncodeResult;
+
 /** An asynchronous decode or encode in flight, in a FIFO ordered by deadline. */
 class Pending {
   next: Pending | null = null;
@@ -106,7 +108,7 @@ class Pending {
     readonly encode: boolean,
     readonly t0: number,
     readonly deadline: number,
-    readonly resolve: (r: DecodeResult & EncodeResult) => void,
+    readonly resolve: (r: Result) => void,
   ) {}
 }
 
@@ -533,18 +535,28 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
 
   private failed(
     entry: Entry,
-    encode: boolean,
+    encode: false,
     reason: FailureReason,
     message: string,
     t0: number,
-  ): DecodeResult & EncodeResult {
+  ): DecodeResult;
+  private failed(
+    entry: Entry,
+    encode: true,
+    reason: FailureReason,
+    message: string,
+    t0: number,
+  ): EncodeResult;
+  private failed(entry: Entry, encode: boolean, reason: FailureReason, message: string, t0: number): Result;
+  private failed(entry: Entry, encode: boolean, reason: FailureReason, message: string, t0: number): Result {
     const i = FAILURE_REASONS.indexOf(reason);
-    if (encode) entry.stats.encodeFailures[i]++;
-    else {
-      entry.stats.decodeFailures[i]++;
-      if (t0 > 0) entry.stats.latency.observe((performance.now() - t0) / 1000);
+    if (encode) {
+      entry.stats.encodeFailures[i]++;
+      return { codec: entry.name, bytes: null, error: message };
     }
-    return { codec: entry.name, data: null, bytes: null, error: message };
+    entry.stats.decodeFailures[i]++;
+    if (t0 > 0) entry.stats.latency.observe((performance.now() - t0) / 1000);
+    return { codec: entry.name, data: null, error: message };
   }
 
   /** Waits for an asynchronous codec, within the time limit. */
@@ -559,13 +571,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
       return Promise.resolve(this.failed(entry, encode, 'overload', 'too many decodes in flight', t0) as T);
     }
     return new Promise<T>((resolve) => {
-      const p = new Pending(
-        entry,
-        encode,
-        t0,
-        t0 + this.config.timeoutMs,
-        resolve as (r: DecodeResult & EncodeResult) => void,
-      );
+      const p = new Pending(entry, encode, t0, t0 + this.config.timeoutMs, resolve as (r: Result) => void);
       this.enqueue(p);
       out.then(
         (value) => this.settled(p, value, null),
@@ -588,8 +594,8 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     this.inFlight--;
     if (err !== null)
       p.resolve(this.failed(p.entry, p.encode, failureReason(err), failureMessage(err), p.t0));
-    else if (p.encode) p.resolve(this.encoded(p.entry, value as EncodeOutput) as DecodeResult & EncodeResult);
-    else p.resolve(this.decoded(p.entry, value as DecodeOutput, p.t0) as DecodeResult & EncodeResult);
+    else if (p.encode) p.resolve(this.encoded(p.entry, value as EncodeOutput) as Result);
+    else p.resolve(this.decoded(p.entry, value as DecodeOutput, p.t0) as Result);
   }
 
   /** Fails work past its deadline; runs when the oldest deadline is due. */

@@ -43,6 +43,16 @@ export const sandboxSchema = z
       .describe(
         'JS heap limit of each sandbox worker (MiB). A script that exceeds it ends its worker; a new one starts.',
       ),
+    callTimeoutMs: z
+      .number()
+      .int()
+      .min(10)
+      .max(60_000)
+      .default(100)
+      .describe(
+        'Longest one synchronous call into a script or isolated plugin may run; its worker is ended after 75-100% ' +
+          'of this, and the other messages it held go to the new worker.',
+      ),
     maxBatch: z
       .number()
       .int()

@@ -160,8 +160,11 @@ export class SandboxPool implements ScriptSandbox {
   private outputBudget = OUTPUT_LINES_PER_SECOND;
   private outputWindow = 0;
   private readonly flushBound = (): void => this.flush();
+  /** Watchdog period: a quarter of the per-call time limit. */
+  private readonly tick: number;
 
   constructor(private readonly opts: SandboxOptions) {
+    this.tick = Math.max(5, Math.floor(opts.config.callTimeoutMs / 4));
     const m = opts.metrics;
     if (m) {
       counterFrom(
@@ -270,7 +273,7 @@ export class SandboxPool implements ScriptSandbox {
       this.slots.push(slot);
       this.spawn(slot);
     }
-    this.watchdog = setInterval(() => this.watch(), this.opts.timeoutMs);
+    this.watchdog = setInterval(() => this.watch(), this.tick);
     this.watchdog.unref();
   }
 
@@ -463,9 +466,16 @@ export class SandboxPool implements ScriptSandbox {
     for (let i = 0; i < jobs.length; i++) jobs[i].settle(m.status[i], m.values[i], m.warnings[i]);
   }
 
-  /** Runs every `timeoutMs`: terminates a worker whose current call has not returned since the last look. */
+  /**
+   * Runs every quarter of `callTimeoutMs`: ends a worker whose current call has been running for three looks
+   * (75-100% of `callTimeoutMs`), or that has not answered a batch or load long after its own time limits.
+   */
   private watch(): void {
-    const loadChecks = Math.ceil(Math.max(LOAD_TIMEOUT_MS, this.opts.timeoutMs) / this.opts.timeoutMs) + 1;
+    const tick = this.tick;
+    const opts = this.opts;
+    const batchChecks = Math.ceil((opts.timeoutMs + opts.config.callTimeoutMs) / tick) + 1;
+    const loadChecks =
+      Math.ceil((Math.max(LOAD_TIMEOUT_MS, opts.timeoutMs) + opts.config.callTimeoutMs) / tick) + 1;
     for (const slot of this.slots) {
       if (!slot.ready || !slot.busy) continue;
       const started = Atomics.load(slot.progress, PROGRESS_STARTED);
@@ -476,10 +486,8 @@ export class SandboxPool implements ScriptSandbox {
         continue;
       }
       slot.stalls++;
-      // A call running since the last look is over the limit. With nothing running the worker waits for
-      // promises it bounds itself; if it still does not answer (its event loop is blocked), end it too.
-      const limit = slot.load ? loadChecks : 2;
-      if (running || slot.stalls >= limit) this.kill(slot, 'timeout');
+      if ((running && slot.stalls >= 3) || slot.stalls >= (slot.load ? loadChecks : batchChecks))
+        this.kill(slot, 'timeout');
     }
   }
 
@@ -503,7 +511,7 @@ export class SandboxPool implements ScriptSandbox {
     const running = Atomics.load(slot.progress, PROGRESS_RUNNING) === 1 || reason === 'memory';
     const what =
       reason === 'timeout'
-        ? `ran longer than ${this.opts.timeoutMs} ms`
+        ? `ran longer than ${this.opts.config.callTimeoutMs} ms`
         : reason === 'memory'
           ? `went over the sandbox heap limit of ${this.opts.config.maxHeapMb} MiB`
           : 'crashed its sandbox worker';

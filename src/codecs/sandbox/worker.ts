@@ -72,8 +72,10 @@ export function sandboxWorker(
     warnings[i] = w;
   }
 
+  // Errors thrown in a script's context are not instances of this realm's Error.
   function message(err: unknown): string {
-    if (err instanceof Error) return err.message;
+    const m = (err as { message?: unknown } | null)?.message;
+    if (typeof m === 'string') return m;
     return typeof err === 'string' ? err : String(err);
   }
 
