@@ -3,13 +3,23 @@
  * choices of our own: integers beyond ±(2^53 − 1) and bignums become decimal strings (a JSON number would
  * lose digits in most consumers), and byte strings become base64url text without padding.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Decoder, Encoder, type Options } from 'cbor-x';
 import { DecodeError } from './codec.js';
 import { prepareCbor } from './cbor-input.js';
 
 const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
 const mapDecoder = new Decoder({ mapsAsObjects: false, useRecords: false });
-const encoder = new Encoder({ mapsAsObjects: true, useRecords: false, tagUint8Array: false });
+// Plain CBOR for devices: the shortest map heads (RFC 8949 §4.1 preferred serialization), and no cbor-x
+// private tags (records, tag 259 around Maps, typed-array tags).
+// (`useTag259ForMaps` is read by cbor-x but missing from its typings.)
+const encoderOptions: Options & { useTag259ForMaps: boolean } = {
+  mapsAsObjects: true,
+  useRecords: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+  useTag259ForMaps: false,
+};
+const encoder = new Encoder(encoderOptions);
 
 /** Turns what cbor-x returns for prepared input into JSON-able values, in place where it can. */
 function jsonable(v: unknown): unknown {

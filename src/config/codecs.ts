@@ -5,6 +5,8 @@ import { z } from 'zod';
 export const BUILTIN_CODEC_NAMES = ['raw', 'json', 'cbor', 'senml', 'protobuf', 'js'] as const;
 export type BuiltinCodecName = (typeof BUILTIN_CODEC_NAMES)[number];
 
+const PLUGIN_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+
 export const isolationSchema = z
   .enum(['worker', 'none'])
   .describe(
@@ -106,11 +108,11 @@ export const codecsSchema = z
       .default(10_000)
       .describe('Cap on asynchronous decodes in flight (sandboxed codecs and asynchronous plugins).'),
     plugins: z
-      .record(
-        z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'a codec name is lowercase a-z 0-9 _ -'),
-        pluginEntry,
-      )
+      .record(z.string(), pluginEntry)
       .default({})
+      .refine((p) => Object.keys(p).every((n) => PLUGIN_NAME.test(n)), {
+        message: 'a codec name is 1-64 of lowercase a-z 0-9 _ - and starts with a letter',
+      })
       .refine(
         (p) => !Object.keys(p).some((n) => (BUILTIN_CODEC_NAMES as readonly string[]).includes(n)),
         `a plugin cannot take a built-in codec name (${BUILTIN_CODEC_NAMES.join(', ')})`,
