@@ -44,24 +44,38 @@ const SENML_VERSION = 10;
 const RELATIVE_LIMIT = 2 ** 28;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9\-:./_]*$/;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
-const BASE_LABELS = new Set(['bn', 'bt', 'bu', 'bv', 'bs', 'bver']);
 
 function bad(index: number, what: string): never {
   throw new DecodeError(`SenML record ${index + 1}: ${what}`);
 }
 
-function num(rec: Record<string, unknown>, label: string, index: number): number | undefined {
-  const v = rec[label];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) bad(index, `"${label}" must be a number`);
-  return v;
+/** A record as received: any of the labels, with values of any type until checked. */
+interface RawRecord {
+  bn?: unknown;
+  bt?: unknown;
+  bu?: unknown;
+  bv?: unknown;
+  bs?: unknown;
+  bver?: unknown;
+  n?: unknown;
+  u?: unknown;
+  v?: unknown;
+  vs?: unknown;
+  vb?: unknown;
+  vd?: unknown;
+  s?: unknown;
+  t?: unknown;
+  ut?: unknown;
 }
 
-function str(rec: Record<string, unknown>, label: string, index: number): string | undefined {
-  const v = rec[label];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') bad(index, `"${label}" must be a string`);
-  return v;
+function num(v: unknown, label: string, index: number): number | undefined {
+  if (v === undefined || (typeof v === 'number' && Number.isFinite(v))) return v;
+  return bad(index, `"${label}" must be a number`);
+}
+
+function str(v: unknown, label: string, index: number): string | undefined {
+  if (v === undefined || typeof v === 'string') return v;
+  return bad(index, `"${label}" must be a string`);
 }
 
 /**
@@ -76,51 +90,54 @@ export function resolveSenml(pack: unknown, now: number): ResolvedRecord[] {
   let bv = 0;
   let bs: number | undefined;
   let bver: number | undefined;
+  let sorted = true;
   const out: ResolvedRecord[] = [];
   for (let i = 0; i < pack.length; i++) {
-    const rec = pack[i] as Record<string, unknown>;
+    const rec = pack[i] as RawRecord;
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) bad(i, 'not an object');
-    let onlyBase = true;
-    for (const label of Object.keys(rec)) {
-      if (label.endsWith('_')) bad(i, `must-understand field "${label}" is not supported`);
-      if (!BASE_LABELS.has(label) && LABEL_CBOR.has(label)) onlyBase = false;
-    }
+    for (const label in rec)
+      if (label.charCodeAt(label.length - 1) === 0x5f)
+        bad(i, `must-understand field "${label}" is not supported`);
     const ver = rec.bver ?? bver ?? SENML_VERSION;
     if (typeof ver !== 'number' || !Number.isInteger(ver) || ver < 1)
       bad(i, '"bver" must be a positive integer');
     if (ver > SENML_VERSION) bad(i, `SenML version ${ver} is newer than ${SENML_VERSION}`);
     if (i > 0 && ver !== (bver ?? SENML_VERSION)) bad(i, 'all records of a pack must have the same version');
     bver = ver;
-    bn = str(rec, 'bn', i) ?? bn;
-    bt = num(rec, 'bt', i) ?? bt;
-    bu = str(rec, 'bu', i) ?? bu;
-    bv = num(rec, 'bv', i) ?? bv;
-    bs = num(rec, 'bs', i) ?? bs;
+    bn = str(rec.bn, 'bn', i) ?? bn;
+    bt = num(rec.bt, 'bt', i) ?? bt;
+    bu = str(rec.bu, 'bu', i) ?? bu;
+    bv = num(rec.bv, 'bv', i) ?? bv;
+    bs = num(rec.bs, 'bs', i) ?? bs;
 
-    const n = str(rec, 'n', i);
-    const u = str(rec, 'u', i);
-    const t = num(rec, 't', i);
-    const ut = num(rec, 'ut', i);
-    const v = num(rec, 'v', i);
-    const vs = str(rec, 'vs', i);
-    const vd = str(rec, 'vd', i);
+    const n = str(rec.n, 'n', i);
+    const u = str(rec.u, 'u', i);
+    const t = num(rec.t, 't', i);
+    const ut = num(rec.ut, 'ut', i);
+    const v = num(rec.v, 'v', i);
+    const vs = str(rec.vs, 'vs', i);
+    const vd = str(rec.vd, 'vd', i);
     const vb = rec.vb;
     if (vb !== undefined && typeof vb !== 'boolean') bad(i, '"vb" must be a boolean');
-    const s = num(rec, 's', i);
-    const values = (v !== undefined ? 1 : 0) + (vs !== undefined ? 1 : 0) + (vb !== undefined ? 1 : 0);
-    const count = values + (vd !== undefined ? 1 : 0);
+    const s = num(rec.s, 's', i);
+    const count =
+      (v !== undefined ? 1 : 0) +
+      (vs !== undefined ? 1 : 0) +
+      (vb !== undefined ? 1 : 0) +
+      (vd !== undefined ? 1 : 0);
     if (count > 1) bad(i, 'more than one value field');
     if (count === 0 && s === undefined) {
       // A record that only sets base fields for the records after it.
-      if (onlyBase) continue;
+      if (n === undefined && u === undefined && t === undefined && ut === undefined) continue;
       bad(i, 'no value and no sum');
     }
     if (vd !== undefined && !BASE64URL.test(vd)) bad(i, '"vd" must be base64url without padding');
 
-    const name = bn + (n ?? '');
+    const name = n === undefined ? bn : bn + n;
     if (!NAME.test(name)) bad(i, `name "${name}" is empty or has characters SenML does not allow`);
-    let time = bt + (t ?? 0);
+    let time = t === undefined ? bt : bt + t;
     if (time < RELATIVE_LIMIT) time += now;
+    if (out.length > 0 && time < out[out.length - 1].t) sorted = false;
     const r: ResolvedRecord = { n: name, t: time };
     const unit = u ?? bu;
     if (unit !== undefined) r.u = unit;
@@ -133,7 +150,7 @@ export function resolveSenml(pack: unknown, now: number): ResolvedRecord[] {
     out.push(r);
   }
   // Resolved records are in chronological order (RFC 8428 §4.6); the sort is stable.
-  out.sort((a, b) => a.t - b.t);
+  if (!sorted) out.sort((a, b) => a.t - b.t);
   if (bver !== undefined && bver !== SENML_VERSION) for (const r of out) r.bver = bver;
   return out;
 }

@@ -37,7 +37,7 @@ import {
   type FailureReason,
 } from './failure.js';
 import { codecSource, loadPlugin, type CodecSource } from './plugins.js';
-import { SandboxPool } from './sandbox/pool.js';
+import { SandboxedCodec, SandboxPool } from './sandbox/pool.js';
 import { MAX_JSON_DEPTH } from './json-text.js';
 
 /** Creating one codec (loading a .proto, compiling a script, a plugin's create()) may take this long. */
@@ -77,6 +77,8 @@ class Entry {
   error: string | null = null;
   /** Results of in-process user plugins are checked for a JSON form before they reach the envelope. */
   check = false;
+  /** Runs in the sandbox workers: always asynchronous. */
+  sandboxed = false;
   readonly nothing: DecodeResult;
 
   constructor(
@@ -111,6 +113,8 @@ class Pending {
     readonly resolve: (r: Result) => void,
   ) {}
 }
+
+function ignore(): void {}
 
 function specName(spec: CodecSpec): string {
   return typeof spec === 'string' ? spec : spec.name;
@@ -344,6 +348,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
         throw new Error('create() returned no codec with decodeUplink');
       entry.codec = codec;
       entry.check = source.kind === 'plugin' && source.isolation === 'none';
+      entry.sandboxed = codec instanceof SandboxedCodec;
     } catch (err) {
       entry.error = failureMessage(
         err instanceof CodecFailure ? err : new CodecFailure('unavailable', (err as Error).message),
@@ -506,6 +511,8 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     if (codec === null)
       return this.failed(entry, false, 'unavailable', entry.error ?? 'codec unavailable', 0);
     const t0 = performance.now();
+    if (entry.sandboxed && this.inFlight >= this.config.maxPending)
+      return this.overloaded(entry, false, t0) as DecodeResult;
     let out: DecodeOutput | Promise<DecodeOutput>;
     try {
       out = codec.decodeUplink(bytes, ctx);
@@ -567,8 +574,9 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     t0: number,
   ): Promise<T> {
     if (this.inFlight >= this.config.maxPending) {
-      this.caps?.hit('codec_pending');
-      return Promise.resolve(this.failed(entry, encode, 'overload', 'too many decodes in flight', t0) as T);
+      // Nobody waits for this answer; a late rejection must not go unhandled.
+      out.then(undefined, ignore);
+      return Promise.resolve(this.overloaded(entry, encode, t0) as T);
     }
     return new Promise<T>((resolve) => {
       const p = new Pending(entry, encode, t0, t0 + this.config.timeoutMs, resolve as (r: Result) => void);
@@ -578,6 +586,11 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
         (err: unknown) => this.settled(p, null, err),
       );
     });
+  }
+
+  private overloaded(entry: Entry, encode: boolean, t0: number): Result {
+    this.caps?.hit('codec_pending');
+    return this.failed(entry, encode, 'overload', 'too many decodes in flight', t0);
   }
 
   private enqueue(p: Pending): void {
@@ -650,6 +663,8 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
         0,
       );
     const t0 = performance.now();
+    if (entry.sandboxed && this.inFlight >= this.config.maxPending)
+      return this.overloaded(entry, true, t0) as EncodeResult;
     let out: EncodeOutput | Promise<EncodeOutput>;
     try {
       out = codec.encodeDownlink(data, ctx);

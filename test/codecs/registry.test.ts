@@ -333,3 +333,43 @@ describe('codec registry: reloads', () => {
     expect(await registry.decode(d3, hex('00'), uplink())).toEqual({ codec: 'js', data: { version: 2 } });
   });
 });
+
+describe('codec registry: caps on sandbox work', () => {
+  it('refuses messages beyond the sandbox queue and beyond maxPending, without unhandled rejections', async () => {
+    const metrics = createMetricsRegistry(false);
+    const log = silentLogger();
+    const caps = new CapReporter(metrics, log);
+    const script = { name: 'js', options: { script: 'formatters/ttn-v2.js' } };
+    const small = new CodecRegistry({
+      baseDir: FIXTURES,
+      config: codecsSchema.parse({ sandbox: { maxQueue: 5 } }),
+      metrics,
+      log,
+      caps,
+    });
+    const d = device(script);
+    try {
+      await small.prepare([d]);
+      const results = await Promise.all(
+        Array.from({ length: 40 }, () => small.decode(d, hex('01'), uplink())),
+      );
+      const full = results.filter((r) => r.error === 'the codec sandbox queue is full');
+      expect(full.length).toBeGreaterThan(0);
+      expect(results.filter((r) => r.error === undefined).length).toBe(40 - full.length);
+      expect(await metrics.metrics()).toContain(
+        `cellgate_cap_hits_total{cap="codec_sandbox_queue"} ${full.length}`,
+      );
+    } finally {
+      await small.close();
+    }
+    const few = new CodecRegistry({ baseDir: FIXTURES, config: codecsSchema.parse({ maxPending: 3 }) });
+    try {
+      await few.prepare([d]);
+      const results = await Promise.all(Array.from({ length: 10 }, () => few.decode(d, hex('01'), uplink())));
+      expect(results.filter((r) => r.error === undefined)).toHaveLength(3);
+      expect(results.filter((r) => r.error === 'too many decodes in flight')).toHaveLength(7);
+    } finally {
+      await few.close();
+    }
+  });
+});

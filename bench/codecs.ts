@@ -1,0 +1,266 @@
+/**
+ * Decode cost per message of each built-in codec, through the codec registry as the gateway calls it.
+ *
+ * In-process codecs (raw, json, cbor, senml, protobuf) are timed in a tight loop. The `js` codec runs scripts
+ * in sandbox worker threads: the benchmark feeds it the way the gateway does (bursts of uplinks per event
+ * loop turn) and reports the gateway thread's cost per message (event-loop active time / messages), which is
+ * what lowers the gateway's throughput, and the worker's CPU, which runs on another core.
+ *
+ *   node dist/bench/codecs.js [--seconds 1]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { encodeCbor } from '../src/codecs/cbor-json.js';
+import type { UplinkContext } from '../src/codecs/codec.js';
+import { CodecRegistry } from '../src/codecs/registry.js';
+import type { CodecSpec, Device } from '../src/devices/device.js';
+
+const PROTO = `syntax = "proto3";
+message Telemetry {
+  uint32 battery_mv = 1;
+  sint32 temperature_centi = 2;
+  uint32 humidity = 3;
+  uint64 counter = 4;
+  repeated float samples = 5;
+}
+`;
+
+// A formatter in the style of device-repository scripts: type-length-value records, bit arithmetic.
+const FORMATTER = `
+var TYPES = { 1: 'temperature', 2: 'humidity', 4: 'light', 5: 'motion', 6: 'co2', 7: 'vdd' };
+function s16(v) { return v & 0x8000 ? v - 0x10000 : v; }
+function decodeUplink(input) {
+  var b = input.bytes, data = {}, warnings = [];
+  for (var i = 0; i < b.length; ) {
+    var type = b[i++];
+    switch (type) {
+      case 1: data.temperature = s16((b[i] << 8) | b[i + 1]) / 10; i += 2; break;
+      case 2: data.humidity = b[i]; i += 1; break;
+      case 4: data.light = (b[i] << 8) | b[i + 1]; i += 2; break;
+      case 5: data.motion = b[i]; i += 1; break;
+      case 6: data.co2 = (b[i] << 8) | b[i + 1]; i += 2; break;
+      case 7: data.vdd = (b[i] << 8) | b[i + 1]; i += 2; break;
+      default: warnings.push('unknown type ' + type + ' (' + (TYPES[type] || '?') + ')'); i = b.length;
+    }
+  }
+  return { data: data, warnings: warnings };
+}
+`;
+
+const READING = { temperature: 21.5, humidity: 48, battery: 3.61, status: 'ok', counter: 1234 };
+const SENML = [
+  { bn: 'urn:dev:imei:490154203237518:', bt: 1.7e9, n: 'temperature', u: 'Cel', v: 21.5 },
+  { n: 'humidity', u: '%RH', v: 48 },
+  { n: 'battery', u: 'V', v: 3.61 },
+  { n: 'status', vs: 'ok' },
+];
+
+function senmlCbor(): Buffer {
+  const labels: Record<string, number> = { bn: -2, bt: -3, n: 0, u: 1, v: 2, vs: 3 };
+  return encodeCbor(SENML.map((r) => new Map(Object.entries(r).map(([k, v]) => [labels[k], v]))));
+}
+
+/** CPU time of the calling thread in ns (Linux), or null where the kernel does not say. */
+function threadCpuNs(): number | null {
+  try {
+    const ns = Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+    return Number.isFinite(ns) && ns > 0 ? ns : null;
+  } catch {
+    return null;
+  }
+}
+
+function ctx(contentFormat?: number): UplinkContext {
+  return {
+    deviceId: 'bench',
+    thing: 'bench',
+    path: 'up',
+    contentFormat,
+    transport: 'coap',
+    receivedAt: Date.now(),
+  };
+}
+
+interface Case {
+  readonly label: string;
+  readonly codec: CodecSpec | undefined;
+  readonly payload: Buffer;
+  readonly contentFormat?: number;
+}
+
+export interface CodecBenchResult {
+  readonly label: string;
+  readonly nsPerMessage: number;
+  readonly bytes: number;
+}
+
+export interface SandboxBenchResult {
+  readonly messages: number;
+  readonly perSecond: number;
+  /** Gateway-thread (event loop) time per message, µs. */
+  readonly gatewayUsPerMessage: number;
+  /** Worker CPU per message, µs (process CPU minus the gateway thread's). */
+  readonly workerUsPerMessage: number;
+}
+
+function timeSync(registry: CodecRegistry, d: Device, c: Case, seconds: number): number {
+  const context = ctx(c.contentFormat);
+  // Warm up, then time rounds until the time is up.
+  for (let i = 0; i < 20_000; i++) registry.decode(d, c.payload, context);
+  let n = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let now = start;
+  while (now < end) {
+    for (let i = 0; i < 10_000; i++) {
+      const r = registry.decode(d, c.payload, context);
+      if ((r as { error?: string }).error) throw new Error(`${c.label}: ${(r as { error: string }).error}`);
+    }
+    n += 10_000;
+    now = performance.now();
+  }
+  return ((now - start) * 1e6) / n;
+}
+
+/**
+ * Feeds the js codec like the gateway: `burst` uplinks per event-loop turn, at most `window` unanswered (the
+ * network and the devices' retransmission timers bound what is in flight), until `total` are answered.
+ */
+async function timeSandbox(
+  registry: CodecRegistry,
+  d: Device,
+  payload: Buffer,
+  total: number,
+  burst: number,
+  window = 2048,
+) {
+  const context = ctx();
+  let submitted = 0;
+  let answered = 0;
+  let failed = 0;
+  let waiting = false;
+  const cpu0 = process.cpuUsage();
+  const thread0 = threadCpuNs();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const pump = (): void => {
+      waiting = false;
+      for (let k = 0; k < burst && submitted < total && submitted - answered < window; k++, submitted++)
+        void (registry.decode(d, payload, context) as Promise<{ error?: string }>).then(onResult);
+      if (submitted < total && !waiting) {
+        waiting = true;
+        setImmediate(pump);
+      }
+    };
+    const onResult = (r: { error?: string }): void => {
+      if (r.error) failed++;
+      if (++answered === total) resolve();
+    };
+    pump();
+  });
+  const wallMs = performance.now() - t0;
+  const thread1 = threadCpuNs();
+  const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
+  if (failed) throw new Error(`js: ${failed} of ${total} decodes failed`);
+  // The gateway thread's own CPU time where the kernel tells it, else its event loop's active time.
+  const gatewayUs =
+    thread0 !== null && thread1 !== null ? (thread1 - thread0) / 1000 / total : (elu.active * 1000) / total;
+  const processUs = (cpu.user + cpu.system) / total;
+  return {
+    messages: total,
+    perSecond: Math.round((total / wallMs) * 1000),
+    gatewayUsPerMessage: gatewayUs,
+    workerUsPerMessage: Math.max(0, processUs - gatewayUs),
+  };
+}
+
+export async function runCodecBench(
+  seconds = 1,
+  out: (line: string) => void = console.log,
+): Promise<{ codecs: CodecBenchResult[]; js: SandboxBenchResult }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cellgate-bench-codecs-'));
+  writeFileSync(join(dir, 'telemetry.proto'), PROTO);
+  writeFileSync(join(dir, 'formatter.js'), FORMATTER);
+  const registry = new CodecRegistry({ baseDir: dir });
+  try {
+    const protobuf: CodecSpec = {
+      name: 'protobuf',
+      options: { proto: 'telemetry.proto', type: 'Telemetry' },
+    };
+    const proto = await registry.encodeDownlink(
+      { id: 'p', thing: 'p', ips: [], codec: protobuf },
+      { batteryMv: 3610, temperatureCenti: 2150, humidity: 48, counter: 1234, samples: [1.5, 2.5, 3.5] },
+      { deviceId: 'p', thing: 'p', accept: undefined },
+    );
+    if (proto.bytes === null) throw new Error(proto.error);
+    const tlv = Buffer.from([
+      0x01, 0x00, 0xd7, 0x02, 0x30, 0x04, 0x00, 0x27, 0x05, 0x06, 0x06, 0x03, 0x08, 0x07, 0x0e, 0x1a,
+    ]);
+    const cases: Case[] = [
+      { label: 'raw', codec: 'raw', payload: tlv },
+      { label: 'json', codec: 'json', payload: Buffer.from(JSON.stringify(READING)) },
+      { label: 'cbor', codec: 'cbor', payload: encodeCbor(READING) },
+      {
+        label: 'senml (JSON)',
+        codec: 'senml',
+        payload: Buffer.from(JSON.stringify(SENML)),
+        contentFormat: 110,
+      },
+      { label: 'senml (CBOR)', codec: 'senml', payload: senmlCbor(), contentFormat: 112 },
+      { label: 'protobuf', codec: protobuf, payload: proto.bytes },
+    ];
+    const devices = cases.map((c, i): Device => ({ id: `d${i}`, thing: `d${i}`, ips: [], codec: c.codec }));
+    const js: Device = {
+      id: 'js',
+      thing: 'js',
+      ips: [],
+      codec: { name: 'js', options: { script: 'formatter.js' } },
+    };
+    const report = await registry.prepare([...devices, js]);
+    if (report.failed.length) throw new Error(report.failed.map((f) => f.error).join('; '));
+
+    out('codec decode cost per message (gateway thread)');
+    const results: CodecBenchResult[] = [];
+    for (let i = 0; i < cases.length; i++) {
+      const ns = timeSync(registry, devices[i], cases[i], seconds);
+      results.push({ label: cases[i].label, nsPerMessage: ns, bytes: cases[i].payload.length });
+      out(
+        `  ${cases[i].label.padEnd(14)} ${cases[i].payload.length.toString().padStart(4)} B  ${(ns / 1000).toFixed(2).padStart(7)} µs`,
+      );
+    }
+
+    // Warm the sandbox, then measure.
+    await timeSandbox(registry, js, tlv, 20_000, 64);
+    const total = Math.max(50_000, Math.round(100_000 * seconds));
+    const sandbox = await timeSandbox(registry, js, tlv, total, 64);
+    out(
+      `  ${'js (sandbox)'.padEnd(14)} ${tlv.length.toString().padStart(4)} B  ${sandbox.gatewayUsPerMessage.toFixed(2).padStart(7)} µs` +
+        ` gateway thread, ${sandbox.workerUsPerMessage.toFixed(2)} µs worker CPU, ${sandbox.perSecond} msg/s`,
+    );
+    const raw = results[0].nsPerMessage / 1000;
+    const exchange = 15;
+    const ratio = (exchange + raw) / (exchange + raw + sandbox.gatewayUsPerMessage - raw);
+    out(
+      `  gateway with js vs raw, at ${exchange} µs per exchange besides decoding: ~${Math.round(ratio * 100)}% ` +
+        `of raw's throughput (the worker runs on another core)`,
+    );
+    return { codecs: results, js: sandbox };
+  } finally {
+    await registry.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const i = process.argv.indexOf('--seconds');
+  const seconds = i > 0 ? Number(process.argv[i + 1]) : 1;
+  runCodecBench(Number.isFinite(seconds) && seconds > 0 ? seconds : 1).catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
