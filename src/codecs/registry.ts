@@ -13,8 +13,14 @@ import type { CodecSpec, Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
 import { silentLogger } from '../ops/logger.js';
-import { gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
-import { counterFrom, histogramFrom, PlainHistogram } from '../ops/collected.js';
+import {
+  counterFromLabels,
+  FastHistogramFamily,
+  gaugeFrom,
+  HistogramSeries,
+  type CapReporter,
+  type MetricsRegistry,
+} from '../ops/metrics.js';
 import {
   isPromiseLike,
   type Codec,
@@ -64,9 +70,15 @@ export interface PrepareReport {
   }[];
 }
 
+/** Decode latency buckets, seconds: 10 µs to 1 s. */
+const LATENCY_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+  0.5, 1,
+];
+
 /** Counters of one codec name, read at scrape time. */
 class CodecStats {
-  readonly latency = new PlainHistogram();
+  constructor(readonly latency: HistogramSeries) {}
   readonly decodeFailures = new Float64Array(FAILURE_REASONS.length);
   readonly encodeFailures = new Float64Array(FAILURE_REASONS.length);
 }
@@ -174,6 +186,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private readonly creating = new Map<string, Promise<Entry>>();
   private readonly plugins = new Map<string, Promise<import('./codec.js').CodecPlugin>>();
   private readonly stats = new Map<string, CodecStats>();
+  private latency: FastHistogramFamily | null = null;
   private defaults: { raw: Entry; json: Entry; cbor: Entry; senml: Entry } | null = null;
   private pool: SandboxPool | null = null;
   private preparing: Promise<unknown> = Promise.resolve();
@@ -205,29 +218,27 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
             for (let i = 0; i < FAILURE_REASONS.length; i++)
               yield [[name, FAILURE_REASONS[i]], pick(s)[i]] as const;
         };
-      const decodeFailures = failures((s) => s.decodeFailures);
-      const encodeFailures = failures((s) => s.encodeFailures);
-      counterFrom(
+      counterFromLabels(
         m,
         'cellgate_codec_decode_failures_total',
         'Uplinks published with a decodeError, by codec and reason (error: the payload; exception: a plugin ' +
           'fault; invalid: no JSON form; timeout; memory; crashed; overload; unavailable).',
         ['codec', 'reason'],
-        () => decodeFailures(this.stats),
+        () => failures((s) => s.decodeFailures)(this.stats),
       );
-      counterFrom(
+      counterFromLabels(
         m,
         'cellgate_codec_encode_failures_total',
         'Downlinks a codec could not encode, by codec and reason.',
         ['codec', 'reason'],
-        () => encodeFailures(this.stats),
+        () => failures((s) => s.encodeFailures)(this.stats),
       );
-      histogramFrom(
+      this.latency = new FastHistogramFamily(
         m,
         'cellgate_codec_decode_seconds',
         'Time from handing an uplink to its codec to the decoded result.',
         'codec',
-        () => [...this.stats].map(([name, s]) => [name, s.latency] as const),
+        LATENCY_BUCKETS,
       );
       gaugeFrom(
         m,
@@ -284,7 +295,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private statsFor(name: string): CodecStats {
     let s = this.stats.get(name);
     if (!s) {
-      s = new CodecStats();
+      s = new CodecStats(this.latency?.series(name) ?? new HistogramSeries(LATENCY_BUCKETS));
       this.stats.set(name, s);
     }
     return s;
@@ -447,15 +458,13 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   }
 
   /**
-   * Follows a device registry: prepares its devices now and after every reload. Returns the unsubscribe
-   * function.
+   * Follows a device registry: prepares its devices now (`ready`) and after every reload; `stop` ends that.
+   * A registry that cannot list its devices gets its devices' codecs created on first use.
    */
-  follow(devices: DeviceRegistry & { values(): Iterable<Device> }): {
-    ready: Promise<PrepareReport>;
-    stop: () => void;
-  } {
-    const stop = devices.onChange(() => void this.prepare(devices.values()));
-    return { ready: this.prepare(devices.values()), stop };
+  follow(devices: DeviceRegistry): { ready: Promise<PrepareReport>; stop: () => void } {
+    const list = (): Iterable<Device> => devices.values?.() ?? [];
+    const stop = devices.onChange(() => void this.prepare(list()));
+    return { ready: this.prepare(list()), stop };
   }
 
   /** Codecs of a device the last `prepare` did not see (added since, or from a remote registry). */

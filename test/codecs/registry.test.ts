@@ -103,8 +103,7 @@ describe('codec registry: picking a codec', () => {
 
   it('follows a device registry: prepares its devices and again after a change', async () => {
     const devices = new MemoryRegistry([device('json', undefined, 'f1')]);
-    const values = () => [...['f1', 'f2'].map((id) => devices.get(id)).filter((x) => x !== undefined)];
-    const follow = registry.follow(Object.assign(devices, { values }));
+    const follow = registry.follow(devices);
     await follow.ready;
     expect(registry.decode(devices.get('f1')!, Buffer.from('1'), uplink())).toEqual({
       codec: 'json',

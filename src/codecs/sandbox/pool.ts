@@ -13,8 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { SandboxConfig } from '../../config/codecs.js';
 import type { Logger } from '../../ops/logger.js';
-import { gaugeFrom, type CapReporter, type MetricsRegistry } from '../../ops/metrics.js';
-import { counterFrom } from '../../ops/collected.js';
+import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../../ops/metrics.js';
 import type {
   Codec,
   DecodeOutput,
@@ -171,8 +170,8 @@ export class SandboxPool implements ScriptSandbox {
         m,
         'cellgate_codec_sandbox_restarts_total',
         'Sandbox worker threads restarted, by why the last one ended.',
-        ['reason'],
-        () => Object.entries(this.restarts).map(([k, v]) => [[k], v] as const),
+        () => this.restarts,
+        'reason',
       );
       gaugeFrom(
         m,

@@ -6,17 +6,17 @@
  * loop turn) and reports the gateway thread's cost per message (event-loop active time / messages), which is
  * what lowers the gateway's throughput, and the worker's CPU, which runs on another core.
  *
- *   node dist/bench/codecs.js [--seconds 1]
+ *   npm run bench -- [--quick] codecs
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
-import { encodeCbor } from '../src/codecs/cbor-json.js';
-import type { UplinkContext } from '../src/codecs/codec.js';
-import { CodecRegistry } from '../src/codecs/registry.js';
-import type { CodecSpec, Device } from '../src/devices/device.js';
+import { encodeCbor } from '../../src/codecs/cbor-json.js';
+import type { UplinkContext } from '../../src/codecs/codec.js';
+import { CodecRegistry } from '../../src/codecs/registry.js';
+import type { CodecSpec, Device } from '../../src/devices/device.js';
+import type { Scenario } from '../lib/context.js';
 
 const PROTO = `syntax = "proto3";
 message Telemetry {
@@ -256,11 +256,11 @@ export async function runCodecBench(
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const i = process.argv.indexOf('--seconds');
-  const seconds = i > 0 ? Number(process.argv[i + 1]) : 1;
-  runCodecBench(Number.isFinite(seconds) && seconds > 0 ? seconds : 1).catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+export const codecs: Scenario = {
+  name: 'codecs',
+  description: 'decode cost per message of each codec, and what the js sandbox costs the gateway thread',
+  async run(ctx) {
+    const r = await runCodecBench(ctx.quick ? 0.3 : 1, (line) => ctx.log(line));
+    ctx.record('codecs', r);
+  },
+};

@@ -1,0 +1,7 @@
+/** Every benchmark scenario, in the order `npm run bench` runs them. */
+import type { Scenario } from '../lib/context.js';
+import { coapEngine } from './coap-engine.js';
+import { coapNosec } from './coap-nosec.js';
+import { codecs } from './codecs.js';
+
+export const scenarios: Scenario[] = [coapEngine, coapNosec, codecs];
