@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
 import { output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
-interface LoadResult {
+export interface LoadResult {
   rate: number;
   exchanges: number;
   errors: number;
@@ -23,7 +23,7 @@ interface LoadResult {
 const DEVICES = 100;
 const MB = 1024 * 1024;
 
-async function load(ctx: BenchContext, port: number, args: string[]): Promise<LoadResult> {
+export async function load(ctx: BenchContext, port: number, args: string[]): Promise<LoadResult> {
   const child = spawnPinned(1, process.execPath, [
     join(ctx.dist, 'bench/coap-load.js'),
     '--port',
@@ -37,7 +37,7 @@ async function load(ctx: BenchContext, port: number, args: string[]): Promise<Lo
   return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
 }
 
-function line(name: string, r: LoadResult, extra = ''): string {
+export function line(name: string, r: LoadResult, extra = ''): string {
   return `${name.padEnd(22)} ${String(r.rate).padStart(7)}/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  lost ${r.lost}${extra}`;
 }
 

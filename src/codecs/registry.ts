@@ -43,7 +43,8 @@ import {
   type FailureReason,
 } from './failure.js';
 import { codecSource, loadPlugin, type CodecSource } from './plugins.js';
-import { SandboxedCodec, SandboxPool } from './sandbox/pool.js';
+import { SandboxedCodec, SandboxPool, type JobSink } from './sandbox/pool.js';
+import { OP_DECODE, OP_ENCODE } from './sandbox/protocol.js';
 import { MAX_JSON_DEPTH } from './json-text.js';
 
 /** Creating one codec (loading a .proto, compiling a script, a plugin's create()) may take this long. */
@@ -113,17 +114,26 @@ const NO_CODECS: DeviceCodecs = { codec: null, paths: null };
 type Result = DecodeResult | EncodeResult;
 
 /** An asynchronous decode or encode in flight, in a FIFO ordered by deadline. */
-class Pending {
+class Pending implements JobSink {
   next: Pending | null = null;
   done = false;
 
   constructor(
+    private readonly owner: CodecRegistry,
     readonly entry: Entry,
     readonly encode: boolean,
     readonly t0: number,
     readonly deadline: number,
     readonly resolve: (r: Result) => void,
   ) {}
+
+  resolved(value: DecodeOutput & EncodeOutput): void {
+    this.owner.settled(this, value, null);
+  }
+
+  rejected(err: Error): void {
+    this.owner.settled(this, null, err);
+  }
 }
 
 function ignore(): void {}
@@ -520,8 +530,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     if (codec === null)
       return this.failed(entry, false, 'unavailable', entry.error ?? 'codec unavailable', 0);
     const t0 = performance.now();
-    if (entry.sandboxed && this.inFlight >= this.config.maxPending)
-      return this.overloaded(entry, false, t0) as DecodeResult;
+    if (entry.sandboxed) return this.sandboxed(entry, codec as SandboxedCodec, bytes, undefined, ctx, t0);
     let out: DecodeOutput | Promise<DecodeOutput>;
     try {
       out = codec.decodeUplink(bytes, ctx);
@@ -588,12 +597,45 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
       return Promise.resolve(this.overloaded(entry, encode, t0) as T);
     }
     return new Promise<T>((resolve) => {
-      const p = new Pending(entry, encode, t0, t0 + this.config.timeoutMs, resolve as (r: Result) => void);
+      const p = new Pending(
+        this,
+        entry,
+        encode,
+        t0,
+        t0 + this.config.timeoutMs,
+        resolve as (r: Result) => void,
+      );
       this.enqueue(p);
       out.then(
         (value) => this.settled(p, value, null),
         (err: unknown) => this.settled(p, null, err),
       );
+    });
+  }
+
+  /** Hands a message to the sandbox with the pending entry as its sink: one promise per message. */
+  private sandboxed<T extends DecodeResult | EncodeResult>(
+    entry: Entry,
+    codec: SandboxedCodec,
+    bytes: Buffer | null,
+    data: unknown,
+    ctx: UplinkContext | DownlinkContext,
+    t0: number,
+  ): Promise<T> {
+    const encode = bytes === null;
+    if (this.inFlight >= this.config.maxPending)
+      return Promise.resolve(this.overloaded(entry, encode, t0) as T);
+    return new Promise<T>((resolve) => {
+      const p = new Pending(
+        this,
+        entry,
+        encode,
+        t0,
+        t0 + this.config.timeoutMs,
+        resolve as (r: Result) => void,
+      );
+      this.enqueue(p);
+      codec.submit(encode ? OP_ENCODE : OP_DECODE, bytes, data, ctx, p);
     });
   }
 
@@ -610,7 +652,8 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     if (!this.timer) this.timer = setTimeout(this.sweepBound, this.config.timeoutMs);
   }
 
-  private settled(p: Pending, value: DecodeOutput | EncodeOutput | null, err: unknown): void {
+  /** Where a pending decode or encode ends (first outcome wins; the deadline sweep may come first). */
+  settled(p: Pending, value: DecodeOutput | EncodeOutput | null, err: unknown): void {
     if (p.done) return;
     p.done = true;
     this.inFlight--;
@@ -672,8 +715,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
         0,
       );
     const t0 = performance.now();
-    if (entry.sandboxed && this.inFlight >= this.config.maxPending)
-      return this.overloaded(entry, true, t0) as EncodeResult;
+    if (entry.sandboxed) return this.sandboxed(entry, codec as SandboxedCodec, null, data, ctx, t0);
     let out: EncodeOutput | Promise<EncodeOutput>;
     try {
       out = codec.encodeDownlink(data, ctx);

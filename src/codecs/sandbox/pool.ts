@@ -74,7 +74,13 @@ interface Registration {
   disabledUntil: number;
 }
 
-/** One message for a worker and the promise waiting for its outcome. */
+/** Who waits for a message's outcome: a promise's resolve/reject, or the registry's pending entry. */
+export interface JobSink {
+  resolved(value: DecodeOutput & EncodeOutput): void;
+  rejected(err: Error): void;
+}
+
+/** One message for a worker and who waits for its outcome. */
 class Job {
   enqueued = performance.now();
   attempts = 0;
@@ -84,9 +90,16 @@ class Job {
     readonly bytes: Buffer | null,
     readonly data: unknown,
     readonly ctx: UplinkContext | DownlinkContext,
-    private readonly resolve: (v: DecodeOutput & EncodeOutput) => void,
-    private readonly reject: (err: Error) => void,
+    private readonly sink: JobSink,
   ) {}
+
+  private resolve(value: DecodeOutput & EncodeOutput): void {
+    this.sink.resolved(value);
+  }
+
+  private reject(err: Error): void {
+    this.sink.rejected(err);
+  }
 
   get size(): number {
     return this.bytes ? this.bytes.length : 0;
@@ -98,7 +111,8 @@ class Job {
 
   settle(status: number, value: unknown, warnings: string[] | null): void {
     if (status === STATUS_OK) {
-      if (this.op === OP_DECODE) this.resolve({ data: value, warnings: warnings ?? undefined } as never);
+      if (this.op === OP_DECODE)
+        this.resolve({ data: JSON.parse(value as string), warnings: warnings ?? undefined } as never);
       else {
         const e = value as EncodedValue;
         const bytes = Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
@@ -618,7 +632,10 @@ export class SandboxPool implements ScriptSandbox {
   }
 }
 
-/** A codec living in the sandbox workers, as the registry sees it. */
+/**
+ * A codec living in the sandbox workers. `decodeUplink` / `encodeDownlink` answer with promises (the Codec
+ * interface); the registry uses `submit` with its own sink and saves a promise per message.
+ */
 export class SandboxedCodec implements Codec {
   readonly name: string;
   readonly encodeDownlink?: (data: unknown, ctx: DownlinkContext) => Promise<EncodeOutput>;
@@ -630,15 +647,24 @@ export class SandboxedCodec implements Codec {
     this.name = reg.name;
     if (reg.encode)
       this.encodeDownlink = (data, ctx) =>
-        new Promise((resolve, reject) =>
-          this.pool.submit(new Job(this.reg, OP_ENCODE, null, data, ctx, resolve, reject)),
-        );
+        new Promise((resolved, rejected) => this.submit(OP_ENCODE, null, data, ctx, { resolved, rejected }));
   }
 
   decodeUplink(bytes: Buffer, ctx: UplinkContext): Promise<DecodeOutput> {
-    return new Promise((resolve, reject) =>
-      this.pool.submit(new Job(this.reg, OP_DECODE, bytes, undefined, ctx, resolve, reject)),
+    return new Promise((resolved, rejected) =>
+      this.submit(OP_DECODE, bytes, undefined, ctx, { resolved, rejected }),
     );
+  }
+
+  /** Queues a decode (`bytes`) or encode (`data`) whose outcome goes to `sink`. */
+  submit(
+    op: typeof OP_DECODE | typeof OP_ENCODE,
+    bytes: Buffer | null,
+    data: unknown,
+    ctx: UplinkContext | DownlinkContext,
+    sink: JobSink,
+  ): void {
+    this.pool.submit(new Job(this.reg, op, bytes, data, ctx, sink));
   }
 
   close(): void {

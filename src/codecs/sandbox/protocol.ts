@@ -90,7 +90,7 @@ export interface EncodedValue {
 export interface BatchReply {
   readonly t: 'done';
   readonly status: Uint8Array;
-  /** Decoded data, EncodedValue, or the error message, per message. */
+  /** Decoded data as JSON text, an EncodedValue, or the error message, per message. */
   readonly values: unknown[];
   readonly warnings: (string[] | null)[];
 }

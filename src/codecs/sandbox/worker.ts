@@ -89,7 +89,10 @@ export function sandboxWorker(
     return w.slice(0, 16).map((x) => String(x).slice(0, 256));
   }
 
-  /** Hands decoded data over as plain JSON values, or says why it cannot be. */
+  /**
+   * Hands decoded data over as JSON text (cheaper to pass between threads than an object graph, and proof
+   * that it has a JSON form), or says why it cannot be.
+   */
   function output(i: number, data: unknown, w: string[] | null): void {
     let json: string | undefined;
     try {
@@ -102,7 +105,8 @@ export function sandboxWorker(
       settle(i, P.STATUS_INVALID, 'decoded data has no JSON form', null);
       return;
     }
-    if (json.length > init.maxOutputBytes || Buffer.byteLength(json) > init.maxOutputBytes) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when it could matter.
+    if (json.length * 3 > init.maxOutputBytes && Buffer.byteLength(json) > init.maxOutputBytes) {
       settle(i, P.STATUS_INVALID, `decoded JSON is larger than ${init.maxOutputBytes} bytes`, null);
       return;
     }
@@ -110,7 +114,7 @@ export function sandboxWorker(
       settle(i, P.STATUS_INVALID, `decoded data nests deeper than ${init.maxDepth} levels`, null);
       return;
     }
-    settle(i, P.STATUS_OK, JSON.parse(json), w);
+    settle(i, P.STATUS_OK, json, w);
   }
 
   /** Bytes a formatter returned (array of 0..255 or a typed array), copied out of its realm. */
@@ -184,7 +188,12 @@ export function sandboxWorker(
   });
   return {
     input: function (bytes, fPort, time, variables) {
-      return { bytes: Array.from(bytes), fPort: fPort, recvTime: new Date(time), variables: JSON.parse(variables) };
+      return {
+        bytes: Array.from(bytes),
+        fPort: fPort,
+        recvTime: new Date(time),
+        variables: variables === '{}' ? {} : JSON.parse(variables)
+      };
     },
     array: function (bytes) { return Array.from(bytes); },
     parse: function (json) { return JSON.parse(json); }
