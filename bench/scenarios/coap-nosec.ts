@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
+import type { ChildProcess } from 'node:child_process';
 import { output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 export interface LoadResult {
@@ -41,11 +42,21 @@ export function line(name: string, r: LoadResult, extra = ''): string {
   return `${name.padEnd(22)} ${String(r.rate).padStart(7)}/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  lost ${r.lost}${extra}`;
 }
 
-async function cellgate(ctx: BenchContext, port: number): Promise<void> {
-  const dir = ctx.tmp('nosec');
+/**
+ * Starts cellgate pinned to core 0 with a null sink and devices `dev0`…`dev99` (each with `device`'s fields),
+ * from a temporary folder that also holds `files`; resolves once it answers CoAP.
+ */
+export async function startBenchGateway(
+  ctx: BenchContext,
+  port: number,
+  device: Record<string, unknown> = {},
+  files: Record<string, string> = {},
+): Promise<ChildProcess> {
+  const dir = ctx.tmp('gateway');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}` }))),
+    stringify(Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}`, ...device }))),
   );
   writeFileSync(
     join(dir, 'gw.yaml'),
@@ -63,8 +74,16 @@ async function cellgate(ctx: BenchContext, port: number): Promise<void> {
     '--config',
     join(dir, 'gw.yaml'),
   ]);
+  await waitForCoap(port).catch(async (err: unknown) => {
+    await stop(server);
+    throw err;
+  });
+  return server;
+}
+
+async function cellgate(ctx: BenchContext, port: number): Promise<void> {
+  const server = await startBenchGateway(ctx, port);
   try {
-    await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssBytes(server.pid)), 1000);

@@ -16,10 +16,9 @@ import { encodeCbor } from '../../src/codecs/cbor-json.js';
 import type { UplinkContext } from '../../src/codecs/codec.js';
 import { CodecRegistry } from '../../src/codecs/registry.js';
 import type { CodecSpec, Device } from '../../src/devices/device.js';
-import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { cpuSeconds, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
-import { line, load, type LoadResult } from './coap-nosec.js';
+import { cpuSeconds, stop } from '../lib/proc.js';
+import { line, load, startBenchGateway, type LoadResult } from './coap-nosec.js';
 
 const PROTO = `syntax = "proto3";
 message Telemetry {
@@ -278,30 +277,8 @@ async function gatewayRun(
   port: number,
   codec: CodecSpec,
 ): Promise<LoadResult & { cpuMicros: number }> {
-  const dir = ctx.tmp('codecs-gateway');
-  writeFileSync(join(dir, 'formatter.js'), FRAME_FORMATTER);
-  writeFileSync(
-    join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: 100 }, (_, i) => ({ id: `dev${i}`, codec }))),
-  );
-  writeFileSync(
-    join(dir, 'gw.yaml'),
-    stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true },
-      http: { bind: '127.0.0.1', port: 0 },
-      devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'null' },
-      log: { level: 'error' },
-    }),
-  );
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    join(dir, 'gw.yaml'),
-  ]);
+  const server = await startBenchGateway(ctx, port, { codec }, { 'formatter.js': FRAME_FORMATTER });
   try {
-    await waitForCoap(port);
     const cpu0 = cpuSeconds(server.pid);
     const r = await load(ctx, port, [
       '--seconds',
@@ -315,7 +292,6 @@ async function gatewayRun(
     return { ...r, cpuMicros: r.exchanges ? (cpu * 1e6) / r.exchanges : 0 };
   } finally {
     await stop(server);
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 

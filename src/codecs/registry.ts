@@ -596,21 +596,12 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
       out.then(undefined, ignore);
       return Promise.resolve(this.overloaded(entry, encode, t0) as T);
     }
-    return new Promise<T>((resolve) => {
-      const p = new Pending(
-        this,
-        entry,
-        encode,
-        t0,
-        t0 + this.config.timeoutMs,
-        resolve as (r: Result) => void,
-      );
-      this.enqueue(p);
+    return this.track(entry, encode, t0, (p) =>
       out.then(
         (value) => this.settled(p, value, null),
         (err: unknown) => this.settled(p, null, err),
-      );
-    });
+      ),
+    );
   }
 
   /** Hands a message to the sandbox with the pending entry as its sink: one promise per message. */
@@ -625,6 +616,13 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     const encode = bytes === null;
     if (this.inFlight >= this.config.maxPending)
       return Promise.resolve(this.overloaded(entry, encode, t0) as T);
+    return this.track(entry, encode, t0, (p) =>
+      codec.submit(encode ? OP_ENCODE : OP_DECODE, bytes, data, ctx, p),
+    );
+  }
+
+  /** A promise for work in flight, answered by its outcome or by the deadline sweep, whichever comes first. */
+  private track<T>(entry: Entry, encode: boolean, t0: number, start: (p: Pending) => void): Promise<T> {
     return new Promise<T>((resolve) => {
       const p = new Pending(
         this,
@@ -635,7 +633,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
         resolve as (r: Result) => void,
       );
       this.enqueue(p);
-      codec.submit(encode ? OP_ENCODE : OP_DECODE, bytes, data, ctx, p);
+      start(p);
     });
   }
 

@@ -42,18 +42,33 @@ export function counterFrom(
   read: () => number | ReadonlyMap<string, number> | Record<string, number>,
   labelName?: string,
 ): Counter {
+  return counterFromLabels(registry, name, help, labelName ? [labelName] : [], function* () {
+    const v = read();
+    if (typeof v === 'number') yield [[], v] as const;
+    else if (labelName)
+      for (const [k, n] of v instanceof Map ? v.entries() : Object.entries(v)) yield [[k], n] as const;
+  });
+}
+
+/** A counter family with several labels, read from plain numbers (label values in `labelNames` order). */
+export function counterFromLabels(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => Iterable<readonly [readonly string[], number]>,
+): Counter {
   return new Counter({
     name,
     help,
-    labelNames: labelName ? [labelName] : [],
+    labelNames: [...labelNames],
     registers: [registry],
     collect() {
-      const v = read();
       this.reset();
-      if (typeof v === 'number') this.inc(v);
-      else if (labelName) {
-        const entries = v instanceof Map ? v.entries() : Object.entries(v);
-        for (const [k, n] of entries) this.inc({ [labelName]: k }, n);
+      for (const [values, n] of read()) {
+        const labels: Record<string, string> = {};
+        for (let i = 0; i < labelNames.length; i++) labels[labelNames[i]] = values[i];
+        this.inc(labels, n);
       }
     },
   });
@@ -114,30 +129,6 @@ export class CapReporter {
   close(): void {
     clearInterval(this.timer);
   }
-}
-
-/** A counter family with several labels, read from plain numbers (label values in `labelNames` order). */
-export function counterFromLabels(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly string[],
-  read: () => Iterable<readonly [readonly string[], number]>,
-): Counter {
-  return new Counter({
-    name,
-    help,
-    labelNames: [...labelNames],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [values, n] of read()) {
-        const labels: Record<string, string> = {};
-        for (let i = 0; i < labelNames.length; i++) labels[labelNames[i]] = values[i];
-        this.inc(labels, n);
-      }
-    },
-  });
 }
 
 type Sample = { labels: Record<string, string | number>; value: number; metricName: string };

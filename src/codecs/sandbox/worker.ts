@@ -145,6 +145,16 @@ export function sandboxWorker(
     );
   }
 
+  /** A formatter's result object, or null once its outcome is settled (not an object, or `errors`). */
+  function formatterResult(i: number, out: unknown, shape: string): Record<string, unknown> | null {
+    if (out === null || typeof out !== 'object') {
+      settle(i, P.STATUS_INVALID, shape, null);
+      return null;
+    }
+    const r = out as Record<string, unknown>;
+    return errorsOf(i, r) ? null : r;
+  }
+
   function errorsOf(i: number, r: Record<string, unknown>): boolean {
     const errors = r.errors;
     if (errors === undefined || errors === null) return false;
@@ -248,12 +258,8 @@ export function sandboxWorker(
         throw new Error('the script defines no encodeDownlink function');
       },
       finishDecode(i, out) {
-        if (out === null || typeof out !== 'object') {
-          settle(i, P.STATUS_INVALID, 'decodeUplink must return an object { data, warnings, errors }', null);
-          return;
-        }
-        const r = out as Record<string, unknown>;
-        if (errorsOf(i, r)) return;
+        const r = formatterResult(i, out, 'decodeUplink must return an object { data, warnings, errors }');
+        if (r === null) return;
         if (r.data === undefined) {
           settle(i, P.STATUS_INVALID, 'decodeUplink returned no data', null);
           return;
@@ -261,13 +267,8 @@ export function sandboxWorker(
         output(i, r.data, warningList(r.warnings));
       },
       finishEncode(i, out) {
-        if (out === null || typeof out !== 'object') {
-          settle(i, P.STATUS_INVALID, 'encodeDownlink must return an object { bytes, fPort }', null);
-          return;
-        }
-        const r = out as Record<string, unknown>;
-        if (errorsOf(i, r)) return;
-        outputBytes(i, r.bytes, 42);
+        const r = formatterResult(i, out, 'encodeDownlink must return an object { bytes, fPort }');
+        if (r !== null) outputBytes(i, r.bytes, 42);
       },
     };
   }
