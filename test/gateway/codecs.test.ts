@@ -72,8 +72,10 @@ describe('codecs in the gateway', () => {
     gw = await startTestGateway({
       devices: DEVICES,
       config: {
+        // Generous limits: a slow machine must not turn a worker restart into a separate response.
+        coap: { piggybackWindowMs: 5000 },
         codecs: {
-          timeoutMs: 800,
+          timeoutMs: 4000,
           plugins: { iso: join(FIXTURES, 'plugins/isolated.mjs') },
           sandbox: { callTimeoutMs: 100 },
         },
