@@ -3,87 +3,30 @@
  * cellgate (null sink) on one core; then, under the same load, libcoap's coap-server-notls and node-coap's
  * server. The cellgate run is a soak of 5 million requests with resident memory sampled each second.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import type { ChildProcess } from 'node:child_process';
-import { output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
-
-export interface LoadResult {
-  rate: number;
-  exchanges: number;
-  errors: number;
-  lost: number;
-  p50ms: number;
-  p99ms: number;
-  maxms: number;
-  seconds: number;
-}
+import { coapLoad, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
+import { rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const DEVICES = 100;
 const MB = 1024 * 1024;
 
-export async function load(ctx: BenchContext, port: number, args: string[]): Promise<LoadResult> {
-  const child = spawnPinned(1, process.execPath, [
-    join(ctx.dist, 'bench/coap-load.js'),
-    '--port',
-    String(port),
-    '--devices',
-    String(DEVICES),
-    '--payload',
-    '20',
-    ...args,
-  ]);
-  return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
-}
+const load = (ctx: BenchContext, port: number, args: string[]) => coapLoad(ctx, port, DEVICES, args);
 
-export function line(name: string, r: LoadResult, extra = ''): string {
+function line(name: string, r: LoadResult, extra = ''): string {
   return `${name.padEnd(22)} ${String(r.rate).padStart(7)}/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  lost ${r.lost}${extra}`;
 }
 
-/**
- * Starts cellgate pinned to core 0 with a null sink and devices `dev0`…`dev99` (each with `device`'s fields),
- * from a temporary folder that also holds `files`; resolves once it answers CoAP.
- */
-export async function startBenchGateway(
-  ctx: BenchContext,
-  port: number,
-  device: Record<string, unknown> = {},
-  files: Record<string, string> = {},
-): Promise<ChildProcess> {
-  const dir = ctx.tmp('gateway');
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  writeFileSync(
-    join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}`, ...device }))),
-  );
-  writeFileSync(
-    join(dir, 'gw.yaml'),
-    stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true },
-      http: { bind: '127.0.0.1', port: 0 },
-      devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'null' },
-      log: { level: 'error' },
-    }),
-  );
+async function cellgate(ctx: BenchContext, port: number): Promise<void> {
+  const config = writeGatewayConfig(ctx, 'nosec', port, DEVICES, { type: 'null' });
   const server = spawnPinned(0, process.execPath, [
     join(ctx.dist, 'src/cli.js'),
     'start',
     '--config',
-    join(dir, 'gw.yaml'),
+    config,
   ]);
-  await waitForCoap(port).catch(async (err: unknown) => {
-    await stop(server);
-    throw err;
-  });
-  return server;
-}
-
-async function cellgate(ctx: BenchContext, port: number): Promise<void> {
-  const server = await startBenchGateway(ctx, port);
   try {
+    await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssBytes(server.pid)), 1000);

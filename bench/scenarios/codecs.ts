@@ -17,8 +17,8 @@ import type { UplinkContext } from '../../src/codecs/codec.js';
 import { CodecRegistry } from '../../src/codecs/registry.js';
 import type { CodecSpec, Device } from '../../src/devices/device.js';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { cpuSeconds, stop } from '../lib/proc.js';
-import { line, load, startBenchGateway, type LoadResult } from './coap-nosec.js';
+import { coapLoad, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
+import { cpuSeconds, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const PROTO = `syntax = "proto3";
 message Telemetry {
@@ -71,6 +71,8 @@ function decodeUplink(input) {
   };
 }
 `;
+
+const DEVICES = 100;
 
 const READING = { temperature: 21.5, humidity: 48, battery: 3.61, status: 'ok', counter: 1234 };
 const SENML = [
@@ -277,10 +279,24 @@ async function gatewayRun(
   port: number,
   codec: CodecSpec,
 ): Promise<LoadResult & { cpuMicros: number }> {
-  const server = await startBenchGateway(ctx, port, { codec }, { 'formatter.js': FRAME_FORMATTER });
+  const config = writeGatewayConfig(
+    ctx,
+    'codecs',
+    port,
+    DEVICES,
+    { type: 'null' },
+    { device: { codec }, files: { 'formatter.js': FRAME_FORMATTER } },
+  );
+  const server = spawnPinned(0, process.execPath, [
+    join(ctx.dist, 'src/cli.js'),
+    'start',
+    '--config',
+    config,
+  ]);
   try {
+    await waitForCoap(port);
     const cpu0 = cpuSeconds(server.pid);
-    const r = await load(ctx, port, [
+    const r = await coapLoad(ctx, port, DEVICES, [
       '--seconds',
       ctx.quick ? '3' : '10',
       '--id-prefix',
@@ -295,6 +311,13 @@ async function gatewayRun(
   }
 }
 
+function line(name: string, r: LoadResult & { cpuMicros: number }): string {
+  return (
+    `${name.padEnd(22)} ${String(r.rate).padStart(7)}/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms` +
+    `  errors ${r.errors}  lost ${r.lost}  ${r.cpuMicros.toFixed(1)} µs CPU per exchange`
+  );
+}
+
 export const codecs: Scenario = {
   name: 'codecs',
   description: 'decode cost per message of each codec; the gateway with the js sandbox vs raw',
@@ -302,10 +325,10 @@ export const codecs: Scenario = {
     const r = await runCodecBench(ctx.quick ? 0.3 : 1, (l) => ctx.log(l));
     ctx.record('codecs', r);
     // The same process (gateway thread and sandbox worker) pinned to one core, the load generator on another.
-    const raw = await gatewayRun(ctx, 47693, 'raw');
-    ctx.log(line('gateway, raw codec', raw, `  ${raw.cpuMicros.toFixed(1)} µs CPU per exchange`));
-    const js = await gatewayRun(ctx, 47694, { name: 'js', options: { script: 'formatter.js' } });
-    ctx.log(line('gateway, js codec', js, `  ${js.cpuMicros.toFixed(1)} µs CPU per exchange`));
+    const raw = await gatewayRun(ctx, 47695, 'raw');
+    ctx.log(line('gateway, raw codec', raw));
+    const js = await gatewayRun(ctx, 47696, { name: 'js', options: { script: 'formatter.js' } });
+    ctx.log(line('gateway, js codec', js));
     // Throughput on one core is inversely proportional to CPU per exchange; the rate ratio also shows it,
     // but moves with whatever else runs on the machine.
     const ratio = raw.rate ? js.rate / raw.rate : 0;
