@@ -47,7 +47,7 @@ export function writeGatewayConfig(
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
-  extra: { device?: Record<string, unknown>; files?: Record<string, string> } = {},
+  extra: { device?: Record<string, unknown>; files?: Record<string, string>; logLevel?: string } = {},
 ): string {
   const dir = ctx.tmp(name);
   for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
@@ -62,7 +62,7 @@ export function writeGatewayConfig(
       http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
       publisher,
-      log: { level: 'error' },
+      log: { level: extra.logLevel ?? 'error' },
     }),
   );
   return join(dir, 'gw.yaml');

@@ -8,6 +8,7 @@
  *
  *   npm run bench -- [--quick] codecs
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -273,19 +274,44 @@ export async function runCodecBench(
   }
 }
 
-/** The whole gateway (null sink) under the CoAP load generator, every device on one codec. */
-async function gatewayRun(
-  ctx: BenchContext,
-  port: number,
-  codec: CodecSpec,
-): Promise<LoadResult & { cpuMicros: number }> {
+/** The CoAP port a gateway started with port 0 reports in its "cellgate listening" log line. */
+function listeningPort(child: ChildProcess, timeoutMs = 30_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => done(new Error('the gateway did not report its CoAP port')), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString();
+      const m = /"coap":"[^"]*:(\d+)"/.exec(buffered);
+      if (m) done(null, Number(m[1]));
+      else if (buffered.length > 65536) buffered = buffered.slice(-4096);
+    };
+    const onExit = (): void => done(new Error(`the gateway exited: ${buffered.slice(-500)}`));
+    const done = (err: Error | null, port = 0): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+      // Keep draining its output so the pipe never fills.
+      child.stdout?.resume();
+      if (err) reject(err);
+      else resolve(port);
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * The whole gateway (null sink) under the CoAP load generator, every device on one codec. The gateway takes
+ * a free port: fixed ports collide with other programs on shared machines.
+ */
+async function gatewayRun(ctx: BenchContext, codec: CodecSpec): Promise<LoadResult & { cpuMicros: number }> {
   const config = writeGatewayConfig(
     ctx,
     'codecs',
-    port,
+    0,
     DEVICES,
     { type: 'null' },
-    { device: { codec }, files: { 'formatter.js': FRAME_FORMATTER } },
+    { device: { codec }, files: { 'formatter.js': FRAME_FORMATTER }, logLevel: 'info' },
   );
   const server = spawnPinned(0, process.execPath, [
     join(ctx.dist, 'src/cli.js'),
@@ -294,6 +320,7 @@ async function gatewayRun(
     config,
   ]);
   try {
+    const port = await listeningPort(server);
     await waitForCoap(port);
     const cpu0 = cpuSeconds(server.pid);
     const r = await coapLoad(ctx, port, DEVICES, [
@@ -325,9 +352,9 @@ export const codecs: Scenario = {
     const r = await runCodecBench(ctx.quick ? 0.3 : 1, (l) => ctx.log(l));
     ctx.record('codecs', r);
     // The same process (gateway thread and sandbox worker) pinned to one core, the load generator on another.
-    const raw = await gatewayRun(ctx, 47695, 'raw');
+    const raw = await gatewayRun(ctx, 'raw');
     ctx.log(line('gateway, raw codec', raw));
-    const js = await gatewayRun(ctx, 47696, { name: 'js', options: { script: 'formatter.js' } });
+    const js = await gatewayRun(ctx, { name: 'js', options: { script: 'formatter.js' } });
     ctx.log(line('gateway, js codec', js));
     // Throughput on one core is inversely proportional to CPU per exchange; the rate ratio also shows it,
     // but moves with whatever else runs on the machine.

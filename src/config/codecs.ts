@@ -55,6 +55,15 @@ export const sandboxSchema = z
         'Longest one synchronous call into a script or isolated plugin may run; its worker is ended after 75-100% ' +
           'of this, and the other messages it held go to the new worker.',
       ),
+    batchDelayMs: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(1)
+      .describe(
+        'How long a message may wait for others to share its batch to a worker (0: only those that arrive ' +
+          'in the same event-loop turn). Larger batches cost the gateway thread less per message.',
+      ),
     maxBatch: z
       .number()
       .int()

@@ -251,3 +251,26 @@ describe('js codec: several sandbox workers', () => {
     expect(text).toContain('cellgate_codec_sandbox_queued 0');
   });
 });
+
+describe('js codec: batching', () => {
+  it('holds a lone message up to batchDelayMs for company, and sends a full batch at once', async () => {
+    const config = codecsSchema.parse({ timeoutMs: 3000, sandbox: { batchDelayMs: 60, maxBatch: 8 } });
+    const registry = new CodecRegistry({ baseDir: FIXTURES, config });
+    try {
+      const d = device(js('ttn-v2.js'));
+      await registry.prepare([d]);
+      await registry.decode(d, Buffer.from([1]), uplink());
+      let t = performance.now();
+      expect(await registry.decode(d, Buffer.from([1]), uplink())).toMatchObject({ data: { count: 1 } });
+      expect(performance.now() - t).toBeGreaterThanOrEqual(55);
+      t = performance.now();
+      const full = await Promise.all(
+        Array.from({ length: 8 }, () => registry.decode(d, Buffer.from([1, 2]), uplink())),
+      );
+      full.forEach((r) => expect(r).toMatchObject({ data: { count: 2 } }));
+      expect(performance.now() - t).toBeLessThan(55);
+    } finally {
+      await registry.close();
+    }
+  });
+});

@@ -161,7 +161,8 @@ export class SandboxPool implements ScriptSandbox {
   private queue: Job[] = [];
   private head = 0;
   private queuedBytes = 0;
-  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushImmediate: NodeJS.Immediate | null = null;
   private closed = false;
   private watchdog: NodeJS.Timeout | null = null;
   private readonly source = sandboxWorkerSource();
@@ -370,19 +371,42 @@ export class SandboxPool implements ScriptSandbox {
     }
     this.queue.push(job);
     this.queuedBytes += job.size;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.schedule();
+  }
+
+  /**
+   * True when the queue should go to a worker now: a full batch is waiting, or the oldest message has waited
+   * `batchDelayMs` for company.
+   */
+  private due(): boolean {
+    const n = this.queued;
+    if (n === 0) return false;
+    if (n >= this.opts.config.maxBatch) return true;
+    return performance.now() - this.queue[this.head].enqueued >= this.opts.config.batchDelayMs;
+  }
+
+  /** Arranges a flush: at once (end of this event-loop turn) when due, else when the oldest message is. */
+  private schedule(): void {
+    if (this.flushImmediate || this.queued === 0) return;
+    const wait = this.opts.config.batchDelayMs - (performance.now() - this.queue[this.head].enqueued);
+    if (wait <= 0 || this.queued >= this.opts.config.maxBatch) {
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      this.flushImmediate = setImmediate(this.flushBound);
+    } else if (!this.flushTimer) this.flushTimer = setTimeout(this.flushBound, wait);
   }
 
   private flush(): void {
-    this.flushScheduled = false;
-    for (const slot of this.slots) this.dispatch(slot);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.flushImmediate = null;
+    // The timer fired because the oldest message is due (timers may fire a little early by this clock).
+    for (const slot of this.slots) this.dispatch(slot, true);
+    // Messages left over wait for a worker to answer; that dispatches them.
   }
 
-  /** Gives an idle worker its next load, or a batch from the queue. */
-  private dispatch(slot: Slot): void {
+  /** Gives an idle worker its next load, or (when due, or `now`) a batch from the queue. */
+  private dispatch(slot: Slot, now = false): void {
     if (!slot.ready || slot.busy) return;
     const load = slot.loads.shift();
     if (load) {
@@ -392,7 +416,7 @@ export class SandboxPool implements ScriptSandbox {
       slot.worker.postMessage(load.msg);
       return;
     }
-    if (this.queued === 0) return;
+    if (this.queued === 0 || (!now && !this.due())) return;
     const max = this.opts.config.maxBatch;
     const oldest = performance.now() - this.opts.timeoutMs;
     const jobs: Job[] = [];
@@ -471,6 +495,7 @@ export class SandboxPool implements ScriptSandbox {
     }
     this.dispatch(slot);
     if (this.queued > 0) for (const s of this.slots) this.dispatch(s);
+    this.schedule();
     // An idle worker does not keep the process alive.
     if (!slot.busy) worker.unref();
   }
@@ -584,10 +609,7 @@ export class SandboxPool implements ScriptSandbox {
     if (jobs.length === 0) return;
     this.queue.splice(this.head, 0, ...jobs);
     for (const j of jobs) this.queuedBytes += j.size;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.schedule();
   }
 
   private strike(reg: Registration): void {
@@ -617,6 +639,8 @@ export class SandboxPool implements ScriptSandbox {
     if (this.closed) return;
     this.closed = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
     for (let i = this.head; i < this.queue.length; i++)
       this.queue[i].fail('unavailable', 'the sandbox is closed');
     this.queue = [];
