@@ -8,7 +8,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { codecsSchema, type CodecsConfig } from '../config/codecs.js';
+import { BUILTIN_CODEC_NAMES, codecsSchema, type CodecsConfig } from '../config/codecs.js';
 import type { CodecSpec, Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
@@ -25,6 +25,7 @@ import {
   isPromiseLike,
   type Codec,
   type CodecEnv,
+  type CodecPlugin,
   type DecodeOutput,
   type DecodeResult,
   type DownlinkContext,
@@ -161,10 +162,9 @@ function stableJson(v: unknown): string {
 function assertJsonable(v: unknown, depth: number, seen: Set<object>): void {
   switch (typeof v) {
     case 'string':
+    case 'number':
     case 'boolean':
     case 'undefined':
-      return;
-    case 'number':
       return;
     case 'object': {
       if (v === null) return;
@@ -194,7 +194,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private entries = new Map<string, Entry>();
   private byDevice = new WeakMap<Device, DeviceCodecs>();
   private readonly creating = new Map<string, Promise<Entry>>();
-  private readonly plugins = new Map<string, Promise<import('./codec.js').CodecPlugin>>();
+  private readonly plugins = new Map<string, Promise<CodecPlugin>>();
   private readonly stats = new Map<string, CodecStats>();
   private latency: FastHistogramFamily | null = null;
   private defaults: { raw: Entry; json: Entry; cbor: Entry; senml: Entry } | null = null;
@@ -219,29 +219,20 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     this.env = { baseDir: this.baseDir, sandbox };
     const m = opts.metrics;
     if (m) {
-      const failures = (pick: (s: CodecStats) => Float64Array) =>
-        function* (
-          this: void,
-          stats: Map<string, CodecStats>,
-        ): Generator<readonly [readonly string[], number]> {
-          for (const [name, s] of stats)
-            for (let i = 0; i < FAILURE_REASONS.length; i++)
-              yield [[name, FAILURE_REASONS[i]], pick(s)[i]] as const;
-        };
       counterFromLabels(
         m,
         'cellgate_codec_decode_failures_total',
         'Uplinks published with a decodeError, by codec and reason (error: the payload; exception: a plugin ' +
           'fault; invalid: no JSON form; timeout; memory; crashed; overload; unavailable).',
         ['codec', 'reason'],
-        () => failures((s) => s.decodeFailures)(this.stats),
+        () => this.failureCounts(false),
       );
       counterFromLabels(
         m,
         'cellgate_codec_encode_failures_total',
         'Downlinks a codec could not encode, by codec and reason.',
         ['codec', 'reason'],
-        () => failures((s) => s.encodeFailures)(this.stats),
+        () => this.failureCounts(true),
       );
       this.latency = new FastHistogramFamily(
         m,
@@ -259,22 +250,31 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     }
   }
 
+  /** Failure counts by codec and reason, for the metrics. */
+  private *failureCounts(encode: boolean): Generator<readonly [readonly string[], number]> {
+    for (const [name, s] of this.stats) {
+      const counts = encode ? s.encodeFailures : s.decodeFailures;
+      for (let i = 0; i < FAILURE_REASONS.length; i++) yield [[name, FAILURE_REASONS[i]], counts[i]];
+    }
+  }
+
   /** Built-in and configured codec names. */
   names(): { builtin: string[]; plugins: string[] } {
-    return {
-      builtin: ['raw', 'json', 'cbor', 'senml', 'protobuf', 'js'],
-      plugins: Object.keys(this.config.plugins),
-    };
+    return { builtin: [...BUILTIN_CODEC_NAMES], plugins: Object.keys(this.config.plugins) };
   }
 
   /** The plugin behind a name, loaded into this thread (not for isolated plugins). */
-  plugin(name: string): Promise<import('./codec.js').CodecPlugin> {
+  plugin(name: string): Promise<CodecPlugin> {
     let p = this.plugins.get(name);
     if (!p) {
       const source = this.source(name);
-      p = source ? loadPlugin(source) : Promise.reject(new Error(this.unknown(name)));
-      p.catch(() => undefined);
-      this.plugins.set(name, p);
+      const loading = source ? loadPlugin(source) : Promise.reject(new Error(this.unknown(name)));
+      // A module that failed to load is loaded again next time (the file may have been fixed).
+      loading.catch(() => {
+        if (this.plugins.get(name) === loading) this.plugins.delete(name);
+      });
+      this.plugins.set(name, loading);
+      p = loading;
     }
     return p;
   }
@@ -332,10 +332,13 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     return key;
   }
 
-  /** The entry for a key, created once (concurrent callers share the creation). */
+  /**
+   * The entry for a key, created once (concurrent callers share the creation). A codec that failed to be
+   * created is tried again by the next `prepare`, not by every uplink.
+   */
   private entry(key: string, spec: CodecSpec, current: Map<string, Entry>): Promise<Entry> {
     const existing = current.get(key) ?? this.entries.get(key);
-    if (existing) return Promise.resolve(existing);
+    if (existing && (existing.codec !== null || current.has(key))) return Promise.resolve(existing);
     let p = this.creating.get(key);
     if (!p) {
       p = this.create(key, specName(spec), specOptions(spec)).finally(() => this.creating.delete(key));

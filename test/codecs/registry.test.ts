@@ -315,6 +315,32 @@ describe('codec registry: reloads', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('tries a codec that failed to be created again on the next prepare', async () => {
+    const config = codecsSchema.parse({
+      plugins: {
+        late: { module: './late.mjs', isolation: 'none' },
+        'late-iso': './late-iso.mjs',
+      },
+    });
+    const retry = new CodecRegistry({ baseDir: dir, config });
+    try {
+      const a = device('late', undefined, 'a');
+      const b = device('late-iso', undefined, 'b');
+      const first = await retry.prepare([a, b]);
+      expect(first.failed.map((f) => f.codec).sort()).toEqual(['late', 'late-iso']);
+      expect(retry.decode(a, hex('00'), uplink())).toMatchObject({ error: /cannot load codec plugin late/ });
+      const plugin =
+        "export default { name: 'late', create: () => ({ name: 'late', decodeUplink: (b) => ({ data: b.length }) }) };";
+      writeFileSync(join(dir, 'late.mjs'), plugin);
+      writeFileSync(join(dir, 'late-iso.mjs'), plugin);
+      expect((await retry.prepare([a, b])).failed).toEqual([]);
+      expect(await retry.decode(a, hex('0102'), uplink())).toEqual({ codec: 'late', data: 2 });
+      expect(await retry.decode(b, hex('010203'), uplink())).toEqual({ codec: 'late-iso', data: 3 });
+    } finally {
+      await retry.close();
+    }
+  });
+
   it('re-creates a codec whose script changed, on the next prepare', async () => {
     const script = join(dir, 'f.js');
     writeFileSync(script, 'function decodeUplink(i) { return { data: { version: 1 } }; }');
