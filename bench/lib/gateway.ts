@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { BenchContext } from './context.js';
+import type { ChildProcess } from 'node:child_process';
 import { output, spawnPinned } from './proc.js';
 
 /** What `coap-load.js` prints. */
@@ -66,4 +67,11 @@ export function writeGatewayConfig(
     }),
   );
   return join(dir, 'gw.yaml');
+}
+
+/** Starts the compiled gateway (`cellgate start --config …`) pinned to core 0. */
+export function spawnGateway(ctx: BenchContext, config: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
+    env,
+  });
 }

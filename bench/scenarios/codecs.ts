@@ -18,8 +18,8 @@ import type { UplinkContext } from '../../src/codecs/codec.js';
 import { CodecRegistry } from '../../src/codecs/registry.js';
 import type { CodecSpec, Device } from '../../src/devices/device.js';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { coapLoad, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
-import { cpuSeconds, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
+import { coapLoad, spawnGateway, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
+import { cpuSeconds, stop, waitForCoap } from '../lib/proc.js';
 
 const PROTO = `syntax = "proto3";
 message Telemetry {
@@ -316,12 +316,7 @@ async function gatewayRun(
     { type: 'null' },
     { device: { codec }, files: { 'formatter.js': FRAME_FORMATTER }, logLevel: 'info' },
   );
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    config,
-  ]);
+  const server = spawnGateway(ctx, config);
   try {
     const port = await listeningPort(server);
     await waitForCoap(port);
