@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { codecsSchema } from './codecs.js';
 import { publisherSchema } from './publisher.js';
 
 export const configSchema = z.strictObject({
@@ -11,6 +12,7 @@ export const configSchema = z.strictObject({
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,
+  codecs: codecsSchema,
   downloads: downloadsSchema,
   log: logSchema,
 });

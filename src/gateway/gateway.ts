@@ -101,6 +101,7 @@ export class Gateway implements RequestHandler {
       path: ex.path,
       contentFormat: ex.contentFormat,
       transport: ex.peer.transport,
+      receivedAt: ex.receivedAt,
     });
     if (isPromiseLike(result)) result.then((r) => this.publish(ex, device, r));
     else this.publish(ex, device, result);
