@@ -8,6 +8,7 @@ import { decodeCborJson, encodeCbor } from '../../src/codecs/cbor-json.js';
 
 const cbor: Codec = {
   name: 'cbor',
+  contentFormats: [60],
   decodeUplink(bytes: Buffer): DecodeOutput {
     return { data: decodeCborJson(bytes) };
   },

@@ -4,6 +4,7 @@ import { jsonPayload, parseJsonPayload } from '../../src/codecs/json-text.js';
 
 const json: Codec = {
   name: 'json',
+  contentFormats: [50],
   decodeUplink(bytes: Buffer): DecodeOutput {
     return { data: parseJsonPayload(bytes) };
   },

@@ -54,6 +54,7 @@ function create(options: Readonly<Record<string, unknown>>): Codec {
   const { format } = parseCodecOptions('senml', optionsSchema, options);
   return {
     name: 'senml',
+    contentFormats: [110, 112, 50, 60],
     decodeUplink(bytes: Buffer, ctx: UplinkContext): DecodeOutput {
       const pack = decodePack(bytes, isCbor(format, bytes, ctx.contentFormat));
       return { data: resolveSenml(pack, (ctx.receivedAt ?? Date.now()) / 1000) };

@@ -51,6 +51,11 @@ export function isDecodeError(err: unknown): boolean {
 
 export interface Codec {
   readonly name: string;
+  /**
+   * The Content-Formats this codec decodes. An uplink that names another Content-Format is answered 4.15
+   * (Unsupported Content-Format) instead of being published with a decode error. Leave it out to take any.
+   */
+  readonly contentFormats?: readonly number[];
   decodeUplink(bytes: Buffer, ctx: UplinkContext): DecodeOutput | Promise<DecodeOutput>;
   encodeDownlink?(data: unknown, ctx: DownlinkContext): EncodeOutput | Promise<EncodeOutput>;
   close?(): void | Promise<void>;
@@ -114,6 +119,8 @@ export interface DecodeResult {
  * runs it with time and failure guards. Never throws and never rejects.
  */
 export interface UplinkDecoder {
+  /** Why this uplink's Content-Format cannot be decoded for the device (answered 4.15), or undefined. */
+  refuses?(device: Device, path: string, contentFormat: number | undefined): string | undefined;
   decode(device: Device, bytes: Buffer, ctx: UplinkContext): DecodeResult | Promise<DecodeResult>;
 }
 

@@ -515,6 +515,21 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     }
   }
 
+  /**
+   * Whether the codec that would decode this uplink takes its Content-Format. A device without a codec of its
+   * own takes any (the Content-Format picks the codec); so does a codec that declares no `contentFormats`.
+   * Returns the reason when it does not, for a 4.15 answer.
+   */
+  refuses(device: Device, path: string, contentFormat: number | undefined): string | undefined {
+    if (contentFormat === undefined) return undefined;
+    const dc = this.byDevice.get(device);
+    if (dc === undefined) return undefined;
+    const entry = (dc.paths !== null ? dc.paths.get(path) : undefined) ?? dc.codec;
+    const formats = entry?.codec?.contentFormats;
+    if (!entry || !formats || formats.includes(contentFormat)) return undefined;
+    return `Codec ${entry.name} takes Content-Format ${formats.join(', ')}, not ${contentFormat}`;
+  }
+
   /** Decodes an uplink with the device's codec. Never throws, never rejects. */
   decode(device: Device, bytes: Buffer, ctx: UplinkContext): DecodeResult | Promise<DecodeResult> {
     const dc = this.byDevice.get(device);

@@ -130,6 +130,25 @@ describe('codecs in the gateway', () => {
     });
   });
 
+  it('answers 4.15 to a Content-Format the device codec does not take, publishing nothing', async () => {
+    const before = gw.recorder.messages.length;
+    for (const [device, cf] of [
+      ['json-dev', 60],
+      ['cbor-dev', 50],
+      ['senml-dev', 42],
+    ] as const) {
+      const answer = parseMessage(
+        (await client.request(post(device, 'up', Buffer.from('{}'), cf), gw.coapPort, 3000)) as Buffer,
+      ) as CoapMessage;
+      expect(answer.code).toBe(Code.UNSUPPORTED_CONTENT_FORMAT);
+      expect(answer.payload.toString()).toContain(String(cf));
+    }
+    // A path override decides for its path; a codec without a declared Content-Format takes any.
+    expect(await uplink('mixed-dev', 'bin', Buffer.from([9]), 60)).toMatchObject({ codec: 'raw' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gw.recorder.messages.length).toBe(before + 1);
+  });
+
   it('decodes with each built-in codec a device names', async () => {
     expect(await uplink('json-dev', 'up', Buffer.from('{"on":true}'))).toMatchObject({
       codec: 'json',

@@ -69,6 +69,7 @@ interface Registration {
   readonly load: LoadRequest;
   readonly module: boolean;
   encode: boolean;
+  contentFormats?: readonly number[];
   closed: boolean;
   kills: number[];
   disabledUntil: number;
@@ -262,6 +263,7 @@ export class SandboxPool implements ScriptSandbox {
       throw new Error(failed.error ?? 'load failed');
     }
     reg.encode = replies.every((r) => r.encode);
+    reg.contentFormats = replies[0]?.contentFormats;
     this.registrations.set(id, reg);
     return new SandboxedCodec(this, reg);
   }
@@ -663,12 +665,14 @@ export class SandboxPool implements ScriptSandbox {
 export class SandboxedCodec implements Codec {
   readonly name: string;
   readonly encodeDownlink?: (data: unknown, ctx: DownlinkContext) => Promise<EncodeOutput>;
+  readonly contentFormats?: readonly number[];
 
   constructor(
     private readonly pool: SandboxPool,
     private readonly reg: Registration,
   ) {
     this.name = reg.name;
+    this.contentFormats = reg.contentFormats;
     if (reg.encode)
       this.encodeDownlink = (data, ctx) =>
         new Promise((resolved, rejected) => this.submit(OP_ENCODE, null, data, ctx, { resolved, rejected }));

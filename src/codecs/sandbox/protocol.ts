@@ -76,6 +76,8 @@ export type WorkerRequest = LoadRequest | UnloadRequest | BatchRequest;
 
 export interface LoadReply {
   readonly t: 'loaded';
+  /** Content-Formats the loaded codec declares (modules only). */
+  readonly contentFormats?: readonly number[];
   readonly id: number;
   readonly error: string | null;
   readonly encode: boolean;

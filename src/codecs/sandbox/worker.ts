@@ -40,6 +40,7 @@ interface ContextHelpers {
 /** A loaded codec inside the worker. `call` may return a promise; `finish` reports the outcome of index i. */
 interface Loaded {
   readonly encodes: boolean;
+  readonly contentFormats?: readonly number[];
   decode(bytes: Uint8Array, time: number, ctx: unknown): unknown;
   encode(data: unknown, ctx: unknown): unknown;
   finishDecode(i: number, out: unknown): void;
@@ -283,13 +284,19 @@ export function sandboxWorker(
     const codec = (await plugin.create(req.options, { baseDir: req.baseDir })) as {
       decodeUplink?: (bytes: Buffer, ctx: unknown) => unknown;
       encodeDownlink?: (data: unknown, ctx: unknown) => unknown;
+      contentFormats?: unknown;
     } | null;
     if (typeof codec?.decodeUplink !== 'function')
       throw new Error('create() returned no codec with decodeUplink');
     const decodeUplink = codec.decodeUplink.bind(codec);
     const encodeDownlink = codec.encodeDownlink?.bind(codec);
+    const formats = codec.contentFormats;
     return {
       encodes: typeof encodeDownlink === 'function',
+      contentFormats:
+        Array.isArray(formats) && formats.every((f) => Number.isInteger(f))
+          ? (formats as number[])
+          : undefined,
       decode(bytes, _time, ctx) {
         return decodeUplink(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), ctx);
       },
@@ -342,7 +349,13 @@ export function sandboxWorker(
           ? loadScript(req)
           : await withTimeout(loadModule(req), init.loadTimeoutMs, 'loading the plugin');
       codecs.set(req.id, loaded);
-      reply = { t: 'loaded', id: req.id, error: null, encode: loaded.encodes };
+      reply = {
+        t: 'loaded',
+        id: req.id,
+        error: null,
+        encode: loaded.encodes,
+        contentFormats: loaded.contentFormats,
+      };
     } catch (err) {
       reply = { t: 'loaded', id: req.id, error: message(err), encode: false };
     }
