@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { codecCommand } from './codecs/cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
@@ -23,6 +24,11 @@ Commands:
   simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
   healthcheck [--config FILE] [--ready]
                                exit 0 when the running gateway answers /healthz (or /readyz)
+  codec list [--config FILE]   list built-in and configured codecs
+  codec test <codec> <hex | @file> [--options JSON] [--content-format N] [--path P] [--config FILE]
+                               decode a payload and print the JSON (for plugin authors)
+  codec encode <codec> <JSON | @file> [--options JSON] [--accept N] [--config FILE]
+                               encode a downlink and print the bytes as hex
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
@@ -76,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
       return simulateCommand(rest);
     case 'healthcheck':
       return healthcheck(healthcheckUrl(rest));
+    case 'codec':
+      return codecCommand(rest, process.stdout, process.stderr);
     case 'version':
     case '--version':
       process.stdout.write(packageVersion() + '\n');

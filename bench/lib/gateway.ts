@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { BenchContext } from './context.js';
+import type { ChildProcess } from 'node:child_process';
 import { output, spawnPinned } from './proc.js';
 
 /** What `coap-load.js` prints. */
@@ -37,18 +38,23 @@ export async function coapLoad(
   return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
 }
 
-/** Writes a gateway's config and device file (`dev0`…) into a fresh folder; returns the config path. */
+/**
+ * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec) into a
+ * fresh folder, with `extra.files` beside them; returns the config path.
+ */
 export function writeGatewayConfig(
   ctx: BenchContext,
   name: string,
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
+  extra: { device?: Record<string, unknown>; files?: Record<string, string>; logLevel?: string } = {},
 ): string {
   const dir = ctx.tmp(name);
+  for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}` }))),
+    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}`, ...extra.device }))),
   );
   writeFileSync(
     join(dir, 'gw.yaml'),
@@ -57,8 +63,15 @@ export function writeGatewayConfig(
       http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
       publisher,
-      log: { level: 'error' },
+      log: { level: extra.logLevel ?? 'error' },
     }),
   );
   return join(dir, 'gw.yaml');
+}
+
+/** Starts the compiled gateway (`cellgate start --config …`) pinned to core 0. */
+export function spawnGateway(ctx: BenchContext, config: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
+    env,
+  });
 }

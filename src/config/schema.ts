@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { codecsSchema } from './codecs.js';
 import { publisherSchema } from './publisher.js';
 import { shutdownSchema } from './shutdown.js';
 
@@ -12,6 +13,7 @@ export const configSchema = z.strictObject({
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,
+  codecs: codecsSchema,
   downloads: downloadsSchema,
   log: logSchema,
   shutdown: shutdownSchema,

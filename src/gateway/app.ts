@@ -4,7 +4,7 @@
  */
 import { CoapEndpoint } from '../coap/endpoint.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
-import rawCodec from '../../codecs/raw/index.js';
+import { CodecRegistry } from '../codecs/registry.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { FileRegistry } from '../devices/file-registry.js';
@@ -47,17 +47,6 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Until a device's codec says otherwise, uplinks are kept as raw bytes. */
-async function rawDecoder(): Promise<UplinkDecoder> {
-  const codec = await rawCodec.create({}, { baseDir: '.' });
-  return {
-    decode: (_device, bytes, ctx) => {
-      const out = codec.decodeUplink(bytes, ctx) as { data: unknown };
-      return { codec: codec.name, data: out.data };
-    },
-  };
-}
-
 export async function startGateway(
   loaded: LoadedConfig,
   overrides: GatewayOverrides = {},
@@ -75,7 +64,23 @@ export async function startGateway(
   try {
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
-    const decoder = overrides.decoder ?? (await rawDecoder());
+    let decoder = overrides.decoder;
+    if (!decoder) {
+      const codecs = new CodecRegistry({
+        config: config.codecs,
+        baseDir: loaded.baseDir,
+        metrics,
+        log,
+        caps,
+      });
+      closers.push(() => codecs.close());
+      // Codecs the devices use are created now and again after each registry reload, so decoding picks
+      // them synchronously; a registry that cannot list its devices gets them created on first use.
+      const follow = codecs.follow(registry);
+      closers.push(() => follow.stop());
+      await follow.ready;
+      decoder = codecs;
+    }
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
     let publisherClosed: Promise<void> | undefined;

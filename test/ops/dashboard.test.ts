@@ -45,6 +45,9 @@ describe('Grafana dashboard', () => {
     process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIAL.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIAL.secretAccessKey;
     gw = await startTestGateway({
+      // A device with a js codec, so that the codec sandbox (and its metrics) exists.
+      devices: [{ id: 'js-1', codec: { name: 'js', options: { script: 'files/f.js' } } }],
+      files: { 'f.js': 'function decodeUplink(input) { return { data: { n: input.bytes.length } }; }' },
       configuredPublisher: true,
       config: {
         publisher: {
