@@ -80,6 +80,10 @@ function resolvePaths(config: Config, baseDir: string): void {
   config.devices.file = resolveFrom(baseDir, config.devices.file);
   config.downloads.dir = resolveFrom(baseDir, config.downloads.dir);
   if (config.publisher.type === 'file') config.publisher.path = resolveFrom(baseDir, config.publisher.path);
+  const admin = config.admin;
+  if (admin.tokenFile) admin.tokenFile = resolveFrom(baseDir, admin.tokenFile);
+  if (admin.sigv4.secretAccessKeyFile)
+    admin.sigv4.secretAccessKeyFile = resolveFrom(baseDir, admin.sigv4.secretAccessKeyFile);
 }
 
 /** Loads a config file (or none: defaults only) with environment overrides applied. */

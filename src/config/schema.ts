@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { adminSchema } from './admin.js';
+import { downlinkSchema } from './downlink.js';
 import { publisherSchema } from './publisher.js';
 
 export const configSchema = z.strictObject({
@@ -12,6 +14,8 @@ export const configSchema = z.strictObject({
   devices: devicesSchema,
   publisher: publisherSchema,
   downloads: downloadsSchema,
+  downlink: downlinkSchema,
+  admin: adminSchema,
   log: logSchema,
 });
 

@@ -7,6 +7,7 @@ import type { UplinkDecoder } from '../codecs/codec.js';
 import rawCodec from '../../codecs/raw/index.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
+import { createDownlinks, mountAdminApi, type DownlinkCodecs, type Downlinks } from '../downlink/index.js';
 import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
@@ -24,6 +25,8 @@ export interface GatewayOverrides {
   publisher?: Publisher;
   registry?: DeviceRegistry;
   decoder?: UplinkDecoder;
+  /** Device codecs for downlinks (until the codec registry provides them). */
+  downlinkCodecs?: DownlinkCodecs;
 }
 
 export interface RunningGateway {
@@ -33,6 +36,8 @@ export interface RunningGateway {
   readonly gateway: Gateway;
   readonly publisher: Publisher;
   readonly registry: DeviceRegistry;
+  /** The downlink layer (undefined when `downlink.enabled` is false). */
+  readonly downlinks?: Downlinks;
   readonly metrics: MetricsRegistry;
   readonly http: HttpSidePort;
   readonly log: Logger;
@@ -89,6 +94,14 @@ export async function startGateway(
       log,
       metrics,
     });
+    const downlinks = createDownlinks(config.downlink, {
+      log,
+      metrics,
+      caps,
+      codecs: overrides.downlinkCodecs,
+    });
+    if (downlinks) closers.push(() => downlinks.close());
+    downlinks?.attach(gateway, registry, config.coap.identity);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
       {
@@ -130,6 +143,7 @@ export async function startGateway(
       return reasons;
     };
     const http = new HttpSidePort(metrics, { notReady }, log);
+    if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
     closers.push(() => http.close());
 
@@ -148,6 +162,7 @@ export async function startGateway(
       gateway,
       publisher,
       registry,
+      downlinks,
       metrics,
       http,
       log,
