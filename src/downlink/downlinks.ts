@@ -408,15 +408,20 @@ export class Downlinks {
     if (firstBlock(ex)) this.offer(entry, doc, Date.now());
     const res: CoapResponse = { code: base.code, payload, contentFormat, etag: doc.etag };
     if (get) res.maxAge = VALID_NO_CACHE;
-    if (queryValue(ex.query, DELIVERY_QUERY) === CONFIRMED_DELIVERY) {
+    // Confirmed delivery: a document that fits one message goes in a confirmable response whose ACK confirms
+    // it. A larger one goes block-wise as usual (an ACK of its first block would not say it arrived whole)
+    // and is confirmed by echoing its ETag.
+    if (
+      !doc.empty &&
+      payload.length <= ex.blockSize &&
+      queryValue(ex.query, DELIVERY_QUERY) === CONFIRMED_DELIVERY
+    ) {
       res.confirmable = true;
-      // The device's ACK confirms the document only when it came whole in that one message.
-      if (!doc.empty && payload.length <= ex.blockSize)
-        res.onDelivered = (delivered) => {
-          if (!delivered) return;
-          this.confirmations.delivery_ack++;
-          this.confirm(entry, device, doc.etag, Date.now());
-        };
+      res.onDelivered = (delivered) => {
+        if (!delivered) return;
+        this.confirmations.delivery_ack++;
+        this.confirm(entry, device, doc.etag, Date.now());
+      };
     }
     this.responses.attached++;
     ex.respond(res);

@@ -34,7 +34,13 @@ else
 end
 return 1`;
 
-const MAX_CAS_ATTEMPTS = 8;
+const MAX_CAS_ATTEMPTS = 16;
+
+/** A short random pause before trying again, growing with the attempt, so concurrent writers spread out. */
+function backoff(attempt: number): Promise<void> | undefined {
+  if (attempt === 0) return undefined;
+  return new Promise((r) => setTimeout(r, Math.random() * 2 * Math.min(attempt, 8)));
+}
 
 export class RedisShadowSource implements ShadowSource {
   readonly kind = 'redis';
@@ -62,6 +68,7 @@ export class RedisShadowSource implements ShadowSource {
 
   async update(thing: string, update: ShadowUpdate): Promise<UpdateAnswer> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      await backoff(attempt);
       const { version, state } = await this.read(thing);
       const { next, answer } = applyShadowUpdate(
         state,
@@ -83,6 +90,7 @@ export class RedisShadowSource implements ShadowSource {
 
   async delete(thing: string): Promise<{ version: number; timestamp: number }> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      await backoff(attempt);
       const { version, state } = await this.read(thing);
       if (!state) throw new ShadowError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`);
       const ok = await this.redis.client

@@ -17,6 +17,8 @@ export class RedisConnection {
   readonly client: Redis;
   readonly prefix: string;
   private subscriber: Redis | undefined;
+  /** Settles once the change feed's subscription is in place (at once when nothing listens). */
+  subscribed: Promise<void> = Promise.resolve();
   private readonly listeners: ((thing: string) => void)[] = [];
   private readonly channel: string;
   private lastErrorLog = 0;
@@ -57,7 +59,10 @@ export class RedisConnection {
     sub.on('message', (_channel: string, thing: string) => {
       for (const l of this.listeners) l(thing);
     });
-    sub.subscribe(this.channel).catch((err: Error) => this.logError(err));
+    this.subscribed = sub.subscribe(this.channel).then(
+      () => undefined,
+      (err: Error) => this.logError(err),
+    );
   }
 
   async close(): Promise<void> {
