@@ -89,7 +89,7 @@ export const downlinkSchema = z
           .number()
           .int()
           .min(1)
-          .max(64)
+          .max(127)
           .default(4)
           .describe('Commands attached to one response at most (the rest follow on later uplinks).'),
         defaultTtlSeconds: z

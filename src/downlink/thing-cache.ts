@@ -93,7 +93,12 @@ export class ThingEntry {
     }
     if (commands) value.commands = commands;
     const last = ids.length ? ids[ids.length - 1] : 0;
-    return (this.doc = new BuiltDocument(value, encodeTag(version, last, ids.length), ids, validUntil));
+    return (this.doc = new BuiltDocument(
+      value,
+      encodeTag(version, this.delta !== undefined, last, ids.length),
+      ids,
+      validUntil,
+    ));
   }
 
   /** Estimates the bytes the entry holds without encodings, from the size of its shadow. */

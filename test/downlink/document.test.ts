@@ -4,14 +4,28 @@ import { encodeCbor, encodeJson, Format, formatFor } from '../../src/downlink/en
 import { clientToken } from '../../src/downlink/downlinks.js';
 
 describe('downlink document', () => {
-  it('ETag: version, low 24 bits of the last command id, command count (known answer)', () => {
-    const tag = encodeTag(0x01020304, 0x6b4a2f10, 3);
+  it('ETag: version, low 24 bits of the last command id, desired flag and command count (known answer)', () => {
+    const tag = encodeTag(0x01020304, false, 0x6b4a2f10, 3);
     expect(tag.toString('hex')).toBe('010203044a2f1003');
-    expect(decodeTag(tag)).toEqual({ version: 0x01020304, lastCommand: 0x4a2f10, commands: 3 });
+    expect(decodeTag(tag)).toEqual({
+      version: 0x01020304,
+      lastCommand: 0x4a2f10,
+      desired: false,
+      commands: 3,
+    });
+    // The same version with and without desired state are different documents.
+    expect(encodeTag(7, true, 0, 0).toString('hex')).toBe('0000000700000080');
+    expect(encodeTag(7, false, 0, 0).toString('hex')).toBe('0000000700000000');
+    expect(decodeTag(encodeTag(7, true, 5, 127))).toEqual({
+      version: 7,
+      lastCommand: 5,
+      desired: true,
+      commands: 127,
+    });
     expect(matchesLastCommand(0x6b4a2f10, decodeTag(tag)!)).toBe(true);
     expect(matchesLastCommand(0x6b4a2f11, decodeTag(tag)!)).toBe(false);
     // Versions past 2^32 wrap.
-    expect(encodeTag(2 ** 32 + 5, 0, 0).toString('hex')).toBe('0000000500000000');
+    expect(encodeTag(2 ** 32 + 5, false, 0, 0).toString('hex')).toBe('0000000500000000');
   });
 
   it('rejects tags that are not ours', () => {
@@ -34,7 +48,8 @@ describe('downlink document', () => {
         '616101' + // "a": 1
         '626f6ef5' + // "on": true
         '616ef6' + // "n": null
-        '616c8201' + '6178' + // "l": [1, "x"]
+        '616c8201' +
+        '6178' + // "l": [1, "x"]
         '6166fb4035800000000000' + // "f": 21.5 (float64)
         '636e656722', // "neg": -3
     );

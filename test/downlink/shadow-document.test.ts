@@ -38,14 +38,27 @@ describe('shadow documents', () => {
 
   it('updates merge, null deletes a field, arrays are replaced whole, every update bumps the version', () => {
     let s: ShadowState | undefined;
-    let r = applyShadowUpdate(s, 0, update({ state: { desired: { a: 1, b: { x: 1 }, c: [1, 2] } } }), 100, 8192);
+    let r = applyShadowUpdate(
+      s,
+      0,
+      update({ state: { desired: { a: 1, b: { x: 1 }, c: [1, 2] } } }),
+      100,
+      8192,
+    );
     s = r.next;
     expect(s.version).toBe(1);
-    expect(r.answer).toMatchObject({ version: 1, timestamp: 100, metadata: { desired: { a: { timestamp: 100 } } } });
+    expect(r.answer).toMatchObject({
+      version: 1,
+      timestamp: 100,
+      metadata: { desired: { a: { timestamp: 100 } } },
+    });
     r = applyShadowUpdate(s, 0, update({ state: { desired: { a: null, b: { y: 2 }, c: [3] } } }), 200, 8192);
     s = r.next;
     expect(s.desired).toEqual({ b: { x: 1, y: 2 }, c: [3] });
-    expect(s.metadata?.desired).toEqual({ b: { x: { timestamp: 100 }, y: { timestamp: 200 } }, c: [{ timestamp: 200 }] });
+    expect(s.metadata?.desired).toEqual({
+      b: { x: { timestamp: 100 }, y: { timestamp: 200 } },
+      c: [{ timestamp: 200 }],
+    });
     r = applyShadowUpdate(s, 0, update({ state: { reported: { c: [3] } }, clientToken: 'tok' }), 300, 8192);
     expect(r.next.version).toBe(3);
     expect(r.answer.clientToken).toBe('tok');
@@ -67,13 +80,17 @@ describe('shadow documents', () => {
 
   it('a version that is not the current one is a 409 conflict; a deleted shadow carries its version on', () => {
     const { next } = applyShadowUpdate(undefined, 0, update({ state: { desired: { a: 1 } } }), 1, 8192);
-    const e = caught(() => applyShadowUpdate(next, 0, update({ state: { desired: { a: 2 } }, version: 7 }), 2, 8192));
-    expect([e.status, e.code]).toEqual([409, 'ConflictException']);
-    expect(applyShadowUpdate(next, 0, update({ state: { desired: { a: 2 } }, version: 1 }), 2, 8192).next.version).toBe(
-      2,
+    const e = caught(() =>
+      applyShadowUpdate(next, 0, update({ state: { desired: { a: 2 } }, version: 7 }), 2, 8192),
     );
+    expect([e.status, e.code]).toEqual([409, 'ConflictException']);
+    expect(
+      applyShadowUpdate(next, 0, update({ state: { desired: { a: 2 } }, version: 1 }), 2, 8192).next.version,
+    ).toBe(2);
     // After a delete at version 5, the next shadow is version 6.
-    expect(applyShadowUpdate(undefined, 5, update({ state: { desired: { a: 1 } } }), 3, 8192).next.version).toBe(6);
+    expect(
+      applyShadowUpdate(undefined, 5, update({ state: { desired: { a: 1 } } }), 3, 8192).next.version,
+    ).toBe(6);
   });
 
   it('refuses a state larger than the limit with 413', () => {

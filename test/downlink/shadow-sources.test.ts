@@ -37,7 +37,11 @@ let n = 0;
 const thing = () => `shadow-thing-${++n}`;
 
 describe.each([
-  ['memory', () => new MemoryShadowSource({ maxThings: 100, maxBytes: 1 << 20, maxDocumentBytes: 8192, onCap: () => {} })],
+  [
+    'memory',
+    () =>
+      new MemoryShadowSource({ maxThings: 100, maxBytes: 1 << 20, maxDocumentBytes: 8192, onCap: () => {} }),
+  ],
   ['redis', redisSource],
 ] as [string, () => ShadowSource][])('%s shadow source', (_name, make) => {
   const source = make();
@@ -46,10 +50,18 @@ describe.each([
     const t = thing();
     expect(await source.get(t)).toBeUndefined();
     const a = await source.update(t, desired({ interval: 60, mode: 'eco' }, { clientToken: 'c1' }));
-    expect(a).toMatchObject({ version: 1, clientToken: 'c1', state: { desired: { interval: 60, mode: 'eco' } } });
+    expect(a).toMatchObject({
+      version: 1,
+      clientToken: 'c1',
+      state: { desired: { interval: 60, mode: 'eco' } },
+    });
     await source.update(t, { state: { reported: { interval: 60 } }, version: 1 });
     const s = await source.get(t);
-    expect(s).toMatchObject({ version: 2, desired: { interval: 60, mode: 'eco' }, reported: { interval: 60 } });
+    expect(s).toMatchObject({
+      version: 2,
+      desired: { interval: 60, mode: 'eco' },
+      reported: { interval: 60 },
+    });
     const e = await refusal(source.update(t, desired({ mode: 'x' }, { version: 1 })));
     expect([e.status, e.code]).toEqual([409, 'ConflictException']);
     expect((await source.get(t))?.desired).toEqual({ interval: 60, mode: 'eco' });
@@ -101,7 +113,12 @@ describe('redis shadow source across replicas', () => {
 describe('memory shadow source caps', () => {
   it('refuses new shadows past maxThings and bytes past maxBytes, keeping what it has', async () => {
     const caps: string[] = [];
-    const m = new MemoryShadowSource({ maxThings: 2, maxBytes: 300, maxDocumentBytes: 8192, onCap: (c) => caps.push(c) });
+    const m = new MemoryShadowSource({
+      maxThings: 2,
+      maxBytes: 300,
+      maxDocumentBytes: 8192,
+      onCap: (c) => caps.push(c),
+    });
     await m.update('a', desired({ v: 1 }));
     await m.update('b', desired({ v: 1 }));
     expect((await refusal(m.update('c', desired({ v: 1 })))).status).toBe(503);

@@ -57,13 +57,15 @@ describe('SigV4 verification', () => {
     expect(refused({ ...GET_VANILLA, url: '/other' })).toMatch(/does not match/);
     expect(refused({ ...QUERY_ORDER, url: '/?Param2=value2&Param1=value3' })).toMatch(/does not match/);
     expect(refused({ ...POST_VANILLA, body: Buffer.from('x') })).toMatch(/does not match/);
-    expect(refused({ ...GET_VANILLA, headers: { ...GET_VANILLA.headers, host: 'evil.example.com' } })).toMatch(
-      /does not match/,
-    );
+    expect(
+      refused({ ...GET_VANILLA, headers: { ...GET_VANILLA.headers, host: 'evil.example.com' } }),
+    ).toMatch(/does not match/);
   });
 
   it('refuses an unknown key, another service, a stale or future date, a missing date', () => {
-    expect(refused(GET_VANILLA, { ...opts, secrets: new Map([['OTHER', 'x']]) })).toMatch(/^403 UnrecognizedClient/);
+    expect(refused(GET_VANILLA, { ...opts, secrets: new Map([['OTHER', 'x']]) })).toMatch(
+      /^403 UnrecognizedClient/,
+    );
     expect(refused(GET_VANILLA, { ...opts, service: 'iotdata' })).toMatch(/service iotdata/);
     expect(refused(GET_VANILLA, { ...opts, now: NOW + 16 * 60_000 })).toMatch(/too far from now/);
     expect(refused(GET_VANILLA, { ...opts, now: NOW - 16 * 60_000 })).toMatch(/too far from now/);
@@ -89,7 +91,10 @@ describe('SigV4 verification', () => {
     const { authorization: _a, ...none } = GET_VANILLA.headers;
     expect(refused({ ...GET_VANILLA, headers: none })).toMatch(/^403 MissingAuthenticationToken/);
     expect(
-      refused({ ...POST_VANILLA, headers: { ...POST_VANILLA.headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } }),
+      refused({
+        ...POST_VANILLA,
+        headers: { ...POST_VANILLA.headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      }),
     ).toMatch(/does not match the body/);
   });
 });
@@ -125,15 +130,23 @@ describe('admin API authorization', () => {
       status: 401,
     });
     // A SigV4 signature is not accepted when no access key is configured.
-    expect(auth.check(fakeRequest('127.0.0.1', GET_VANILLA.headers.authorization), Buffer.alloc(0))).toMatchObject({
+    expect(
+      auth.check(fakeRequest('127.0.0.1', GET_VANILLA.headers.authorization), Buffer.alloc(0)),
+    ).toMatchObject({
       ok: false,
       status: 401,
     });
   });
 
   it('refuses half-configured SigV4 credentials and unreadable files', () => {
-    expect(() => new AdminAuth(adminSchema.parse({ sigv4: { accessKeyId: 'AK' } }))).toThrow(/without a secret/);
-    expect(() => new AdminAuth(adminSchema.parse({ sigv4: { secretAccessKey: 'x' } }))).toThrow(/no accessKeyId/);
-    expect(() => new AdminAuth(adminSchema.parse({ tokenFile: '/nonexistent/token' }))).toThrow(/cannot read/);
+    expect(() => new AdminAuth(adminSchema.parse({ sigv4: { accessKeyId: 'AK' } }))).toThrow(
+      /without a secret/,
+    );
+    expect(() => new AdminAuth(adminSchema.parse({ sigv4: { secretAccessKey: 'x' } }))).toThrow(
+      /no accessKeyId/,
+    );
+    expect(() => new AdminAuth(adminSchema.parse({ tokenFile: '/nonexistent/token' }))).toThrow(
+      /cannot read/,
+    );
   });
 });

@@ -14,7 +14,11 @@ const redisPrefix = uniquePrefix('commands');
 let redis: RedisConnection | undefined;
 
 const stores: [string, () => CommandStore][] = [
-  ['memory', () => new MemoryCommandStore({ ...LIMITS, maxThings: 1000, maxBytes: 1 << 20, onCap: (c) => caps.push(c) })],
+  [
+    'memory',
+    () =>
+      new MemoryCommandStore({ ...LIMITS, maxThings: 1000, maxBytes: 1 << 20, onCap: (c) => caps.push(c) }),
+  ],
   [
     'redis',
     () => {

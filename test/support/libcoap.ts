@@ -21,3 +21,33 @@ export function coapClient(bin: string, args: string[], timeoutMs = 20_000): Pro
     );
   });
 }
+
+/** A PDU as libcoap's clients print it at verbosity 7 (`v:1 t:ACK c:2.04 i:… {token} [ options ] :: payload`). */
+export interface ShownPdu {
+  type: string;
+  code: string;
+  token: string;
+  /** Option name → values, e.g. `ETag` → [`0x0000000100000000`]. */
+  options: Map<string, string[]>;
+  /** The payload as printed (quoted text, or `binary data length N`), if any. */
+  payload?: string;
+}
+
+const PDU_LINE = /^v:1 t:(\w+) c:(\d\.\d\d) i:\w+ \{(\w*)\} \[ ?(.*?) ?\](?: :: (.*))?$/;
+
+/** The PDUs a libcoap client printed (run it with `-v 7`), in order. */
+export function shownPdus(output: string): ShownPdu[] {
+  const pdus: ShownPdu[] = [];
+  for (const line of output.split('\n')) {
+    const m = PDU_LINE.exec(line.trim());
+    if (!m) continue;
+    const options = new Map<string, string[]>();
+    for (const o of m[4] ? m[4].split(', ') : []) {
+      const i = o.indexOf(':');
+      const name = o.slice(0, i);
+      options.set(name, [...(options.get(name) ?? []), o.slice(i + 1)]);
+    }
+    pdus.push({ type: m[1], code: m[2], token: m[3], options, payload: m[5] });
+  }
+  return pdus;
+}

@@ -11,7 +11,10 @@ export function uniquePrefix(name: string): string {
 }
 
 export function testRedis(prefix: string): RedisConnection {
-  return new RedisConnection({ url: TEST_REDIS_URL, keyPrefix: prefix, commandTimeoutMs: 2000 }, silentLogger());
+  return new RedisConnection(
+    { url: TEST_REDIS_URL, keyPrefix: prefix, commandTimeoutMs: 2000 },
+    silentLogger(),
+  );
 }
 
 /** Deletes every key under the prefix. */
