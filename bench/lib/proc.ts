@@ -33,6 +33,19 @@ export function rssBytes(pid: number | undefined): number {
   }
 }
 
+/** CPU time (user + system) a process has used, in seconds (Linux /proc), or 0 when unknown. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** The pid of the real server when it runs under taskset (taskset execs, so it is the same pid). */
 export function serverPid(child: ChildProcess): number | undefined {
   return child.pid;

@@ -1,5 +1,6 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
 import type { Scenario } from '../lib/context.js';
+import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 
-export const scenarios: Scenario[] = [coapNosec];
+export const scenarios: Scenario[] = [coapEngine, coapNosec];

@@ -98,7 +98,6 @@ class ServerExchange implements Exchange {
     readonly payload: Buffer,
     readonly blocks: number,
     readonly receivedAt: number,
-    readonly dedupKey: string,
     readonly dedup: DedupEntry,
   ) {}
 
@@ -363,15 +362,18 @@ export class CoapEndpoint {
 
   private onRequest(msg: CoapMessage, peer: Peer): void {
     const now = Date.now();
-    const dkey = peer.key + '#' + msg.messageId;
-    const seen = this.dedup.get(dkey, now);
+    const seen = this.dedup.get(peer.key, msg.messageId, now);
     if (seen !== undefined) {
       if (seen.response !== null) this.send(peer, seen.response);
       else if (seen.emptyAcked) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
       return;
     }
     const isCon = msg.type === MessageType.CON;
-    const entry = this.dedup.add(dkey, now + (isCon ? this.conLifetimeMs : this.nonLifetimeMs));
+    const entry = this.dedup.add(
+      peer.key,
+      msg.messageId,
+      now + (isCon ? this.conLifetimeMs : this.nonLifetimeMs),
+    );
 
     // Options (RFC 7252 §5.4): unrecognised or malformed critical options → 4.02 (CON) or rejection (NON).
     const nums = msg.optNumbers;
@@ -388,25 +390,18 @@ export class CoapEndpoint {
       if (bad && isCritical(n)) {
         if (!isCon) {
           this.reject('bad_option_non');
-          this.dedup.setResponse(dkey, entry, encodeEmpty(MessageType.RST, msg.messageId));
-          this.send(peer, entry.response as Buffer);
+          const rst = encodeEmpty(MessageType.RST, msg.messageId);
+          this.dedup.setResponse(entry, rst);
+          this.send(peer, rst);
           return;
         }
         const name = def ? def.name : `option ${n}`;
-        return this.answerDirect(
-          msg,
-          peer,
-          dkey,
-          entry,
-          Code.BAD_OPTION,
-          `Unrecognized or malformed ${name}`,
-        );
+        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, `Unrecognized or malformed ${name}`);
       }
       if (n === Option.PROXY_URI || n === Option.PROXY_SCHEME) {
         return this.answerDirect(
           msg,
           peer,
-          dkey,
           entry,
           Code.PROXYING_NOT_SUPPORTED,
           'This gateway is not a proxy',
@@ -415,7 +410,7 @@ export class CoapEndpoint {
     }
     const method = msg.code;
     if (method > Code.IPATCH) {
-      return this.answerDirect(msg, peer, dkey, entry, Code.METHOD_NOT_ALLOWED, 'Unknown method');
+      return this.answerDirect(msg, peer, entry, Code.METHOD_NOT_ALLOWED, 'Unknown method');
     }
 
     let payload = msg.payload;
@@ -431,24 +426,24 @@ export class CoapEndpoint {
       blockKey = `${peer.key}|${method}|${path}?${msg.joined(Option.URI_QUERY, '&')}`;
     }
     if (size1 !== undefined && size1 > this.opts.blockwise.maxBodyBytes && hasBody(method)) {
-      return this.answerTooLarge(msg, peer, dkey, entry, b1);
+      return this.answerTooLarge(msg, peer, entry, b1);
     }
     if (b1 !== undefined && hasBody(method)) {
       block1 = decodeBlock(b1);
       const r = this.block1.receive(blockKey, block1, payload, size1, now);
       switch (r.status) {
         case Block1Status.CONTINUE:
-          return this.answerDirect(msg, peer, dkey, entry, Code.CONTINUE, undefined, [
+          return this.answerDirect(msg, peer, entry, Code.CONTINUE, undefined, [
             [Option.BLOCK1, encodeBlock(block1.num, true, r.szx)],
           ]);
         case Block1Status.INCOMPLETE:
-          return this.answerDirect(msg, peer, dkey, entry, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
+          return this.answerDirect(msg, peer, entry, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
             [Option.BLOCK1, b1],
           ]);
         case Block1Status.TOO_LARGE:
-          return this.answerTooLarge(msg, peer, dkey, entry, b1);
+          return this.answerTooLarge(msg, peer, entry, b1);
         case Block1Status.BAD_REQUEST:
-          return this.answerDirect(msg, peer, dkey, entry, Code.BAD_REQUEST, r.reason);
+          return this.answerDirect(msg, peer, entry, Code.BAD_REQUEST, r.reason);
         case Block1Status.COMPLETE:
           payload = r.body as Buffer;
           blocks = r.blocks as number;
@@ -458,7 +453,7 @@ export class CoapEndpoint {
     if (b2 !== undefined) {
       block2 = decodeBlock(b2);
       if (block2.szx === 7)
-        return this.answerDirect(msg, peer, dkey, entry, Code.BAD_OPTION, 'BERT is not used over UDP');
+        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'BERT is not used over UDP');
       if (block2.num > 0 && !isSafeMethod(method)) {
         // A later block of a response to a non-idempotent request: serve it from the held body.
         const held = this.block2.get(blockKey, now);
@@ -466,7 +461,6 @@ export class CoapEndpoint {
           return this.answerDirect(
             msg,
             peer,
-            dkey,
             entry,
             Code.REQUEST_ENTITY_INCOMPLETE,
             'No response body is held for this URI; repeat the request',
@@ -475,7 +469,6 @@ export class CoapEndpoint {
         return this.answerBlock(
           msg,
           peer,
-          dkey,
           entry,
           held.code,
           held.body,
@@ -488,12 +481,12 @@ export class CoapEndpoint {
 
     if (this.inFlight >= this.opts.maxInFlight) {
       this.reject('busy');
-      return this.answerDirect(msg, peer, dkey, entry, Code.SERVICE_UNAVAILABLE, 'Busy', [
+      return this.answerDirect(msg, peer, entry, Code.SERVICE_UNAVAILABLE, 'Busy', [
         [Option.MAX_AGE, RESPONSE_BUSY_MAX_AGE],
       ]);
     }
 
-    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now, dkey, entry);
+    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now, entry);
     if (block1) {
       ex.block1Szx = Math.min(block1.szx, this.preferredSzx);
       ex.block1Num = block1.num;
@@ -526,19 +519,12 @@ export class CoapEndpoint {
     this.send(ex.peer, encodeEmpty(MessageType.ACK, ex.request.messageId));
   }
 
-  private answerTooLarge(
-    msg: CoapMessage,
-    peer: Peer,
-    dkey: string,
-    entry: DedupEntry,
-    b1: number | undefined,
-  ): void {
+  private answerTooLarge(msg: CoapMessage, peer: Peer, entry: DedupEntry, b1: number | undefined): void {
     const options: OptionEntry[] = [[Option.SIZE1, this.opts.blockwise.maxBodyBytes]];
     if (b1 !== undefined) options.push([Option.BLOCK1, b1]);
     this.answerDirect(
       msg,
       peer,
-      dkey,
       entry,
       Code.REQUEST_ENTITY_TOO_LARGE,
       `Body over ${this.opts.blockwise.maxBodyBytes} bytes`,
@@ -550,7 +536,6 @@ export class CoapEndpoint {
   private answerDirect(
     msg: CoapMessage,
     peer: Peer,
-    dkey: string,
     entry: DedupEntry,
     code: number,
     diagnostic: string | undefined,
@@ -560,8 +545,9 @@ export class CoapEndpoint {
     const isCon = msg.type === MessageType.CON;
     if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
       if (isCon) {
-        this.dedup.setResponse(dkey, entry, encodeEmpty(MessageType.ACK, msg.messageId));
-        this.send(peer, entry.response as Buffer);
+        const ack = encodeEmpty(MessageType.ACK, msg.messageId);
+        this.dedup.setResponse(entry, ack);
+        this.send(peer, ack);
       }
       return;
     }
@@ -573,14 +559,13 @@ export class CoapEndpoint {
       options,
       payload: diagnostic ? Buffer.from(diagnostic) : undefined,
     });
-    this.dedup.setResponse(dkey, entry, bytes);
+    this.dedup.setResponse(entry, bytes);
     this.send(peer, bytes);
   }
 
   private answerBlock(
     msg: CoapMessage,
     peer: Peer,
-    dkey: string,
     entry: DedupEntry,
     code: number,
     body: Buffer,
@@ -590,8 +575,7 @@ export class CoapEndpoint {
   ): void {
     const szx = Math.min(block2.szx, this.preferredSzx);
     const slice = sliceBlock(body, block2.num, szx);
-    if (!slice)
-      return this.answerDirect(msg, peer, dkey, entry, Code.BAD_OPTION, 'Block2 number past the end');
+    if (!slice) return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'Block2 number past the end');
     const options: OptionEntry[] = [[Option.BLOCK2, encodeBlock(block2.num, slice.more, szx)]];
     if (contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, contentFormat]);
     if (etag) options.push([Option.ETAG, etag]);
@@ -606,7 +590,7 @@ export class CoapEndpoint {
       options,
       payload: slice.payload,
     });
-    this.dedup.setResponse(dkey, entry, bytes);
+    this.dedup.setResponse(entry, bytes);
     this.send(peer, bytes);
   }
 
@@ -682,7 +666,7 @@ export class CoapEndpoint {
       // The client asked not to hear this class of response (RFC 7967); a CON still gets its empty ACK.
       if (isCon) {
         const ack = encodeEmpty(MessageType.ACK, msg.messageId);
-        this.dedup.setResponse(ex.dedupKey, ex.dedup, ack);
+        this.dedup.setResponse(ex.dedup, ack);
         if (!ex.dedup.emptyAcked) this.send(peer, ack);
       }
       return;
@@ -696,7 +680,7 @@ export class CoapEndpoint {
         options,
         payload,
       });
-      this.dedup.setResponse(ex.dedupKey, ex.dedup, bytes);
+      this.dedup.setResponse(ex.dedup, bytes);
       this.send(peer, bytes);
       return;
     }
@@ -709,7 +693,7 @@ export class CoapEndpoint {
         options,
         payload,
       });
-      this.dedup.setResponse(ex.dedupKey, ex.dedup, bytes);
+      this.dedup.setResponse(ex.dedup, bytes);
       this.send(peer, bytes);
       return;
     }

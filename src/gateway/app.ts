@@ -65,7 +65,7 @@ export async function startGateway(
   const log = overrides.log ?? createLogger(config.log.level);
   const metrics = createMetricsRegistry();
   const caps = new CapReporter(metrics, log);
-  const closers: (() => Promise<void> | void)[] = [];
+  const closers: (() => Promise<void> | void)[] = [() => caps.close()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c();
   };

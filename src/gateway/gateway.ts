@@ -5,7 +5,6 @@
  * accepted the message; a publisher failure is answered 5.03 with Max-Age.
  */
 import { randomUUID } from 'node:crypto';
-import { Histogram } from 'prom-client';
 import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
 import type { CoapResponse, Exchange, RequestHandler } from '../coap/exchange.js';
 import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
@@ -13,7 +12,7 @@ import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
-import { counterFrom, type MetricsRegistry } from '../ops/metrics.js';
+import { counterFrom, FastHistogram, type MetricsRegistry } from '../ops/metrics.js';
 import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
 import type { TopicRenderer } from '../publish/topic.js';
 import type { Downloads } from './downloads.js';
@@ -47,19 +46,22 @@ export function text(code: number, message: string, maxAge?: number): CoapRespon
 export class Gateway implements RequestHandler {
   private readonly routes = new Map<string, RouteHandler>();
   private readonly outcomes = new Map<string, number>();
-  private readonly publishSeconds: Histogram;
+  private readonly publishSeconds: FastHistogram;
+  /** The last receive time rendered as ISO 8601, reused within the same millisecond. */
+  private isoMs = -1;
+  private iso = '';
   /** Sends the success response of an uplink; the downlink layer replaces it to piggyback downlinks. */
   respondToUplink: UplinkResponder = (ex, _device, response) => ex.respond(response);
 
   constructor(private readonly deps: GatewayDeps) {
     const r = deps.metrics;
     counterFrom(r, 'cellgate_uplinks_total', 'Uplinks by outcome.', () => this.outcomes, 'outcome');
-    this.publishSeconds = new Histogram({
-      name: 'cellgate_publish_duration_seconds',
-      help: 'Time from handing an uplink to the publisher until it was accepted or failed.',
-      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [r],
-    });
+    this.publishSeconds = new FastHistogram(
+      r,
+      'cellgate_publish_duration_seconds',
+      'Time from handing an uplink to the publisher until it was accepted or failed.',
+      [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
     this.routes.set('.well-known/core', (ex) => this.discovery(ex));
   }
 
@@ -85,12 +87,11 @@ export class Gateway implements RequestHandler {
   }
 
   private uplink(ex: Exchange): void {
-    const who = identify(ex, this.deps.registry, this.deps.identity);
-    if (who.device === undefined) {
+    const device = identify(ex, this.deps.registry, this.deps.identity);
+    if (typeof device === 'string') {
       this.count('unauthorized');
-      return ex.respond(text(Code.UNAUTHORIZED, who.error));
+      return ex.respond(text(Code.UNAUTHORIZED, device));
     }
-    const device = who.device;
     if (ex.request.has(Option.IF_MATCH)) {
       // An uplink creates a new message: there is no current representation for If-Match to match.
       return ex.respond(text(Code.PRECONDITION_FAILED, 'If-Match cannot match an uplink'));
@@ -115,7 +116,7 @@ export class Gateway implements RequestHandler {
       messageId: id,
       deviceId: device.id,
       thing: device.thing,
-      receivedAt: new Date(ex.receivedAt).toISOString(),
+      receivedAt: this.isoTime(ex.receivedAt),
       path: ex.path,
       method: ex.method === Code.PUT ? 'PUT' : 'POST',
       transport: peer.transport,
@@ -158,6 +159,14 @@ export class Gateway implements RequestHandler {
       this.count('published');
       this.respondToUplink(ex, device, CHANGED);
     });
+  }
+
+  private isoTime(ms: number): string {
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   private discovery(ex: Exchange): void {

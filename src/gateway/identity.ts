@@ -13,23 +13,20 @@ export interface IdentityOptions {
   byAddress: boolean;
 }
 
-export type Identified = { device: Device; error?: undefined } | { device?: undefined; error: string };
-
-export function identify(ex: Exchange, registry: DeviceRegistry, opts: IdentityOptions): Identified {
+/** The device that sent a request, or why it is not accepted. */
+export function identify(ex: Exchange, registry: DeviceRegistry, opts: IdentityOptions): Device | string {
   const peer = ex.peer;
   const claimed = queryValue(ex.query, opts.queryKey);
   if (peer.deviceId !== undefined) {
     const device = registry.get(peer.deviceId);
-    if (!device) return { error: 'Unknown device' };
-    if (claimed !== undefined && claimed !== device.id)
-      return { error: 'Device id does not match the DTLS identity' };
-    return { device };
+    if (!device) return 'Unknown device';
+    if (claimed !== undefined && claimed !== device.id) return 'Device id does not match the DTLS identity';
+    return device;
   }
   let device: Device | undefined;
   if (claimed !== undefined) device = registry.get(claimed);
   else if (opts.byAddress) device = registry.byAddress(plainAddress(peer.address));
-  if (!device)
-    return { error: claimed === undefined ? 'Device not identified (add ?id=<deviceId>)' : 'Unknown device' };
-  if (device.psk) return { error: 'This device must use DTLS' };
-  return { device };
+  if (!device) return claimed === undefined ? 'Device not identified (add ?id=<deviceId>)' : 'Unknown device';
+  if (device.psk) return 'This device must use DTLS';
+  return device;
 }
