@@ -210,7 +210,7 @@ export class AdminApi {
       if (k !== 'data' && k !== 'ttlSeconds')
         throw new ApiError(400, 'InvalidRequestException', `Unexpected field ${k}`);
     const c = this.opts.commands;
-    const ttl = doc.ttlSeconds ?? c.defaultTtlSeconds;
+    const ttl = doc.ttlSeconds ?? Math.min(c.defaultTtlSeconds, c.maxTtlSeconds);
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > c.maxTtlSeconds)
       throw new ApiError(
         400,

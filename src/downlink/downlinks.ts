@@ -48,6 +48,8 @@ export interface DownlinkOptions {
   cache: { maxEntries: number; maxBytes: number };
   /** Called last by `close()` (e.g. closes the Redis connection the stores share). */
   release?: () => Promise<void>;
+  /** Settles once the stores' change feed is listening. */
+  listening?: () => Promise<void>;
 }
 
 export interface DownlinkDeps {
@@ -185,6 +187,17 @@ export class Downlinks {
       'Time to read a thing’s shadow and command queue from their stores.',
       [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     );
+  }
+
+  /**
+   * Waits (at most `maxWaitMs`) until changes made by other replicas reach this one, so a gateway that starts
+   * serving does not miss them. Resolves either way: without the feed the cache TTL still bounds staleness.
+   */
+  async ready(maxWaitMs: number): Promise<void> {
+    if (!this.opts.listening) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.opts.listening(), new Promise<void>((r) => (timer = setTimeout(r, maxWaitMs)))]);
+    clearTimeout(timer);
   }
 
   /** Piggybacks downlinks on the gateway's uplink responses and serves `GET /shadow`. */

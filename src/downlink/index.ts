@@ -87,6 +87,7 @@ export function createDownlinks(config: DownlinkConfig, deps: DownlinkDeps): Dow
       maxPerResponse: cmd.maxPerResponse,
       cache: config.cache,
       release: redis ? () => redis.close() : undefined,
+      listening: redis ? () => redis.subscribed : undefined,
     },
     shadows,
     commands,

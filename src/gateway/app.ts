@@ -102,6 +102,7 @@ export async function startGateway(
     });
     if (downlinks) closers.push(() => downlinks.close());
     downlinks?.attach(gateway, registry, config.coap.identity);
+    await downlinks?.ready(config.downlink.redis.commandTimeoutMs);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
       {
