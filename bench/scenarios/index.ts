@@ -1,6 +1,7 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
+import { downlinkScenario } from '../downlink.js';
 import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec];
+export const scenarios: Scenario[] = [coapEngine, coapNosec, downlinkScenario];
