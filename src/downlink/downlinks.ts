@@ -239,7 +239,7 @@ export class Downlinks {
 
   private isFresh(entry: ThingEntry, now: number, tag: Buffer | undefined): boolean {
     if (entry.reporting > 0) return true;
-    if (entry.loadedAt + this.opts.ttlMs <= now) return false;
+    if (entry.staleAt <= now) return false;
     if (tag === undefined || entry.loadedAt + MIN_RELOAD_MS > now) return true;
     // A version the cache does not know: the device saw a newer document (through another replica).
     const t = decodeTag(tag);
@@ -280,8 +280,9 @@ export class Downlinks {
     }
     if (!ok) this.sourceOps.read_failed++;
     entry.doc = undefined;
-    if (entry.generation !== generation) entry.loadedAt = Number.NEGATIVE_INFINITY;
-    else entry.loadedAt = ok ? now : now - this.opts.ttlMs + RETRY_AFTER_FAILURE_MS;
+    entry.loadedAt = now;
+    if (entry.generation !== generation) entry.staleAt = Number.NEGATIVE_INFINITY;
+    else entry.staleAt = now + (ok ? this.opts.ttlMs : RETRY_AFTER_FAILURE_MS);
     entry.measure(entry.shadow ? stateBytes(entry.shadow) : 0);
     this.cache.resize(entry);
   }
@@ -477,17 +478,17 @@ export class Downlinks {
     }
     let matched = false;
     const shadow = entry.shadow;
-    if (entry.offered && tag.version === entry.offered.version >>> 0) {
+    // Desired state is reported only when the confirmed document carried it (the tag says so).
+    if (tag.desired && entry.offered && tag.version === entry.offered.version >>> 0) {
       this.report(entry, device, entry.offered.version, entry.offered.delta);
       matched = true;
-    } else if (shadow && entry.delta && tag.version === shadow.version >>> 0) {
+    } else if (tag.desired && shadow && entry.delta && tag.version === shadow.version >>> 0) {
       this.report(entry, device, shadow.version, entry.delta);
       matched = true;
     }
     if (tag.commands > 0) matched = this.deliver(entry, tag, now) || matched;
     if (matched) entry.lastConfirmed = tagBytes;
-    if (!matched && (tag.commands > 0 || tag.version !== (shadow?.version ?? 0) >>> 0))
-      this.confirmations.unmatched++;
+    else if (tag.commands > 0 || tag.desired) this.confirmations.unmatched++;
   }
 
   private deliver(entry: ThingEntry, tag: DownlinkTag, now: number): boolean {

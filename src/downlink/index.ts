@@ -83,7 +83,8 @@ export function createDownlinks(config: DownlinkConfig, deps: DownlinkDeps): Dow
 
   return new Downlinks(
     {
-      ttlMs: config.cache.ttlMs,
+      // Memory stores tell the cache about every change as it happens: nothing to read again on a timer.
+      ttlMs: sh.source === 'memory' && cmd.store === 'memory' ? Number.POSITIVE_INFINITY : config.cache.ttlMs,
       maxPerResponse: cmd.maxPerResponse,
       cache: config.cache,
       release: redis ? () => redis.close() : undefined,

@@ -35,8 +35,10 @@ export class BuiltDocument {
 }
 
 export class ThingEntry {
-  /** When shadow and commands were last read from their stores (ms); -Infinity: must be read. */
+  /** When shadow and commands were last read from their stores (ms). */
   loadedAt = Number.NEGATIVE_INFINITY;
+  /** When they must be read again (ms); -Infinity: at once. */
+  staleAt = Number.NEGATIVE_INFINITY;
   loading: Promise<void> | undefined = undefined;
   /** Bumped by every invalidation, so a read that raced with a change is not taken as fresh. */
   generation = 0;
@@ -62,7 +64,7 @@ export class ThingEntry {
   /** Forgets the document and asks for a read from the stores. */
   invalidate(): void {
     this.generation++;
-    this.loadedAt = Number.NEGATIVE_INFINITY;
+    this.staleAt = Number.NEGATIVE_INFINITY;
     this.doc = undefined;
   }
 

@@ -44,6 +44,7 @@ const DEVICES = [
   { id: 'dev-4', thing: 'thing-4' },
   { id: 'dev-5', thing: 'thing-5' },
   { id: 'dev-6', thing: 'thing-6' },
+  { id: 'dev-7', thing: 'thing-7' },
   { id: 'bin-1', thing: 'bin-thing' },
 ];
 
@@ -156,6 +157,25 @@ describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
     const v = await setDesired('thing-1', { interval: 60 });
     const r = await uplink('telemetry?id=dev-1', '-A', '50');
     expect(JSON.parse(r.body.toString())).toEqual({ version: v, desired: { interval: 60 } });
+  });
+
+  it('a confirmation of an older version is reported on top of newer desired state (409, then the current version)', async () => {
+    const v1 = await setDesired('thing-7', { a: 1, b: 1 });
+    const offered = await uplink('telemetry?id=dev-7', '-A', '50');
+    expect(JSON.parse(offered.body.toString())).toEqual({ version: v1, desired: { a: 1, b: 1 } });
+    const v2 = await setDesired('thing-7', { b: 2 }); // changed while the device applied v1
+    const etag = offered.responses[0].options.get('ETag')![0];
+    const next = await uplink('telemetry?id=dev-7', '-A', '50', '-O', `4,${etag}`);
+    // What the device applied (a: 1, b: 1) is reported; b: 2 is still to do.
+    await expect.poll(async () => (await shadow('thing-7')).state.reported).toEqual({ a: 1, b: 1 });
+    expect((await shadow('thing-7')).state.delta).toEqual({ b: 2 });
+    const doc = JSON.parse(
+      (next.body.length ? next : await uplink('telemetry?id=dev-7', '-A', '50')).body.toString(),
+    );
+    expect(doc.desired).toEqual({ b: 2 });
+    expect(doc.version).toBeGreaterThanOrEqual(v2);
+    const metrics = await (await admin('/metrics')).text();
+    expect(metrics).toMatch(/cellgate_downlink_source_operations_total\{result="report_conflict"\} [1-9]/);
   });
 
   it('CBOR with Accept 60', async () => {
@@ -338,7 +358,9 @@ describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
     const v = await setDesired('thing-4', { y: 2 });
     await uplink('telemetry?id=dev-4', '-A', '50', '-O', '4,0x0102');
     await uplink('telemetry?id=dev-4&applied=nothex', '-A', '50');
-    await uplink('telemetry?id=dev-4', '-A', '50', '-O', '4,0x7fffffff00000000');
+    await uplink('telemetry?id=dev-4', '-A', '50', '-O', '4,0x7fffffff00000080');
+    // The current version without the desired flag: a document without desired state confirms none.
+    await uplink('telemetry?id=dev-4', '-A', '50', '-O', `4,0x${v.toString(16).padStart(8, '0')}00000000`);
     const r = await uplink('telemetry?id=dev-4', '-A', '50');
     expect(JSON.parse(r.body.toString())).toMatchObject({ version: v, desired: { y: 2 } });
     const metrics = await (await admin('/metrics')).text();
