@@ -135,7 +135,7 @@ export const downlinkSchema = z
           .min(0)
           .default(5000)
           .describe(
-            'How long a thing’s pending downlink is reused before the source is asked again (changes made through this gateway or Redis apply at once).',
+            'How long a thing’s pending downlink is reused before redis or aws-iot are asked again (changes made through this gateway or Redis apply at once; memory stores need no re-reads).',
           ),
         maxEntries: z
           .number()
@@ -162,6 +162,9 @@ export const downlinkSchema = z
       })
       .prefault({}),
   })
+  .describe(
+    'Downlinks piggybacked on uplink responses: desired state from a named device shadow and queued commands (see docs/downlinks.md).',
+  )
   .prefault({});
 
 export type DownlinkConfig = z.infer<typeof downlinkSchema>;

@@ -31,8 +31,32 @@ export function encodeJson(doc: unknown): Buffer {
   return Buffer.from(JSON.stringify(doc));
 }
 
+/** Integers beyond 32 bits as BigInt, so CBOR carries them as integers (major types 0/1), not float64. */
+function widenIntegers(v: unknown): unknown {
+  if (typeof v === 'number')
+    return Number.isInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const w = widenIntegers(v[i]);
+      if (w !== v[i]) (out ??= v.slice())[i] = w;
+    }
+    return out ?? v;
+  }
+  if (v !== null && typeof v === 'object') {
+    let out: Record<string, unknown> | undefined;
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const w = widenIntegers(o[k]);
+      if (w !== o[k]) (out ??= { ...o })[k] = w;
+    }
+    return out ?? v;
+  }
+  return v;
+}
+
 export function encodeCbor(doc: unknown): Buffer {
-  return Buffer.from(cbor.encode(doc));
+  return Buffer.from(cbor.encode(widenIntegers(doc)));
 }
 
 export const enum Format {

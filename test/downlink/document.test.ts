@@ -54,6 +54,17 @@ describe('downlink document', () => {
         '636e656722', // "neg": -3
     );
     expect(encodeCbor({}).toString('hex')).toBe('a0');
+    // Integers beyond 32 bits stay integers (uint64 / negative int64), not float64.
+    expect(encodeCbor({ t: 1795258327123, n: -5000000000, l: [2 ** 53 - 1] }).toString('hex')).toBe(
+      'a3' +
+        '6174' +
+        '1b000001a1fdbc2053' +
+        '616e' +
+        '3b000000012a05f1ff' +
+        '616c' +
+        '81' +
+        '1b001fffffffffffff',
+    );
     expect(encodeCbor({ commands: [{ id: 1795258327, data: 'go' }] }).toString('hex')).toBe(
       'a1' + '68636f6d6d616e6473' + '81' + 'a2' + '626964' + '1a6b0177d7' + '6464617461' + '62676f',
     );
