@@ -5,16 +5,15 @@
  * CBOR. Then the same over real UDP: round-trip time of an uplink from 4 devices one at a time against the
  * gateway process, with and without a pending downlink.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { ContentFormat, Option } from '../src/coap/constants.js';
 import { downlinkSchema } from '../src/config/downlink.js';
 import { createDownlinks } from '../src/downlink/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import type { MetricsRegistry } from '../src/ops/metrics.js';
 import type { BenchContext, Scenario } from './lib/context.js';
-import { output, spawnPinned, stop, waitForCoap } from './lib/proc.js';
+import { startGatewayProcess } from './lib/gateway.js';
+import { output, spawnPinned, stop } from './lib/proc.js';
 import { engineCostMicros, type EngineVariant } from './scenarios/coap-engine.js';
 
 const DESIRED = { interval: 300, mode: 'eco', thresholds: { temp: 42.5, hum: 80 }, led: [1, 0, 1] };
@@ -81,27 +80,13 @@ async function rtt(ctx: BenchContext, port: number, prefix: string, seconds: num
 async function overUdp(ctx: BenchContext): Promise<{ plain: LoadResult; pending: LoadResult }> {
   const coapPort = 47693;
   const httpPort = 47694;
-  const dir = ctx.tmp('downlink');
-  const devices = [0, 1, 2, 3].flatMap((i) => [{ id: `dl${i}` }, { id: `pl${i}` }]);
-  writeFileSync(join(dir, 'devices.yaml'), stringify(devices));
-  writeFileSync(
-    join(dir, 'gw.yaml'),
-    stringify({
-      coap: { bind: '127.0.0.1', port: coapPort },
-      http: { bind: '127.0.0.1', port: httpPort },
-      devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'null' },
-      log: { level: 'error' },
-    }),
-  );
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    join(dir, 'gw.yaml'),
-  ]);
+  const server = await startGatewayProcess(ctx, {
+    name: 'downlink',
+    devices: [0, 1, 2, 3].flatMap((i) => [{ id: `dl${i}` }, { id: `pl${i}` }]),
+    coapPort,
+    httpPort,
+  });
   try {
-    await waitForCoap(coapPort);
     for (let i = 0; i < 4; i++) {
       const base = `http://127.0.0.1:${httpPort}/things/dl${i}`;
       const s = await fetch(`${base}/shadow?name=downlink`, {

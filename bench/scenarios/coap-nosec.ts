@@ -3,10 +3,9 @@
  * cellgate (null sink) on one core; then, under the same load, libcoap's coap-server-notls and node-coap's
  * server. The cellgate run is a soak of 5 million requests with resident memory sampled each second.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import type { BenchContext, Scenario } from '../lib/context.js';
+import { startGatewayProcess } from '../lib/gateway.js';
 import { output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 interface LoadResult {
@@ -42,29 +41,12 @@ function line(name: string, r: LoadResult, extra = ''): string {
 }
 
 async function cellgate(ctx: BenchContext, port: number): Promise<void> {
-  const dir = ctx.tmp('nosec');
-  writeFileSync(
-    join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}` }))),
-  );
-  writeFileSync(
-    join(dir, 'gw.yaml'),
-    stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true },
-      http: { bind: '127.0.0.1', port: 0 },
-      devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'null' },
-      log: { level: 'error' },
-    }),
-  );
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    join(dir, 'gw.yaml'),
-  ]);
+  const server = await startGatewayProcess(ctx, {
+    name: 'nosec',
+    devices: Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}` })),
+    coapPort: port,
+  });
   try {
-    await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssBytes(server.pid)), 1000);

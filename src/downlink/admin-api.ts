@@ -8,19 +8,14 @@
  *
  * Errors carry `x-amzn-ErrorType` and a JSON `message`, as the AWS SDKs expect.
  */
+import { ApiError } from '../state/api-error.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdminAuth } from '../ops/admin-auth.js';
 import type { HttpSidePort } from '../ops/http.js';
 import type { Logger } from '../ops/logger.js';
-import { CommandStoreError, type Command } from '../state/command-store.js';
+import { type Command } from '../state/command-store.js';
 import type { Downlinks } from './downlinks.js';
-import {
-  isJsonObject,
-  parseShadowUpdate,
-  shadowAnswer,
-  ShadowError,
-  unixSeconds,
-} from './shadow-document.js';
+import { isJsonObject, parseShadowUpdate, shadowAnswer, unixSeconds } from './shadow-document.js';
 
 export interface AdminApiOptions {
   shadowName: string;
@@ -29,17 +24,6 @@ export interface AdminApiOptions {
 }
 
 const THING = /^[a-zA-Z0-9:_-]{1,128}$/;
-
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly clientToken?: string,
-  ) {
-    super(message);
-  }
-}
 
 function send(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
   const data = JSON.stringify(body);
@@ -141,8 +125,7 @@ export class AdminApi {
       if (parts[3] === 'commands') return await this.commands(res, method, thing, parts[4], body);
       throw new ApiError(404, 'ResourceNotFoundException', 'Not found');
     } catch (err) {
-      if (err instanceof ApiError || err instanceof ShadowError || err instanceof CommandStoreError)
-        return sendError(res, err as ApiError);
+      if (err instanceof ApiError) return sendError(res, err);
       this.log.error({ err }, 'admin api request failed');
       sendError(res, new ApiError(500, 'InternalFailureException', 'Internal failure'));
     }

@@ -5,6 +5,7 @@
  * service's quota (20 requests/s per thing); past it a request fails at once with 429 ThrottlingException,
  * as the service itself would answer.
  */
+import { ApiError } from '../state/api-error.js';
 import {
   DeleteThingShadowCommand,
   GetThingShadowCommand,
@@ -16,7 +17,6 @@ import type { DownlinkConfig } from '../config/downlink.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import {
   isJsonObject,
-  ShadowError,
   shadowFromAnswer,
   type ShadowState,
   type ShadowUpdate,
@@ -67,14 +67,14 @@ export function awsIotShadowOptions(
   };
 }
 
-/** An SDK failure as a `ShadowError` (the SDK names modelled errors after their `x-amzn-ErrorType`). */
-function shadowError(err: unknown, clientToken?: string): ShadowError {
-  if (err instanceof ShadowError) return err;
+/** An SDK failure as a `ApiError` (the SDK names modelled errors after their `x-amzn-ErrorType`). */
+function shadowError(err: unknown, clientToken?: string): ApiError {
+  if (err instanceof ApiError) return err;
   const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   if (e.name === 'AbortError' || e.name === 'TimeoutError')
-    return new ShadowError(504, 'RequestTimeout', 'The shadow request timed out', clientToken);
+    return new ApiError(504, 'RequestTimeout', 'The shadow request timed out', clientToken);
   const status = e.$metadata?.httpStatusCode ?? 502;
-  return new ShadowError(status, e.name ?? 'Error', e.message ?? String(err), clientToken);
+  return new ApiError(status, e.name ?? 'Error', e.message ?? String(err), clientToken);
 }
 
 function parsePayload(payload: Uint8Array | undefined): unknown {
@@ -82,7 +82,7 @@ function parsePayload(payload: Uint8Array | undefined): unknown {
   try {
     return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('utf8'));
   } catch {
-    throw new ShadowError(502, 'InvalidShadowDocument', 'The shadow service answered with invalid JSON');
+    throw new ApiError(502, 'InvalidShadowDocument', 'The shadow service answered with invalid JSON');
   }
 }
 
@@ -109,7 +109,7 @@ export class AwsIotShadowSource implements ShadowSource {
     if (this.limiter.take(thing)) return;
     this.throttledLocally++;
     this.opts.onCap('downlink_shadow_rate', 1);
-    throw new ShadowError(
+    throw new ApiError(
       429,
       'ThrottlingException',
       `Over ${this.opts.maxRequestsPerSecondPerThing} shadow requests per second for ${thing}`,
@@ -149,7 +149,7 @@ export class AwsIotShadowSource implements ShadowSource {
       );
       const body = parsePayload(out.payload);
       if (!isJsonObject(body) || typeof body.version !== 'number')
-        throw new ShadowError(502, 'InvalidShadowDocument', 'The update answer has no version');
+        throw new ApiError(502, 'InvalidShadowDocument', 'The update answer has no version');
       return body as unknown as UpdateAnswer;
     } catch (err) {
       throw shadowError(err, update.clientToken);

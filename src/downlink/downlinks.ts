@@ -75,6 +75,19 @@ const MAX_CLIENT_TOKEN_BYTES = 64;
 
 const VALID_NO_CACHE = 0;
 
+/** A response being prepared: the request, its device, and the document it carries. */
+class Reply {
+  constructor(
+    readonly ex: Exchange,
+    readonly device: Device,
+    /** The response without a downlink (2.04 for an uplink, 2.05 for GET /shadow). */
+    readonly base: CoapResponse,
+    readonly get: boolean,
+    readonly entry: ThingEntry,
+    readonly doc: BuiltDocument,
+  ) {}
+}
+
 function nonEmpty(o: JsonObject): JsonObject | undefined {
   for (const _ in o) return o;
   return undefined;
@@ -321,16 +334,14 @@ export class Downlinks {
       this.responses.nothing_pending++;
       return ex.respond(base);
     }
+    const r = new Reply(ex, device, base, get, entry, doc);
     const format = formatFor(ex.accept);
-    if (format === Format.JSON) {
-      const bytes = doc.json ?? this.cacheEncoding(entry, doc, (doc.json = encodeJson(doc.value)));
-      return this.send(ex, device, base, get, entry, doc, bytes, ContentFormat.JSON);
-    }
+    if (format === Format.JSON) return this.send(r, this.json(r), ContentFormat.JSON);
     if (format === Format.CBOR) {
       const bytes = doc.cbor ?? this.cacheEncoding(entry, doc, (doc.cbor = encodeCbor(doc.value)));
-      return this.send(ex, device, base, get, entry, doc, bytes, ContentFormat.CBOR);
+      return this.send(r, bytes, ContentFormat.CBOR);
     }
-    this.encodeWithCodec(ex, device, base, get, entry, doc);
+    this.encodeWithCodec(r);
   }
 
   private build(entry: ThingEntry, now: number): BuiltDocument {
@@ -342,23 +353,22 @@ export class Downlinks {
     return doc;
   }
 
+  private json(r: Reply): Buffer {
+    const doc = r.doc;
+    return doc.json ?? this.cacheEncoding(r.entry, doc, (doc.json = encodeJson(doc.value)));
+  }
+
   private cacheEncoding(entry: ThingEntry, doc: BuiltDocument, bytes: Buffer): Buffer {
     doc.encodedBytes += bytes.length;
     if (entry.doc === doc) this.cache.resize(entry);
     return bytes;
   }
 
-  private encodeWithCodec(
-    ex: Exchange,
-    device: Device,
-    base: CoapResponse,
-    get: boolean,
-    entry: ThingEntry,
-    doc: BuiltDocument,
-  ): void {
+  private encodeWithCodec(r: Reply): void {
+    const { device, ex } = r;
     let out: EncodeOutput | Promise<EncodeOutput> | undefined;
     try {
-      out = this.codecs?.encodeDownlink(device, doc.value, {
+      out = this.codecs?.encodeDownlink(device, r.doc.value, {
         deviceId: device.id,
         thing: device.thing,
         accept: ex.accept,
@@ -366,67 +376,43 @@ export class Downlinks {
     } catch {
       out = undefined;
     }
-    if (out === undefined) return this.fallback(ex, device, base, get, entry, doc);
-    if (!isPromiseLike(out)) return this.sendEncoded(ex, device, base, get, entry, doc, out);
+    if (out === undefined) return this.fallback(r);
+    if (!isPromiseLike(out)) return this.sendEncoded(r, out);
     out.then(
-      (o) => this.sendEncoded(ex, device, base, get, entry, doc, o),
-      () => this.fallback(ex, device, base, get, entry, doc),
+      (o) => this.sendEncoded(r, o),
+      () => this.fallback(r),
     );
   }
 
-  private sendEncoded(
-    ex: Exchange,
-    device: Device,
-    base: CoapResponse,
-    get: boolean,
-    entry: ThingEntry,
-    doc: BuiltDocument,
-    out: EncodeOutput,
-  ): void {
-    const accept = ex.accept;
-    if (accept !== undefined && out.contentFormat !== accept) return this.notAcceptable(ex, base, get);
-    this.send(ex, device, base, get, entry, doc, out.bytes, out.contentFormat);
+  private sendEncoded(r: Reply, out: EncodeOutput): void {
+    const accept = r.ex.accept;
+    if (accept !== undefined && out.contentFormat !== accept) return this.notAcceptable(r);
+    this.send(r, out.bytes, out.contentFormat);
   }
 
   /** The codec has no encoding: JSON when the device named no format, otherwise nothing is acceptable. */
-  private fallback(
-    ex: Exchange,
-    device: Device,
-    base: CoapResponse,
-    get: boolean,
-    entry: ThingEntry,
-    doc: BuiltDocument,
-  ): void {
-    if (ex.accept !== undefined) return this.notAcceptable(ex, base, get);
+  private fallback(r: Reply): void {
+    if (r.ex.accept !== undefined) return this.notAcceptable(r);
     if (this.codecs) this.sourceOps.codec_fallback++;
-    const bytes = doc.json ?? this.cacheEncoding(entry, doc, (doc.json = encodeJson(doc.value)));
-    this.send(ex, device, base, get, entry, doc, bytes, ContentFormat.JSON);
+    this.send(r, this.json(r), ContentFormat.JSON);
   }
 
-  private notAcceptable(ex: Exchange, base: CoapResponse, get: boolean): void {
+  private notAcceptable(r: Reply): void {
     this.responses.not_acceptable++;
     // The uplink itself was accepted: it is answered without the downlink, which stays pending.
-    if (!get) return ex.respond(base);
-    ex.respond(text(Code.NOT_ACCEPTABLE, 'Accept 50 (JSON), 60 (CBOR) or the device codec’s format'));
+    if (!r.get) return r.ex.respond(r.base);
+    r.ex.respond(text(Code.NOT_ACCEPTABLE, 'Accept 50 (JSON), 60 (CBOR) or the device codec’s format'));
   }
 
-  private send(
-    ex: Exchange,
-    device: Device,
-    base: CoapResponse,
-    get: boolean,
-    entry: ThingEntry,
-    doc: BuiltDocument,
-    payload: Buffer,
-    contentFormat: number | undefined,
-  ): void {
-    if (get && this.stillValid(ex, doc.etag)) {
+  private send(r: Reply, payload: Buffer, contentFormat: number | undefined): void {
+    const { ex, doc } = r;
+    if (r.get && this.stillValid(ex, doc.etag)) {
       this.responses.not_modified++;
       return ex.respond({ code: Code.VALID, etag: doc.etag, maxAge: VALID_NO_CACHE });
     }
-    if (firstBlock(ex)) this.offer(entry, doc, Date.now());
-    const res: CoapResponse = { code: base.code, payload, contentFormat, etag: doc.etag };
-    if (get) res.maxAge = VALID_NO_CACHE;
+    if (firstBlock(ex)) this.offer(r.entry, doc, Date.now());
+    const res: CoapResponse = { code: r.base.code, payload, contentFormat, etag: doc.etag };
+    if (r.get) res.maxAge = VALID_NO_CACHE;
     // Confirmed delivery: a document that fits one message goes in a confirmable response whose ACK confirms
     // it. A larger one goes block-wise as usual (an ACK of its first block would not say it arrived whole)
     // and is confirmed by echoing its ETag.
@@ -439,7 +425,7 @@ export class Downlinks {
       res.onDelivered = (delivered) => {
         if (!delivered) return;
         this.confirmations.delivery_ack++;
-        this.confirm(entry, device, doc.etag, Date.now());
+        this.confirm(r.entry, r.device, doc.etag, Date.now());
       };
     }
     this.responses.attached++;

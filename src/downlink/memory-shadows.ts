@@ -2,9 +2,9 @@
  * The `memory` shadow source (the embedded default): shadows in this process, lost on restart. Capped in
  * things and bytes; a write that would pass a cap is refused (desired state is never evicted).
  */
+import { ApiError } from '../state/api-error.js';
 import {
   applyShadowUpdate,
-  ShadowError,
   stateBytes,
   unixSeconds,
   type ShadowState,
@@ -68,7 +68,7 @@ export class MemoryShadowSource implements ShadowSource {
     const bytes = stateBytes(next) + thing.length;
     if (!held && this.shadows.size >= this.opts.maxThings) {
       this.opts.onCap('downlink_memory_shadows');
-      throw new ShadowError(
+      throw new ApiError(
         503,
         'ServiceUnavailableException',
         'Shadow store full (downlink.shadow.memory.maxThings)',
@@ -77,7 +77,7 @@ export class MemoryShadowSource implements ShadowSource {
     }
     if (this.bytes - (held?.bytes ?? 0) + bytes > this.opts.maxBytes) {
       this.opts.onCap('downlink_memory_shadow_bytes');
-      throw new ShadowError(
+      throw new ApiError(
         503,
         'ServiceUnavailableException',
         'Shadow store full (downlink.shadow.memory.maxBytes)',
@@ -94,9 +94,7 @@ export class MemoryShadowSource implements ShadowSource {
   delete(thing: string): Promise<{ version: number; timestamp: number }> {
     const held = this.shadows.get(thing);
     if (!held)
-      return Promise.reject(
-        new ShadowError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`),
-      );
+      return Promise.reject(new ApiError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`));
     this.shadows.delete(thing);
     this.bytes -= held.bytes;
     if (this.deletedVersions.size >= this.opts.maxThings) {

@@ -4,11 +4,11 @@
  * the change here and writes it back only if the version is still the one it read (compare-and-set in a Lua
  * script), retrying when another writer came first. Every change is announced on the change feed.
  */
+import { ApiError } from '../state/api-error.js';
 import type { Result } from 'ioredis';
 import type { RedisConnection } from '../state/redis.js';
 import {
   applyShadowUpdate,
-  ShadowError,
   unixSeconds,
   type ShadowState,
   type ShadowUpdate,
@@ -85,14 +85,14 @@ export class RedisShadowSource implements ShadowSource {
         return answer;
       }
     }
-    throw new ShadowError(409, 'ConflictException', 'Too many concurrent updates', update.clientToken);
+    throw new ApiError(409, 'ConflictException', 'Too many concurrent updates', update.clientToken);
   }
 
   async delete(thing: string): Promise<{ version: number; timestamp: number }> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       await backoff(attempt);
       const { version, state } = await this.read(thing);
-      if (!state) throw new ShadowError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`);
+      if (!state) throw new ApiError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`);
       const ok = await this.redis.client
         .cellgateShadowCas(this.key(thing), String(version), String(version), '')
         .catch(unavailable);
@@ -101,7 +101,7 @@ export class RedisShadowSource implements ShadowSource {
         return { version, timestamp: unixSeconds() };
       }
     }
-    throw new ShadowError(409, 'ConflictException', 'Too many concurrent updates');
+    throw new ApiError(409, 'ConflictException', 'Too many concurrent updates');
   }
 
   onChange(listener: (thing: string) => void): void {
@@ -115,5 +115,5 @@ export class RedisShadowSource implements ShadowSource {
 
 /** A Redis failure, as the admin API and the downlink layer see it. */
 export function unavailable(err: unknown): never {
-  throw new ShadowError(503, 'ServiceUnavailableException', `Redis: ${(err as Error).message}`);
+  throw new ApiError(503, 'ServiceUnavailableException', `Redis: ${(err as Error).message}`);
 }

@@ -6,6 +6,8 @@
  * delete), and the delta: desired fields that differ from reported.
  */
 
+import { ApiError } from '../state/api-error.js';
+
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 export interface JsonObject {
   [key: string]: Json;
@@ -19,19 +21,6 @@ export interface ShadowState {
   version: number;
   /** Time of the last update. */
   timestamp: number;
-}
-
-/** An error answer in the IoT Data Plane's terms: HTTP status and `x-amzn-ErrorType` code. */
-export class ShadowError extends Error {
-  override readonly name = 'ShadowError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly clientToken?: string,
-  ) {
-    super(message);
-  }
 }
 
 /** An UpdateThingShadow request body, validated. */
@@ -132,8 +121,8 @@ export function mergeSection(target: JsonObject, meta: JsonObject, patch: JsonOb
   }
 }
 
-function invalid(message: string, clientToken?: string): ShadowError {
-  return new ShadowError(400, 'InvalidRequestException', message, clientToken);
+function invalid(message: string, clientToken?: string): ApiError {
+  return new ApiError(400, 'InvalidRequestException', message, clientToken);
 }
 
 /** Parses and validates an UpdateThingShadow body (UTF-8 JSON). */
@@ -143,7 +132,7 @@ export function parseShadowUpdate(body: Buffer): ShadowUpdate {
     doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch (e) {
     if (e instanceof TypeError)
-      throw new ShadowError(
+      throw new ApiError(
         415,
         'UnsupportedDocumentEncodingException',
         'Unsupported document encoding; supported encoding is UTF-8',
@@ -198,7 +187,7 @@ export function applyShadowUpdate(
 ): { next: ShadowState; answer: UpdateAnswer } {
   const version = current?.version ?? lastVersion;
   if (update.version !== undefined && update.version !== version)
-    throw new ShadowError(409, 'ConflictException', 'Version conflict', update.clientToken);
+    throw new ApiError(409, 'ConflictException', 'Version conflict', update.clientToken);
   const next: ShadowState = current ? structuredClone(current) : { version, timestamp: now, metadata: {} };
   const meta = (next.metadata ??= {});
   const sections = update.state ?? { desired: null, reported: null };
@@ -217,7 +206,7 @@ export function applyShadowUpdate(
     answerMeta[section] = timestampsOf(patch, now) as JsonObject;
   }
   if (stateBytes(next) > maxBytes)
-    throw new ShadowError(
+    throw new ApiError(
       413,
       'RequestEntityTooLargeException',
       `The shadow state would exceed ${maxBytes} bytes`,
@@ -256,7 +245,7 @@ export function shadowAnswer(s: ShadowState, now: number): JsonObject {
 /** Reads a GetThingShadow answer body back into a shadow. */
 export function shadowFromAnswer(body: unknown): ShadowState {
   if (!isJsonObject(body) || typeof body.version !== 'number' || !isJsonObject(body.state))
-    throw new ShadowError(502, 'InvalidShadowDocument', 'The shadow document has no state or version');
+    throw new ApiError(502, 'InvalidShadowDocument', 'The shadow document has no state or version');
   const st = body.state;
   const md = isJsonObject(body.metadata) ? body.metadata : {};
   return {

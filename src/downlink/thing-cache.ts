@@ -4,6 +4,7 @@
  * uplink finds its downlink with one map lookup. Capped in entries and bytes; the oldest entries go first
  * (they are read again from the source when needed).
  */
+import { Fifo } from '../coap/fifo.js';
 import type { Command } from '../state/command-store.js';
 import { isActive } from '../state/command-store.js';
 import { encodeTag, type DownlinkCommand, type DownlinkDocument } from './document.js';
@@ -113,6 +114,8 @@ export class ThingEntry {
 
 export class ThingCache {
   private readonly entries = new Map<string, ThingEntry>();
+  /** Entries in insertion order: the oldest is evicted first. */
+  private readonly order = new Fifo<ThingEntry>();
   private bytes = 0;
 
   constructor(
@@ -139,6 +142,7 @@ export class ThingCache {
     if (e) return e;
     e = new ThingEntry(thing);
     this.entries.set(thing, e);
+    this.order.push(e);
     this.bytes += e.bytes;
     this.enforce(e);
     return e;
@@ -156,15 +160,19 @@ export class ThingCache {
   private enforce(keep: ThingEntry): void {
     let byCount = 0;
     let byBytes = 0;
-    for (const [k, e] of this.entries) {
-      const overCount = this.entries.size > this.maxEntries;
-      const overBytes = this.bytes > this.maxBytes;
-      if (!overCount && !overBytes) break;
-      if (e === keep) continue;
-      this.entries.delete(k);
-      this.bytes -= e.bytes;
-      if (overCount) byCount++;
+    while (this.entries.size > this.maxEntries || this.bytes > this.maxBytes) {
+      const e = this.order.shift();
+      if (e === undefined) break;
+      if (e === keep) {
+        // Never evict the entry being used; it goes to the back of the line.
+        this.order.push(e);
+        if (this.entries.size === 1) break;
+        continue;
+      }
+      if (this.entries.size > this.maxEntries) byCount++;
       else byBytes++;
+      this.entries.delete(e.thing);
+      this.bytes -= e.bytes;
     }
     if (byCount) this.onCap('downlink_cache_entries', byCount);
     if (byBytes) this.onCap('downlink_cache_bytes', byBytes);
@@ -172,6 +180,7 @@ export class ThingCache {
 
   clear(): void {
     this.entries.clear();
+    this.order.clear();
     this.bytes = 0;
   }
 }

@@ -29,21 +29,9 @@ export interface CommandLimits {
   retentionMs: number;
 }
 
-/** A refusal in the admin API's terms (HTTP status and error code). */
-export class CommandStoreError extends Error {
-  override readonly name = 'CommandStoreError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 export interface CommandStore {
   readonly kind: 'memory' | 'redis';
-  /** Queues a command; throws `CommandStoreError` 429 when the thing's queue is full. */
+  /** Queues a command; throws `ApiError` 429 when the thing's queue is full. */
   enqueue(thing: string, data: string, ttlMs: number, now: number): Promise<Command>;
   /** Commands still to deliver (queued or sent, not expired), in order. */
   pending(thing: string, now: number): Promise<Command[]>;

@@ -3,9 +3,9 @@
  * things and bytes; a command that would pass a cap is refused, never evicted. Finished commands are dropped
  * after the retention period or when a thing holds more of them than its queue size.
  */
+import { ApiError } from './api-error.js';
 import { ChangeListeners } from './changes.js';
 import {
-  CommandStoreError,
   firstCommandId,
   isActive,
   type Command,
@@ -92,7 +92,7 @@ export class MemoryCommandStore implements CommandStore {
     const active = q ? q.commands.filter(isActive).length : 0;
     if (active >= this.opts.maxQueuedPerThing)
       return Promise.reject(
-        new CommandStoreError(
+        new ApiError(
           429,
           'LimitExceededException',
           `The command queue of ${thing} is full (${this.opts.maxQueuedPerThing} undelivered commands)`,
@@ -102,11 +102,7 @@ export class MemoryCommandStore implements CommandStore {
     if ((!q && this.queues.size >= this.opts.maxThings) || this.bytes + bytes > this.opts.maxBytes) {
       this.opts.onCap(q ? 'downlink_memory_command_bytes' : 'downlink_memory_command_queues');
       return Promise.reject(
-        new CommandStoreError(
-          503,
-          'ServiceUnavailableException',
-          'Command store full (downlink.commands.memory)',
-        ),
+        new ApiError(503, 'ServiceUnavailableException', 'Command store full (downlink.commands.memory)'),
       );
     }
     if (!q) {

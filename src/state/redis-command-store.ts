@@ -5,15 +5,10 @@
  * changes are atomic across replicas; each first expires overdue commands and drops finished ones past
  * retention. The hash expires with its last command plus the retention period.
  */
+import { ApiError } from './api-error.js';
 import type { Result } from 'ioredis';
 import type { RedisConnection } from './redis.js';
-import {
-  CommandStoreError,
-  type Command,
-  type CommandLimits,
-  type CommandState,
-  type CommandStore,
-} from './command-store.js';
+import { type Command, type CommandLimits, type CommandState, type CommandStore } from './command-store.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -149,7 +144,7 @@ const PACKED = /^([a-z]+)\|(\d+)\|(\d+)\|(\d*)\|(\d*)\|(\d+)\|([\s\S]*)$/;
 
 function unpack(id: number, packed: string): Command {
   const m = PACKED.exec(packed);
-  if (!m) throw new CommandStoreError(500, 'InternalFailureException', `malformed command ${id} in Redis`);
+  if (!m) throw new ApiError(500, 'InternalFailureException', `malformed command ${id} in Redis`);
   const c: Command = {
     id,
     state: m[1] as CommandState,
@@ -164,7 +159,7 @@ function unpack(id: number, packed: string): Command {
 }
 
 function unavailable(err: unknown): never {
-  throw new CommandStoreError(503, 'ServiceUnavailableException', `Redis: ${(err as Error).message}`);
+  throw new ApiError(503, 'ServiceUnavailableException', `Redis: ${(err as Error).message}`);
 }
 
 export class RedisCommandStore implements CommandStore {
@@ -196,7 +191,7 @@ export class RedisCommandStore implements CommandStore {
       .catch(unavailable);
     this.expiredCount += expired;
     if (id < 0)
-      throw new CommandStoreError(
+      throw new ApiError(
         429,
         'LimitExceededException',
         `The command queue of ${thing} is full (${this.limits.maxQueuedPerThing} undelivered commands)`,

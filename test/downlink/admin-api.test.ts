@@ -160,64 +160,33 @@ describe('admin API (SigV4 and bearer token)', () => {
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
       AWS_EC2_METADATA_DISABLED: 'true',
     };
+    const shadowCall = (command: string, args: string[], extraEnv: Record<string, string> = {}) =>
+      aws(
+        [
+          'iot-data',
+          command,
+          ...['--endpoint-url', `http://127.0.0.1:${gw.ports.http}`],
+          ...['--thing-name', 'cli-thing', '--shadow-name', 'downlink'],
+          ...args,
+        ],
+        { ...env, ...extraEnv },
+      );
     const doc = join(work, 'desired.json');
     writeFileSync(doc, JSON.stringify({ state: { desired: { interval: 600, led: 'blue' } } }));
-    const endpoint = `http://127.0.0.1:${gw.ports.http}`;
     const out = join(work, 'update.json');
-    const up = await aws(
-      [
-        'iot-data',
-        'update-thing-shadow',
-        '--endpoint-url',
-        endpoint,
-        '--thing-name',
-        'cli-thing',
-        '--shadow-name',
-        'downlink',
-        '--payload',
-        `fileb://${doc}`,
-        out,
-      ],
-      env,
-    );
+    const up = await shadowCall('update-thing-shadow', ['--payload', `fileb://${doc}`, out]);
     expect(up.code, up.out).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({
       version: 1,
       state: { desired: { interval: 600, led: 'blue' } },
     });
     const got = join(work, 'get.json');
-    const get = await aws(
-      [
-        'iot-data',
-        'get-thing-shadow',
-        '--endpoint-url',
-        endpoint,
-        '--thing-name',
-        'cli-thing',
-        '--shadow-name',
-        'downlink',
-        got,
-      ],
-      env,
-    );
+    const get = await shadowCall('get-thing-shadow', [got]);
     expect(get.code, get.out).toBe(0);
     expect(JSON.parse(readFileSync(got, 'utf8'))).toMatchObject({
       state: { delta: { interval: 600, led: 'blue' } },
     });
-    const wrong = await aws(
-      [
-        'iot-data',
-        'get-thing-shadow',
-        '--endpoint-url',
-        endpoint,
-        '--thing-name',
-        'cli-thing',
-        '--shadow-name',
-        'downlink',
-        got,
-      ],
-      { ...env, AWS_SECRET_ACCESS_KEY: 'wrong' },
-    );
+    const wrong = await shadowCall('get-thing-shadow', [got], { AWS_SECRET_ACCESS_KEY: 'wrong' });
     expect(wrong.code).not.toBe(0);
     expect(wrong.out).toMatch(/InvalidSignatureException|signature/i);
   });

@@ -2,24 +2,14 @@
  * The `aws-iot` shadow source with the real AWS SDK over HTTP with SigV4, against an IoT Data Plane shadow
  * endpoint: here another gateway's admin API, which speaks that wire shape (the AWS CLI test shows it).
  */
+import { rejection } from '../support/api-error.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsIotShadowSource } from '../../src/downlink/aws-iot-shadows.js';
-import { ShadowError } from '../../src/downlink/shadow-document.js';
-import type { DownlinkDocument } from '../../src/downlink/document.js';
-import { coapClient, shownPdus } from '../support/libcoap.js';
+
+import { jsonUplink } from '../support/downlink.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIDSHADOWTEST', secretAccessKey: 'shadow-test-secret' };
-
-async function refusal(p: Promise<unknown>): Promise<ShadowError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ShadowError) return e;
-    throw e;
-  }
-  throw new Error('expected a ShadowError');
-}
 
 describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
   let service: TestGateway;
@@ -52,12 +42,12 @@ describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
     const up = await source.update('aws-1', { state: { desired: { a: 1 } }, clientToken: 'tok' });
     expect(up).toMatchObject({ version: 1, clientToken: 'tok' });
     expect(await source.get('aws-1')).toMatchObject({ version: 1, desired: { a: 1 } });
-    const e = await refusal(source.update('aws-2', { state: { desired: { a: 1 } }, version: 3 }));
+    const e = await rejection(source.update('aws-2', { state: { desired: { a: 1 } }, version: 3 }));
     expect([e.status, e.code]).toEqual([409, 'ConflictException']);
     // (three requests per thing and second: the delete sequence uses another thing)
     await source.update('aws-3', { state: { desired: { a: 1 } } });
     expect(await source.delete('aws-3')).toMatchObject({ version: 1 });
-    expect((await refusal(source.delete('aws-3'))).status).toBe(404);
+    expect((await rejection(source.delete('aws-3'))).status).toBe(404);
   });
 
   it('holds itself to its per-thing rate: 429 ThrottlingException without asking AWS', async () => {
@@ -66,7 +56,7 @@ describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
     await source.get('busy'); // the previous test's things have their own buckets
     await source.get('busy');
     await source.get('busy');
-    const e = await refusal(source.get('busy'));
+    const e = await rejection(source.get('busy'));
     expect([e.status, e.code]).toEqual([429, 'ThrottlingException']);
     expect(caps).toContain('downlink_shadow_rate');
     expect(await source.get('calm')).toBeUndefined();
@@ -74,7 +64,7 @@ describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
     expect(await source.get('busy')).toBeUndefined();
   });
 
-  it('an unreachable endpoint is a ShadowError, not a crash', async () => {
+  it('an unreachable endpoint is a ApiError, not a crash', async () => {
     const dead = new AwsIotShadowSource({
       name: 'downlink',
       endpoint: 'http://127.0.0.1:1',
@@ -86,7 +76,7 @@ describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
       onCap: () => {},
       credentials: CREDENTIALS,
     });
-    const e = await refusal(dead.get('t'));
+    const e = await rejection(dead.get('t'));
     expect(e.status).toBeGreaterThanOrEqual(500);
     await dead.close();
   });
@@ -107,27 +97,7 @@ describe('aws-iot shadow source (AWS SDK, SigV4)', () => {
     });
     afterAll(() => gw.stop());
 
-    async function uplink(...extra: string[]) {
-      const r = await coapClient('coap-client-notls', [
-        '-v',
-        '7',
-        '-B',
-        '10',
-        '-m',
-        'post',
-        '-e',
-        'x',
-        '-A',
-        '50',
-        ...extra,
-        `coap://127.0.0.1:${gw.coapPort}/t?id=dev-1`,
-      ]);
-      const res = shownPdus(r.stderr + r.stdout).find((p) => p.code === '2.04');
-      return {
-        doc: res?.payload ? (JSON.parse(res.payload.slice(1, -1)) as DownlinkDocument) : undefined,
-        etag: res?.options.get('ETag')?.[0],
-      };
-    }
+    const uplink = (...extra: string[]) => jsonUplink(gw.coapPort, 't?id=dev-1', extra);
 
     it('delivers desired state from the shadow service and writes reported when confirmed', async () => {
       expect((await uplink()).doc).toBeUndefined();

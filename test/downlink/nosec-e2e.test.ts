@@ -3,14 +3,11 @@
  * through the admin API arrive in the next uplink's response (JSON, CBOR, the device codec), a large document
  * through Block2, a confirmation clears it, commands arrive in order until confirmed and expire.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decode as decodeCbor } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DownlinkDocument } from '../../src/downlink/document.js';
 import type { DownlinkCodecs } from '../../src/downlink/encoding.js';
-import { coapClient, shownPdus, type ShownPdu } from '../support/libcoap.js';
+import { coapExchange, shownPdus } from '../support/libcoap.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 
 /** A binary codec for device `bin-1`: 0x01 version(u32) [0x02 interval(u16)] then 0x03 id(u32) per command. */
@@ -50,7 +47,6 @@ const DEVICES = [
 
 describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
   let gw: TestGateway;
-  let work: string;
   const coap = (path: string) => `coap://127.0.0.1:${gw.coapPort}/${path}`;
   const admin = (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${gw.ports.http}${path}`, init);
 
@@ -83,23 +79,11 @@ describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
     return ((await res.json()) as { commands: { id: number; state: string; attempts: number }[] }).commands;
   }
 
-  /** Runs coap-client-notls at -v 7; returns the response PDUs (the last one per block) and the body. */
-  async function request(
-    args: string[],
-    path: string,
-  ): Promise<{ responses: ShownPdu[]; body: Buffer; output: string }> {
-    const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
-    const r = await coapClient('coap-client-notls', ['-v', '7', '-B', '10', '-o', out, ...args, coap(path)]);
-    const output = r.stdout.toString() + r.stderr;
-    expect(r.code, output).toBe(0);
-    let body = Buffer.alloc(0);
-    try {
-      body = readFileSync(out);
-    } catch {
-      // No payload came back.
-    }
-    const responses = shownPdus(output).filter((p) => p.code !== '0.00' && !/^0\.0[1-7]$/.test(p.code));
-    return { responses, body, output };
+  /** Runs coap-client-notls; returns the responses it printed and the body. */
+  async function request(args: string[], path: string) {
+    const r = await coapExchange('coap-client-notls', args, coap(path));
+    expect(r.code, r.output).toBe(0);
+    return r;
   }
 
   const uplink = (path: string, ...args: string[]) => request(['-m', 'post', '-e', 'hello', ...args], path);
@@ -110,12 +94,8 @@ describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
       config: { downlink: { commands: { maxPerResponse: 2 } } },
       overrides: { downlinkCodecs: tlvCodec },
     });
-    work = mkdtempSync(join(tmpdir(), 'cellgate-downlink-'));
   });
-  afterAll(async () => {
-    await gw.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => gw.stop());
 
   it('an uplink with nothing pending is answered 2.04 without payload or ETag', async () => {
     const { responses, body } = await uplink('telemetry?id=dev-1', '-A', '50');

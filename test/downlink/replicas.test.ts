@@ -4,8 +4,7 @@
  * (Redis pub/sub), long before its cache TTL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DownlinkDocument } from '../../src/downlink/document.js';
-import { coapClient, shownPdus } from '../support/libcoap.js';
+import { jsonUplink } from '../support/downlink.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { dropPrefix, testRedis, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
@@ -15,33 +14,8 @@ describe('replicas sharing Redis', () => {
   let a: TestGateway;
   let b: TestGateway;
 
-  async function uplink(
-    gw: TestGateway,
-    ...extra: string[]
-  ): Promise<{ doc: DownlinkDocument | undefined; etag?: string }> {
-    const r = await coapClient('coap-client-notls', [
-      '-v',
-      '7',
-      '-B',
-      '10',
-      '-m',
-      'post',
-      '-e',
-      'x',
-      '-A',
-      '50',
-      ...extra,
-      `coap://127.0.0.1:${gw.coapPort}/telemetry?id=dev-1`,
-    ]);
-    expect(r.code).toBe(0);
-    const res = shownPdus(r.stderr + r.stdout).find((p) => p.code === '2.04');
-    expect(res).toBeDefined();
-    const payload = res?.payload;
-    return {
-      doc: payload ? (JSON.parse(payload.slice(1, -1)) as DownlinkDocument) : undefined,
-      etag: res?.options.get('ETag')?.[0],
-    };
-  }
+  const uplink = (gw: TestGateway, ...extra: string[]) =>
+    jsonUplink(gw.coapPort, 'telemetry?id=dev-1', extra);
 
   const admin = (gw: TestGateway, path: string, init?: RequestInit) =>
     fetch(`http://127.0.0.1:${gw.ports.http}${path}`, init);
@@ -83,7 +57,7 @@ describe('replicas sharing Redis', () => {
         await admin(a, '/things/thing-1/commands', { method: 'POST', body: JSON.stringify({ data: 'ping' }) })
       ).json()) as { id: number }
     ).id;
-    let offered: { doc: DownlinkDocument | undefined; etag?: string } = { doc: undefined };
+    let offered: Awaited<ReturnType<typeof uplink>> = { doc: undefined, etag: undefined };
     await expect
       .poll(
         async () => {

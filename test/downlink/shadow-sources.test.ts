@@ -1,8 +1,9 @@
 /** The memory and redis shadow sources: the same behaviour, and Redis shared by replicas. */
+import { rejection } from '../support/api-error.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryShadowSource } from '../../src/downlink/memory-shadows.js';
 import { RedisShadowSource } from '../../src/downlink/redis-shadows.js';
-import { ShadowError, type ShadowUpdate } from '../../src/downlink/shadow-document.js';
+import { type ShadowUpdate } from '../../src/downlink/shadow-document.js';
 import type { ShadowSource } from '../../src/downlink/shadow-source.js';
 import type { RedisConnection } from '../../src/state/redis.js';
 import { dropPrefix, testRedis, uniquePrefix } from '../support/redis.js';
@@ -22,16 +23,6 @@ afterAll(async () => {
 
 const desired = (d: Record<string, unknown>, extra: Partial<ShadowUpdate> = {}): ShadowUpdate =>
   ({ state: { desired: d }, ...extra }) as ShadowUpdate;
-
-async function refusal(p: Promise<unknown>): Promise<ShadowError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ShadowError) return e;
-    throw e;
-  }
-  throw new Error('expected a ShadowError');
-}
 
 let n = 0;
 const thing = () => `shadow-thing-${++n}`;
@@ -62,14 +53,14 @@ describe.each([
       desired: { interval: 60, mode: 'eco' },
       reported: { interval: 60 },
     });
-    const e = await refusal(source.update(t, desired({ mode: 'x' }, { version: 1 })));
+    const e = await rejection(source.update(t, desired({ mode: 'x' }, { version: 1 })));
     expect([e.status, e.code]).toEqual([409, 'ConflictException']);
     expect((await source.get(t))?.desired).toEqual({ interval: 60, mode: 'eco' });
   });
 
   it('delete: 404 when there is none; the version carries on', async () => {
     const t = thing();
-    expect((await refusal(source.delete(t))).status).toBe(404);
+    expect((await rejection(source.delete(t))).status).toBe(404);
     await source.update(t, desired({ a: 1 }));
     await source.update(t, desired({ a: 2 }));
     expect(await source.delete(t)).toMatchObject({ version: 2 });
@@ -78,7 +69,7 @@ describe.each([
   });
 
   it('refuses a document over the size limit', async () => {
-    const e = await refusal(source.update(thing(), desired({ big: 'x'.repeat(9000) })));
+    const e = await rejection(source.update(thing(), desired({ big: 'x'.repeat(9000) })));
     expect(e.status).toBe(413);
   });
 });
@@ -121,8 +112,8 @@ describe('memory shadow source caps', () => {
     });
     await m.update('a', desired({ v: 1 }));
     await m.update('b', desired({ v: 1 }));
-    expect((await refusal(m.update('c', desired({ v: 1 })))).status).toBe(503);
-    expect((await refusal(m.update('a', desired({ v: 'x'.repeat(400) })))).status).toBe(503);
+    expect((await rejection(m.update('c', desired({ v: 1 })))).status).toBe(503);
+    expect((await rejection(m.update('a', desired({ v: 'x'.repeat(400) })))).status).toBe(503);
     expect(caps).toEqual(['downlink_memory_shadows', 'downlink_memory_shadow_bytes']);
     expect((await m.get('a'))?.desired).toEqual({ v: 1 });
     expect(m.size).toBe(2);

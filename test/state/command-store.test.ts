@@ -1,6 +1,7 @@
 /** The command stores (memory, and redis against the shared Redis): order, TTL, states, caps, retention. */
+import { rejection } from '../support/api-error.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CommandStoreError, type CommandStore } from '../../src/state/command-store.js';
+import { type CommandStore } from '../../src/state/command-store.js';
 import { MemoryCommandStore } from '../../src/state/memory-command-store.js';
 import { RedisCommandStore } from '../../src/state/redis-command-store.js';
 import type { RedisConnection } from '../../src/state/redis.js';
@@ -37,16 +38,6 @@ afterAll(async () => {
 
 let n = 0;
 const thing = () => `thing-${++n}`;
-
-async function refusal(p: Promise<unknown>): Promise<CommandStoreError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof CommandStoreError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe.each(stores)('%s command store', (_name, make) => {
   const store = make();
@@ -111,7 +102,7 @@ describe.each(stores)('%s command store', (_name, make) => {
     const t = thing();
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await store.enqueue(t, String(i), 10_000, T0)).id);
-    const e = await refusal(store.enqueue(t, '4', 10_000, T0));
+    const e = await rejection(store.enqueue(t, '4', 10_000, T0));
     expect([e.status, e.code]).toEqual([429, 'LimitExceededException']);
     await store.markDelivered(t, ids[0], T0 + 1);
     expect((await store.enqueue(t, '4', 10_000, T0 + 2)).id).toBe(ids[2] + 1);
@@ -162,8 +153,8 @@ describe('memory command store caps', () => {
     const seen: string[] = [];
     const s = new MemoryCommandStore({ ...LIMITS, maxThings: 1, maxBytes: 400, onCap: (c) => seen.push(c) });
     await s.enqueue('a', '1', 1000, T0);
-    expect((await refusal(s.enqueue('b', '1', 1000, T0))).status).toBe(503);
-    expect((await refusal(s.enqueue('a', 'x'.repeat(300), 1000, T0))).status).toBe(503);
+    expect((await rejection(s.enqueue('b', '1', 1000, T0))).status).toBe(503);
+    expect((await rejection(s.enqueue('a', 'x'.repeat(300), 1000, T0))).status).toBe(503);
     expect(seen).toEqual(['downlink_memory_command_queues', 'downlink_memory_command_bytes']);
     expect(s.size).toBe(1);
     s.sweep(T0 + 10_000 + LIMITS.retentionMs);
@@ -206,7 +197,7 @@ describe('redis command store across replicas', () => {
       silentLogger(),
     );
     try {
-      const e = await refusal(new RedisCommandStore(down, LIMITS).pending('t', T0));
+      const e = await rejection(new RedisCommandStore(down, LIMITS).pending('t', T0));
       expect([e.status, e.code]).toEqual([503, 'ServiceUnavailableException']);
     } finally {
       await down.close();
