@@ -440,7 +440,8 @@ export class Downlinks {
   /** Records what a response offers: commands become `sent`; the delta is remembered for its confirmation. */
   private offer(entry: ThingEntry, doc: BuiltDocument, now: number): void {
     const desired = doc.value.desired;
-    if (desired !== undefined) entry.offered = { version: doc.value.version ?? 0, delta: desired };
+    if (desired !== undefined && entry.offered?.delta !== desired)
+      entry.offered = { version: doc.value.version ?? 0, delta: desired };
     const ids = doc.commandIds;
     if (ids.length === 0) return;
     this.commandEvents.sent += ids.length;

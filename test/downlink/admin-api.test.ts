@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { coapExchange } from '../support/libcoap.js';
 
 const ACCESS_KEY = 'AKIDCELLGATEADMIN';
 const SECRET = 'admin/secret+key=with~odd chars';
@@ -317,6 +318,30 @@ describe('admin API (SigV4 and bearer token)', () => {
     const third = await post();
     expect(third.status).toBe(429);
     expect(third.headers.get('x-amzn-errortype')).toBe('LimitExceededException');
+  });
+});
+
+describe('downlinks disabled', () => {
+  it('uplinks get a plain 2.04, /shadow is no route, the admin API is absent', async () => {
+    const gw = await startTestGateway({ config: { downlink: { enabled: false } } });
+    try {
+      expect(gw.downlinks).toBeUndefined();
+      const up = await coapExchange(
+        'coap-client-notls',
+        ['-m', 'post', '-e', 'x'],
+        `coap://127.0.0.1:${gw.coapPort}/t?id=dev-1`,
+      );
+      expect(up.responses.map((p) => [p.code, p.options.has('ETag')])).toEqual([['2.04', false]]);
+      const get = await coapExchange(
+        'coap-client-notls',
+        ['-m', 'get'],
+        `coap://127.0.0.1:${gw.coapPort}/shadow?id=dev-1`,
+      );
+      expect(get.responses[0].code).toBe('4.05');
+      expect((await fetch(`http://127.0.0.1:${gw.ports.http}/things/t/commands`)).status).toBe(404);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
