@@ -2,18 +2,17 @@
  * What a pending downlink adds to an uplink: the in-process engine measurement (CoAP engine + gateway + null
  * sink, CPU per exchange) without the downlink layer, with it and nothing pending, and with a pending
  * downlink (desired state and a command, never confirmed, so every response carries them) as JSON and as
- * CBOR. Then the same over real UDP: round-trip time of an uplink from 4 devices one at a time against the
- * gateway process, with and without a pending downlink.
+ * CBOR. Then the same over real UDP: round-trip time of uplinks from 4 devices, one request each at a time,
+ * against the gateway process, first with nothing pending and then with a pending downlink for each.
  */
-import { join } from 'node:path';
 import { ContentFormat, Option } from '../src/coap/constants.js';
 import { downlinkSchema } from '../src/config/downlink.js';
 import { createDownlinks } from '../src/downlink/index.js';
 import { silentLogger } from '../src/ops/logger.js';
 import type { MetricsRegistry } from '../src/ops/metrics.js';
 import type { BenchContext, Scenario } from './lib/context.js';
-import { startGatewayProcess } from './lib/gateway.js';
-import { output, spawnPinned, stop } from './lib/proc.js';
+import { coapLoad, spawnGateway, writeGatewayConfig, type LoadResult } from './lib/gateway.js';
+import { stop } from './lib/proc.js';
 import { engineCostMicros, type EngineVariant } from './scenarios/coap-engine.js';
 
 const DESIRED = { interval: 300, mode: 'eco', thresholds: { temp: 42.5, hum: 80 }, led: [1, 0, 1] };
@@ -49,46 +48,29 @@ function withDownlinks(pending: boolean, accept?: number): EngineVariant {
   };
 }
 
-interface LoadResult {
-  p50ms: number;
-  p99ms: number;
-  rate: number;
-  errors: number;
-  lost: number;
-}
-
-async function rtt(ctx: BenchContext, port: number, prefix: string, seconds: number): Promise<LoadResult> {
-  const child = spawnPinned(1, process.execPath, [
-    join(ctx.dist, 'bench/coap-load.js'),
-    '--port',
-    String(port),
-    '--devices',
-    '4',
-    '--seconds',
-    String(seconds),
-    '--payload',
-    '20',
-    '--id-prefix',
-    prefix,
-    '--accept',
-    String(ContentFormat.JSON),
-  ]);
-  return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
-}
-
-/** RTT over UDP against the gateway process: devices `dl*` have a pending downlink, devices `pl*` none. */
+/** RTT over UDP against the gateway process, 4 devices: first with nothing pending, then with a pending downlink. */
 async function overUdp(ctx: BenchContext): Promise<{ plain: LoadResult; pending: LoadResult }> {
   const coapPort = 47693;
   const httpPort = 47694;
-  const server = await startGatewayProcess(ctx, {
-    name: 'downlink',
-    devices: [0, 1, 2, 3].flatMap((i) => [{ id: `dl${i}` }, { id: `pl${i}` }]),
+  const config = writeGatewayConfig(
+    ctx,
+    'downlink',
     coapPort,
-    httpPort,
-  });
+    4,
+    { type: 'null' },
+    {
+      http: { bind: '127.0.0.1', port: httpPort },
+    },
+  );
+  const server = await spawnGateway(ctx, config, coapPort);
+  const rtt = (seconds: number) =>
+    coapLoad(ctx, coapPort, 4, ['--seconds', String(seconds), '--id-prefix', 'dev', '--accept', '50']);
   try {
+    const seconds = ctx.quick ? 2 : 8;
+    await rtt(1); // warm the server up
+    const plain = await rtt(seconds);
     for (let i = 0; i < 4; i++) {
-      const base = `http://127.0.0.1:${httpPort}/things/dl${i}`;
+      const base = `http://127.0.0.1:${httpPort}/things/dev${i}`;
       const s = await fetch(`${base}/shadow?name=downlink`, {
         method: 'POST',
         body: JSON.stringify({ state: { desired: DESIRED } }),
@@ -96,11 +78,8 @@ async function overUdp(ctx: BenchContext): Promise<{ plain: LoadResult; pending:
       const c = await fetch(`${base}/commands`, { method: 'POST', body: JSON.stringify({ data: COMMAND }) });
       if (s.status !== 200 || c.status !== 201) throw new Error('could not set up pending downlinks');
     }
-    const seconds = ctx.quick ? 2 : 8;
-    await rtt(ctx, coapPort, 'dl', 1); // warm the server up on both paths
-    await rtt(ctx, coapPort, 'pl', 1);
-    const plain = await rtt(ctx, coapPort, 'pl', seconds);
-    const pending = await rtt(ctx, coapPort, 'dl', seconds);
+    await rtt(1);
+    const pending = await rtt(seconds);
     return { plain, pending };
   } finally {
     await stop(server);

@@ -1,44 +1,84 @@
-/** Starts the gateway as a process pinned to core 0: null sink, the given devices, loopback ports. */
-import type { ChildProcess } from 'node:child_process';
+/** Benchmark gateways: their config and device files, and the CoAP load run against them. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import type { ChildProcess } from 'node:child_process';
 import type { BenchContext } from './context.js';
-import { spawnPinned, stop, waitForCoap } from './proc.js';
+import { output, spawnPinned, stop, waitForCoap } from './proc.js';
 
-export interface GatewayProcessOptions {
-  /** Names its temporary folder. */
-  name: string;
-  devices: { id: string }[];
-  coapPort: number;
-  /** HTTP side port (0: any). */
-  httpPort?: number;
+/** What `coap-load.js` prints. */
+export interface LoadResult {
+  rate: number;
+  exchanges: number;
+  errors: number;
+  lost: number;
+  p50ms: number;
+  p99ms: number;
+  maxms: number;
+  seconds: number;
 }
 
-export async function startGatewayProcess(
+/** Runs the CoAP load generator on core 1 against `port` with `devices` devices and 20-byte payloads. */
+export async function coapLoad(
   ctx: BenchContext,
-  opts: GatewayProcessOptions,
-): Promise<ChildProcess> {
-  const dir = ctx.tmp(opts.name);
-  writeFileSync(join(dir, 'devices.yaml'), stringify(opts.devices));
+  port: number,
+  devices: number,
+  args: string[],
+): Promise<LoadResult> {
+  const child = spawnPinned(1, process.execPath, [
+    join(ctx.dist, 'bench/coap-load.js'),
+    '--port',
+    String(port),
+    '--devices',
+    String(devices),
+    '--payload',
+    '20',
+    ...args,
+  ]);
+  return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
+}
+
+/**
+ * Writes a gateway's config and device file (`dev0`…) into a fresh folder; returns the config path. `sections`
+ * replace whole top-level sections (e.g. `http`, `downlink`).
+ */
+export function writeGatewayConfig(
+  ctx: BenchContext,
+  name: string,
+  port: number,
+  devices: number,
+  publisher: Record<string, unknown>,
+  sections: Record<string, unknown> = {},
+): string {
+  const dir = ctx.tmp(name);
+  writeFileSync(
+    join(dir, 'devices.yaml'),
+    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}` }))),
+  );
   writeFileSync(
     join(dir, 'gw.yaml'),
     stringify({
-      coap: { bind: '127.0.0.1', port: opts.coapPort, nosec: true },
-      http: { bind: '127.0.0.1', port: opts.httpPort ?? 0 },
+      coap: { bind: '127.0.0.1', port, nosec: true },
+      http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
-      publisher: { type: 'null' },
+      publisher,
       log: { level: 'error' },
+      ...sections,
     }),
   );
+  return join(dir, 'gw.yaml');
+}
+
+/** Starts the gateway process on core 0 with a config file and waits until it answers CoAP on `port`. */
+export async function spawnGateway(ctx: BenchContext, config: string, port: number): Promise<ChildProcess> {
   const server = spawnPinned(0, process.execPath, [
     join(ctx.dist, 'src/cli.js'),
     'start',
     '--config',
-    join(dir, 'gw.yaml'),
+    config,
   ]);
   try {
-    await waitForCoap(opts.coapPort);
+    await waitForCoap(port);
   } catch (err) {
     await stop(server);
     throw err;

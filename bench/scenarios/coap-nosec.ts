@@ -5,48 +5,28 @@
  */
 import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { startGatewayProcess } from '../lib/gateway.js';
-import { output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
-
-interface LoadResult {
-  rate: number;
-  exchanges: number;
-  errors: number;
-  lost: number;
-  p50ms: number;
-  p99ms: number;
-  maxms: number;
-  seconds: number;
-}
+import { coapLoad, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
+import { rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const DEVICES = 100;
 const MB = 1024 * 1024;
 
-async function load(ctx: BenchContext, port: number, args: string[]): Promise<LoadResult> {
-  const child = spawnPinned(1, process.execPath, [
-    join(ctx.dist, 'bench/coap-load.js'),
-    '--port',
-    String(port),
-    '--devices',
-    String(DEVICES),
-    '--payload',
-    '20',
-    ...args,
-  ]);
-  return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
-}
+const load = (ctx: BenchContext, port: number, args: string[]) => coapLoad(ctx, port, DEVICES, args);
 
 function line(name: string, r: LoadResult, extra = ''): string {
   return `${name.padEnd(22)} ${String(r.rate).padStart(7)}/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  lost ${r.lost}${extra}`;
 }
 
 async function cellgate(ctx: BenchContext, port: number): Promise<void> {
-  const server = await startGatewayProcess(ctx, {
-    name: 'nosec',
-    devices: Array.from({ length: DEVICES }, (_, i) => ({ id: `dev${i}` })),
-    coapPort: port,
-  });
+  const config = writeGatewayConfig(ctx, 'nosec', port, DEVICES, { type: 'null' });
+  const server = spawnPinned(0, process.execPath, [
+    join(ctx.dist, 'src/cli.js'),
+    'start',
+    '--config',
+    config,
+  ]);
   try {
+    await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssBytes(server.pid)), 1000);

@@ -3,5 +3,7 @@ import { downlinkScenario } from '../downlink.js';
 import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
+import { coapIot } from './coap-iot.js';
+import { publishAwsIot } from './publish.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec, downlinkScenario];
+export const scenarios: Scenario[] = [coapEngine, coapNosec, publishAwsIot, coapIot, downlinkScenario];
