@@ -50,8 +50,8 @@ function withDownlinks(pending: boolean, accept?: number): EngineVariant {
 
 /** RTT over UDP against the gateway process, 4 devices: first with nothing pending, then with a pending downlink. */
 async function overUdp(ctx: BenchContext): Promise<{ plain: LoadResult; pending: LoadResult }> {
-  const coapPort = 47693;
-  const httpPort = 47694;
+  const coapPort = 47697;
+  const httpPort = 47698;
   const config = writeGatewayConfig(
     ctx,
     'downlink',

@@ -69,14 +69,24 @@ export function writeGatewayConfig(
   return join(dir, 'gw.yaml');
 }
 
-/** Starts the gateway process on core 0 with a config file and waits until it answers CoAP on `port`. */
-export async function spawnGateway(ctx: BenchContext, config: string, port: number): Promise<ChildProcess> {
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    config,
-  ]);
+/**
+ * Starts the gateway process on core 0 with a config file (and extra environment) and waits until it answers
+ * CoAP on `port`.
+ */
+export async function spawnGateway(
+  ctx: BenchContext,
+  config: string,
+  port: number,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildProcess> {
+  const server = spawnPinned(
+    0,
+    process.execPath,
+    [join(ctx.dist, 'src/cli.js'), 'start', '--config', config],
+    {
+      env: { ...process.env, ...env },
+    },
+  );
   try {
     await waitForCoap(port);
   } catch (err) {

@@ -487,7 +487,12 @@ export class Downlinks {
     entry.doc = undefined;
     this.commands.markDelivered(entry.thing, last, now).then(
       (n) => (this.commandEvents.delivered += n),
-      (err: unknown) => this.failed('markDelivered failed', entry.thing, err),
+      (err: unknown) => {
+        // Not recorded: read the queue again, so the commands are offered (and can be confirmed) again.
+        entry.lastConfirmed = undefined;
+        entry.invalidate();
+        this.failed('markDelivered failed', entry.thing, err);
+      },
     );
     return true;
   }
@@ -543,6 +548,8 @@ export class Downlinks {
   private reportFailed(entry: ThingEntry, err: unknown): void {
     this.sourceOps.report_failed++;
     entry.reporting--;
+    // The device's next echo of the same tag must count again.
+    entry.lastConfirmed = undefined;
     // Read the shadow again: the delta is offered again and confirmed again (the device skips a version it
     // already applied, so nothing is applied twice).
     entry.invalidate();

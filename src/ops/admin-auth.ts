@@ -8,7 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AdminConfig } from '../config/admin.js';
-import { verifySigV4 } from './sigv4.js';
+import { verifySigV4, type Credential } from './sigv4.js';
 
 export type AuthResult = { ok: true } | { ok: false; status: number; code: string; message: string };
 
@@ -37,7 +37,7 @@ export function isLoopback(address: string | undefined): boolean {
 
 export class AdminAuth {
   private readonly tokenDigest: Buffer | undefined;
-  private readonly secrets = new Map<string, string>();
+  private readonly credentials = new Map<string, Credential>();
 
   constructor(config: AdminConfig) {
     const token = readSecret(config.token, config.tokenFile, 'admin.token');
@@ -47,12 +47,13 @@ export class AdminAuth {
     if (s.accessKeyId && !secret)
       throw new Error('admin.sigv4.accessKeyId is set without a secret access key');
     if (!s.accessKeyId && secret) throw new Error('admin.sigv4 has a secret access key but no accessKeyId');
-    if (s.accessKeyId) this.secrets.set(s.accessKeyId, secret);
+    if (s.accessKeyId)
+      this.credentials.set(s.accessKeyId, { accessKeyId: s.accessKeyId, secretAccessKey: secret });
   }
 
   /** True when credentials are required (a token or an access key is configured). */
   get required(): boolean {
-    return this.tokenDigest !== undefined || this.secrets.size > 0;
+    return this.tokenDigest !== undefined || this.credentials.size > 0;
   }
 
   check(req: IncomingMessage, body: Buffer): AuthResult {
@@ -72,10 +73,10 @@ export class AdminAuth {
       if (timingSafeEqual(given, this.tokenDigest)) return { ok: true };
       return { ok: false, status: 401, code: 'UnauthorizedException', message: 'Invalid bearer token' };
     }
-    if (authorization.startsWith('AWS4-HMAC-SHA256 ') && this.secrets.size > 0) {
+    if (authorization.startsWith('AWS4-HMAC-SHA256 ') && this.credentials.size > 0) {
       const r = verifySigV4(
         { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
-        { secrets: this.secrets, service: IOT_DATA_SERVICE },
+        { credentials: this.credentials, service: IOT_DATA_SERVICE },
       );
       return r.ok ? { ok: true } : r;
     }

@@ -1,11 +1,20 @@
 /**
- * Verifies AWS Signature Version 4 (AWS4-HMAC-SHA256, `Authorization` header) on incoming HTTP requests, so
- * the AWS CLI and SDKs can call the admin API with a configured access key: canonical request (method,
+ * Verifies AWS Signature Version 4 (AWS4-HMAC-SHA256, `Authorization` header) on incoming HTTP requests,
+ * written from the AWS signing specification, independent of the SDKs' signers: canonical request (method,
  * normalised and twice-encoded path, sorted re-encoded query, signed headers with trimmed values, payload
- * hash), string to sign, derived signing key, constant-time comparison, and a bound on clock skew.
+ * hash), string to sign, derived signing key, constant-time comparison, a bound on clock skew, and session
+ * tokens. The admin API accepts the AWS CLI and SDKs with it; the IoT Data Plane test server checks its
+ * clients with it.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** When set, requests must carry it in `x-amz-security-token`. */
+  sessionToken?: string;
+}
 
 export interface SigV4Request {
   method: string;
@@ -16,11 +25,14 @@ export interface SigV4Request {
 }
 
 export interface SigV4Options {
-  /** Secret access key of each accepted access key id. */
-  secrets: ReadonlyMap<string, string>;
+  /** The accepted credentials by access key id. */
+  credentials: ReadonlyMap<string, Credential>;
   /** Service name in the credential scope (`iotdata` for the IoT Data Plane). */
   service: string;
-  now?: number;
+  /** Region the credential scope must name; any region when unset. */
+  region?: string;
+  now?: number | Date;
+  /** Largest accepted difference between `x-amz-date` and now (default 15 minutes). */
   maxSkewMs?: number;
 }
 
@@ -35,9 +47,17 @@ function fail(status: number, code: string, message: string): SigV4Result {
   return { ok: false, status, code, message };
 }
 
-/** RFC 3986 encoding: every byte outside A-Z a-z 0-9 - . _ ~ as %XX (upper-case hex). */
+/** How each byte is written in a URI-encoded string: itself when unreserved, else %XX. */
+const BYTE_ENCODING = Array.from({ length: 256 }, (_, b) => {
+  const c = String.fromCharCode(b);
+  return /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+});
+
+/** RFC 3986 encoding: every UTF-8 byte outside A-Z a-z 0-9 - . _ ~ as %XX (upper-case hex). */
 export function uriEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) out += BYTE_ENCODING[byte];
+  return out;
 }
 
 function decode(s: string): string {
@@ -82,6 +102,20 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
 
 function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+const keyCache = new Map<string, Buffer>();
+
+/** The derived signing key (cached: it changes once a day per credential, region and service). */
+export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+  const cacheKey = `${secret}\n${date}\n${region}\n${service}`;
+  let key = keyCache.get(cacheKey);
+  if (!key) {
+    key = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request');
+    if (keyCache.size >= 64) keyCache.clear();
+    keyCache.set(cacheKey, key);
+  }
+  return key;
 }
 
 function sha256Hex(data: Buffer | string): string {
@@ -129,18 +163,24 @@ export function verifySigV4(req: SigV4Request, opts: SigV4Options): SigV4Result 
   const auth = parseAuthorization(header);
   if (!auth)
     return fail(403, 'IncompleteSignatureException', 'The Authorization header is not a SigV4 signature');
-  const secret = opts.secrets.get(auth.accessKeyId);
-  if (secret === undefined)
+  const cred = opts.credentials.get(auth.accessKeyId);
+  if (
+    cred === undefined ||
+    (cred.sessionToken !== undefined &&
+      headerValue(req.headers, 'x-amz-security-token') !== cred.sessionToken)
+  )
     return fail(403, 'UnrecognizedClientException', 'The security token included in the request is invalid');
   if (auth.service !== opts.service || auth.terminator !== 'aws4_request')
     return fail(403, 'InvalidSignatureException', `Credential scope must name service ${opts.service}`);
+  if (opts.region !== undefined && auth.region !== opts.region)
+    return fail(403, 'InvalidSignatureException', `Credential should be scoped to region ${opts.region}`);
   const amzDate = headerValue(req.headers, 'x-amz-date');
   const m = amzDate ? AMZ_DATE.exec(amzDate) : null;
   if (!amzDate || !m) return fail(403, 'IncompleteSignatureException', 'Missing or malformed X-Amz-Date');
   if (amzDate.slice(0, 8) !== auth.date)
     return fail(403, 'InvalidSignatureException', 'Credential scope date does not match X-Amz-Date');
   const signedAt = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-  const now = opts.now ?? Date.now();
+  const now = opts.now === undefined ? Date.now() : Number(opts.now);
   if (Math.abs(now - signedAt) > (opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS))
     return fail(403, 'InvalidSignatureException', 'Signature expired: the request time is too far from now');
   if (!auth.signedHeaders.includes('host'))
@@ -170,11 +210,7 @@ export function verifySigV4(req: SigV4Request, opts: SigV4Options): SigV4Result 
   ].join('\n');
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
-  let key = hmac(`AWS4${secret}`, auth.date);
-  key = hmac(key, auth.region);
-  key = hmac(key, auth.service);
-  key = hmac(key, 'aws4_request');
-  const expected = hmac(key, stringToSign);
+  const expected = hmac(signingKey(cred.secretAccessKey, auth.date, auth.region, auth.service), stringToSign);
   const given = Buffer.from(auth.signature, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return fail(

@@ -5,9 +5,14 @@ import { AdminAuth, isLoopback } from '../../src/ops/admin-auth.js';
 import { adminSchema } from '../../src/config/admin.js';
 import { canonicalQuery, canonicalUri, verifySigV4, type SigV4Request } from '../../src/ops/sigv4.js';
 
-const SECRETS = new Map([['AKIDEXAMPLE', 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY']]);
+const CREDENTIALS = new Map([
+  [
+    'AKIDEXAMPLE',
+    { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
+  ],
+]);
 const NOW = Date.UTC(2015, 7, 30, 12, 36, 0);
-const opts = { secrets: SECRETS, service: 'service', now: NOW };
+const opts = { credentials: CREDENTIALS, service: 'service', now: NOW };
 
 function vector(method: string, url: string, signature: string): SigV4Request {
   return {
@@ -63,9 +68,7 @@ describe('SigV4 verification', () => {
   });
 
   it('refuses an unknown key, another service, a stale or future date, a missing date', () => {
-    expect(refused(GET_VANILLA, { ...opts, secrets: new Map([['OTHER', 'x']]) })).toMatch(
-      /^403 UnrecognizedClient/,
-    );
+    expect(refused(GET_VANILLA, { ...opts, credentials: new Map() })).toMatch(/^403 UnrecognizedClient/);
     expect(refused(GET_VANILLA, { ...opts, service: 'iotdata' })).toMatch(/service iotdata/);
     expect(refused(GET_VANILLA, { ...opts, now: NOW + 16 * 60_000 })).toMatch(/too far from now/);
     expect(refused(GET_VANILLA, { ...opts, now: NOW - 16 * 60_000 })).toMatch(/too far from now/);
