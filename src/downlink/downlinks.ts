@@ -12,7 +12,7 @@
  */
 import { Code, ContentFormat, Option } from '../coap/constants.js';
 import { queryValue, type CoapResponse, type Exchange } from '../coap/exchange.js';
-import { isPromiseLike, type EncodeOutput } from '../codecs/codec.js';
+import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -28,7 +28,14 @@ import {
 } from '../ops/metrics.js';
 import type { Command, CommandStore } from '../state/command-store.js';
 import { decodeTag, matchesLastCommand, tagFromHex, type DownlinkTag } from './document.js';
-import { encodeCbor, encodeJson, Format, formatFor, type DownlinkCodecs } from './encoding.js';
+import {
+  encodeCbor,
+  encodeJson,
+  Format,
+  formatFor,
+  type DownlinkCodecs,
+  type EncodedDownlink,
+} from './encoding.js';
 import {
   mergeSection,
   shadowDelta,
@@ -366,7 +373,7 @@ export class Downlinks {
 
   private encodeWithCodec(r: Reply): void {
     const { device, ex } = r;
-    let out: EncodeOutput | Promise<EncodeOutput> | undefined;
+    let out: EncodedDownlink | Promise<EncodedDownlink> | undefined;
     try {
       out = this.codecs?.encodeDownlink(device, r.doc.value, {
         deviceId: device.id,
@@ -384,7 +391,8 @@ export class Downlinks {
     );
   }
 
-  private sendEncoded(r: Reply, out: EncodeOutput): void {
+  private sendEncoded(r: Reply, out: EncodedDownlink): void {
+    if (out.bytes === null) return this.fallback(r);
     const accept = r.ex.accept;
     if (accept !== undefined && out.contentFormat !== accept) return this.notAcceptable(r);
     this.send(r, out.bytes, out.contentFormat);

@@ -4,19 +4,26 @@
  */
 import { Encoder } from 'cbor-x';
 import { ContentFormat } from '../coap/constants.js';
-import type { DownlinkContext, EncodeOutput } from '../codecs/codec.js';
+import type { DownlinkContext } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 
+/** What a device codec made of a downlink: bytes, or `bytes: null` and why not. */
+export interface EncodedDownlink {
+  readonly bytes: Buffer | null;
+  readonly contentFormat?: number;
+  readonly error?: string;
+}
+
 /**
- * Encodes downlinks with a device's codec. The codec registry provides this: it returns undefined when the
- * device's codec does not encode downlinks, and may throw or reject when encoding fails.
+ * Encodes downlinks with a device's codec: the codec registry satisfies it. Undefined, `bytes: null`, a throw
+ * or a rejection all mean the codec did not encode (the device then gets JSON when it named no format).
  */
 export interface DownlinkCodecs {
   encodeDownlink(
     device: Device,
     data: unknown,
     ctx: DownlinkContext,
-  ): EncodeOutput | Promise<EncodeOutput> | undefined;
+  ): EncodedDownlink | Promise<EncodedDownlink> | undefined;
 }
 
 /** Plain CBOR (RFC 8949): definite-length maps with text keys, no cbor-x record extensions. */

@@ -13,7 +13,8 @@ import { startTestGateway, type TestGateway } from '../support/gateway.js';
 /** A binary codec for device `bin-1`: 0x01 version(u32) [0x02 interval(u16)] then 0x03 id(u32) per command. */
 const tlvCodec: DownlinkCodecs = {
   encodeDownlink(device, data) {
-    if (device.id !== 'bin-1') return undefined;
+    // As the codec registry answers for a device whose codec does not encode downlinks.
+    if (device.id !== 'bin-1') return { bytes: null, error: 'codec raw does not encode downlinks' };
     const doc = data as DownlinkDocument;
     const parts: Buffer[] = [];
     if (doc.version !== undefined) {
