@@ -287,7 +287,8 @@ export class Downlinks {
     let ok = true;
     if (shadow.status === 'fulfilled') {
       this.sourceOps.read_ok++;
-      this.setShadow(entry, shadow.value);
+      // A reported-state write that began meanwhile is already in the entry; the read may predate it.
+      if (entry.reporting === 0) this.setShadow(entry, shadow.value);
     } else {
       ok = false;
       this.failed('shadow read failed', entry.thing, shadow.reason);
