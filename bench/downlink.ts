@@ -12,7 +12,7 @@ import { silentLogger } from '../src/ops/logger.js';
 import type { MetricsRegistry } from '../src/ops/metrics.js';
 import type { BenchContext, Scenario } from './lib/context.js';
 import { coapLoad, spawnGateway, writeGatewayConfig, type LoadResult } from './lib/gateway.js';
-import { stop } from './lib/proc.js';
+import { stop, waitForCoap } from './lib/proc.js';
 import { engineCostMicros, type EngineVariant } from './scenarios/coap-engine.js';
 
 const DESIRED = { interval: 300, mode: 'eco', thresholds: { temp: 42.5, hum: 80 }, led: [1, 0, 1] };
@@ -59,10 +59,14 @@ async function overUdp(ctx: BenchContext): Promise<{ plain: LoadResult; pending:
     4,
     { type: 'null' },
     {
-      http: { bind: '127.0.0.1', port: httpPort },
+      sections: { http: { bind: '127.0.0.1', port: httpPort } },
     },
   );
-  const server = await spawnGateway(ctx, config, coapPort);
+  const server = spawnGateway(ctx, config);
+  await waitForCoap(coapPort).catch(async (err: unknown) => {
+    await stop(server);
+    throw err;
+  });
   const rtt = (seconds: number) =>
     coapLoad(ctx, coapPort, 4, ['--seconds', String(seconds), '--id-prefix', 'dev', '--accept', '50']);
   try {

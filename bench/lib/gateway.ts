@@ -2,9 +2,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { ChildProcess } from 'node:child_process';
 import type { BenchContext } from './context.js';
-import { output, spawnPinned, stop, waitForCoap } from './proc.js';
+import type { ChildProcess } from 'node:child_process';
+import { output, spawnPinned } from './proc.js';
 
 /** What `coap-load.js` prints. */
 export interface LoadResult {
@@ -39,8 +39,8 @@ export async function coapLoad(
 }
 
 /**
- * Writes a gateway's config and device file (`dev0`…) into a fresh folder; returns the config path. `sections`
- * replace whole top-level sections (e.g. `http`, `downlink`).
+ * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec) into a
+ * fresh folder, with `extra.files` beside them and `extra.sections` in the config; returns the config path.
  */
 export function writeGatewayConfig(
   ctx: BenchContext,
@@ -48,12 +48,19 @@ export function writeGatewayConfig(
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
-  sections: Record<string, unknown> = {},
+  extra: {
+    device?: Record<string, unknown>;
+    files?: Record<string, string>;
+    logLevel?: string;
+    /** Config sections that replace the defaults above (e.g. `http`) or add to them (e.g. `downlink`). */
+    sections?: Record<string, unknown>;
+  } = {},
 ): string {
   const dir = ctx.tmp(name);
+  for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}` }))),
+    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}`, ...extra.device }))),
   );
   writeFileSync(
     join(dir, 'gw.yaml'),
@@ -62,36 +69,16 @@ export function writeGatewayConfig(
       http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
       publisher,
-      log: { level: 'error' },
-      ...sections,
+      log: { level: extra.logLevel ?? 'error' },
+      ...extra.sections,
     }),
   );
   return join(dir, 'gw.yaml');
 }
 
-/**
- * Starts the gateway process on core 0 with a config file (and extra environment) and waits until it answers
- * CoAP on `port`.
- */
-export async function spawnGateway(
-  ctx: BenchContext,
-  config: string,
-  port: number,
-  env: NodeJS.ProcessEnv = {},
-): Promise<ChildProcess> {
-  const server = spawnPinned(
-    0,
-    process.execPath,
-    [join(ctx.dist, 'src/cli.js'), 'start', '--config', config],
-    {
-      env: { ...process.env, ...env },
-    },
-  );
-  try {
-    await waitForCoap(port);
-  } catch (err) {
-    await stop(server);
-    throw err;
-  }
-  return server;
+/** Starts the compiled gateway (`cellgate start --config …`) pinned to core 0. */
+export function spawnGateway(ctx: BenchContext, config: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
+    env,
+  });
 }

@@ -6,7 +6,7 @@
  */
 import type { BenchContext, Scenario } from '../lib/context.js';
 import { coapLoad, spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
-import { cpuSeconds, rssBytes, stop } from '../lib/proc.js';
+import { cpuSeconds, rssBytes, stop, waitForCoap } from '../lib/proc.js';
 import { benchCredentials, startIotServer } from './publish.js';
 
 const DEVICES = 100;
@@ -24,8 +24,9 @@ async function gatewayRun(
     ack,
     outbox: { dir: 'outbox' },
   });
-  const gw = await spawnGateway(ctx, config, port, benchCredentials);
+  const gw = spawnGateway(ctx, config, { ...process.env, ...benchCredentials });
   try {
+    await waitForCoap(port);
     const cpu0 = cpuSeconds(gw.pid);
     const r = await coapLoad(ctx, port, DEVICES, [
       '--id-prefix',

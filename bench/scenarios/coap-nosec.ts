@@ -19,8 +19,9 @@ function line(name: string, r: LoadResult, extra = ''): string {
 
 async function cellgate(ctx: BenchContext, port: number): Promise<void> {
   const config = writeGatewayConfig(ctx, 'nosec', port, DEVICES, { type: 'null' });
-  const server = await spawnGateway(ctx, config, port);
+  const server = spawnGateway(ctx, config);
   try {
+    await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssBytes(server.pid)), 1000);

@@ -4,6 +4,14 @@ import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 import { coapIot } from './coap-iot.js';
+import { codecs } from './codecs.js';
 import { publishAwsIot } from './publish.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec, publishAwsIot, coapIot, downlinkScenario];
+export const scenarios: Scenario[] = [
+  coapEngine,
+  coapNosec,
+  publishAwsIot,
+  coapIot,
+  codecs,
+  downlinkScenario,
+];

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
 import { adminSchema } from './admin.js';
 import { downlinkSchema } from './downlink.js';
+import { codecsSchema } from './codecs.js';
 import { publisherSchema } from './publisher.js';
 
 export const configSchema = z.strictObject({
@@ -13,6 +14,7 @@ export const configSchema = z.strictObject({
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,
+  codecs: codecsSchema,
   downloads: downloadsSchema,
   downlink: downlinkSchema,
   admin: adminSchema,

@@ -4,7 +4,7 @@
  */
 import { CoapEndpoint } from '../coap/endpoint.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
-import rawCodec from '../../codecs/raw/index.js';
+import { CodecRegistry } from '../codecs/registry.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { createDownlinks, mountAdminApi, type DownlinkCodecs, type Downlinks } from '../downlink/index.js';
@@ -25,7 +25,7 @@ export interface GatewayOverrides {
   publisher?: Publisher;
   registry?: DeviceRegistry;
   decoder?: UplinkDecoder;
-  /** Device codecs for downlinks (until the codec registry provides them). */
+  /** Device codecs for downlinks (default: the codec registry). */
   downlinkCodecs?: DownlinkCodecs;
 }
 
@@ -46,17 +46,6 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Until a device's codec says otherwise, uplinks are kept as raw bytes. */
-async function rawDecoder(): Promise<UplinkDecoder> {
-  const codec = await rawCodec.create({}, { baseDir: '.' });
-  return {
-    decode: (_device, bytes, ctx) => {
-      const out = codec.decodeUplink(bytes, ctx) as { data: unknown };
-      return { codec: codec.name, data: out.data };
-    },
-  };
-}
-
 export async function startGateway(
   loaded: LoadedConfig,
   overrides: GatewayOverrides = {},
@@ -73,7 +62,25 @@ export async function startGateway(
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
     gaugeFrom(metrics, 'cellgate_devices', 'Devices in the registry.', () => registry.size);
-    const decoder = overrides.decoder ?? (await rawDecoder());
+    let decoder = overrides.decoder;
+    let downlinkCodecs = overrides.downlinkCodecs;
+    if (!decoder) {
+      const codecs = new CodecRegistry({
+        config: config.codecs,
+        baseDir: loaded.baseDir,
+        metrics,
+        log,
+        caps,
+      });
+      closers.push(() => codecs.close());
+      // Codecs the devices use are created now and again after each registry reload, so decoding picks
+      // them synchronously; a registry that cannot list its devices gets them created on first use.
+      const follow = codecs.follow(registry);
+      closers.push(() => follow.stop());
+      await follow.ready;
+      decoder = codecs;
+      downlinkCodecs ??= codecs; // it encodes downlinks with the devices' codecs too
+    }
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
     closers.push(() => publisher.close());
@@ -98,7 +105,7 @@ export async function startGateway(
       log,
       metrics,
       caps,
-      codecs: overrides.downlinkCodecs,
+      codecs: downlinkCodecs,
     });
     if (downlinks) closers.push(() => downlinks.close());
     downlinks?.attach(gateway, registry, config.coap.identity);
