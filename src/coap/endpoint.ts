@@ -113,6 +113,10 @@ class ServerExchange implements Exchange {
     return this.request.uint(Option.ACCEPT);
   }
 
+  get blockSize(): number {
+    return blockSize(this.endpoint.responseSzx(this));
+  }
+
   respond(response: CoapResponse): void {
     if (this.responded) return;
     this.responded = true;
@@ -600,6 +604,12 @@ export class CoapEndpoint {
     this.responseCounts[((method & 31) << 8) | (code & 0xff)]++;
   }
 
+  /** The block size (SZX) a response to this exchange is sliced at: the client's, if smaller than ours. */
+  responseSzx(ex: ServerExchange): number {
+    const b2 = ex.block2;
+    return b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
+  }
+
   /** Sends the handler's response for an exchange. */
   sendResponse(ex: ServerExchange, res: CoapResponse): void {
     this.inFlight--;
@@ -619,7 +629,7 @@ export class CoapEndpoint {
     if (ex.block1Szx >= 0) options.push([Option.BLOCK1, encodeBlock(ex.block1Num, false, ex.block1Szx)]);
     if (payload && payload.length > 0) {
       const b2 = ex.block2;
-      const szx = b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
+      const szx = this.responseSzx(ex);
       if (b2 || payload.length > blockSize(szx)) {
         const num = b2 ? b2.num : 0;
         const body = payload;
