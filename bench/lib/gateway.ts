@@ -40,7 +40,7 @@ export async function coapLoad(
 
 /**
  * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec) into a
- * fresh folder, with `extra.files` beside them; returns the config path.
+ * fresh folder, with `extra.files` beside them and `extra.sections` in the config; returns the config path.
  */
 export function writeGatewayConfig(
   ctx: BenchContext,
@@ -48,7 +48,13 @@ export function writeGatewayConfig(
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
-  extra: { device?: Record<string, unknown>; files?: Record<string, string>; logLevel?: string } = {},
+  extra: {
+    device?: Record<string, unknown>;
+    files?: Record<string, string>;
+    logLevel?: string;
+    /** Config sections that replace the defaults above (e.g. `http`) or add to them (e.g. `downlink`). */
+    sections?: Record<string, unknown>;
+  } = {},
 ): string {
   const dir = ctx.tmp(name);
   for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
@@ -64,6 +70,7 @@ export function writeGatewayConfig(
       devices: { file: 'devices.yaml', watch: false },
       publisher,
       log: { level: extra.logLevel ?? 'error' },
+      ...extra.sections,
     }),
   );
   return join(dir, 'gw.yaml');

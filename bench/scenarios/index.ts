@@ -1,4 +1,5 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
+import { downlinkScenario } from '../downlink.js';
 import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
@@ -6,4 +7,11 @@ import { coapIot } from './coap-iot.js';
 import { codecs } from './codecs.js';
 import { publishAwsIot } from './publish.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec, publishAwsIot, coapIot, codecs];
+export const scenarios: Scenario[] = [
+  coapEngine,
+  coapNosec,
+  publishAwsIot,
+  coapIot,
+  codecs,
+  downlinkScenario,
+];

@@ -96,6 +96,10 @@ function resolvePaths(config: Config, baseDir: string): void {
       if (isModulePath(entry)) plugins[name] = resolveFrom(baseDir, entry);
     } else if (isModulePath(entry.module)) entry.module = resolveFrom(baseDir, entry.module);
   }
+  const admin = config.admin;
+  if (admin.tokenFile) admin.tokenFile = resolveFrom(baseDir, admin.tokenFile);
+  if (admin.sigv4.secretAccessKeyFile)
+    admin.sigv4.secretAccessKeyFile = resolveFrom(baseDir, admin.sigv4.secretAccessKeyFile);
 }
 
 /** Loads a config file (or none: defaults only) with environment overrides applied. */

@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { adminSchema } from './admin.js';
+import { downlinkSchema } from './downlink.js';
 import { codecsSchema } from './codecs.js';
 import { publisherSchema } from './publisher.js';
 import { shutdownSchema } from './shutdown.js';
@@ -15,6 +17,8 @@ export const configSchema = z.strictObject({
   publisher: publisherSchema,
   codecs: codecsSchema,
   downloads: downloadsSchema,
+  downlink: downlinkSchema,
+  admin: adminSchema,
   log: logSchema,
   shutdown: shutdownSchema,
 });

@@ -7,6 +7,7 @@ import type { UplinkDecoder } from '../codecs/codec.js';
 import { CodecRegistry } from '../codecs/registry.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
+import { createDownlinks, mountAdminApi, type DownlinkCodecs, type Downlinks } from '../downlink/index.js';
 import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
@@ -27,6 +28,8 @@ export interface GatewayOverrides {
   publisher?: Publisher;
   registry?: DeviceRegistry;
   decoder?: UplinkDecoder;
+  /** Device codecs for downlinks (default: the codec registry). */
+  downlinkCodecs?: DownlinkCodecs;
 }
 
 export interface RunningGateway {
@@ -36,6 +39,8 @@ export interface RunningGateway {
   readonly gateway: Gateway;
   readonly publisher: Publisher;
   readonly registry: DeviceRegistry;
+  /** The downlink layer (undefined when `downlink.enabled` is false). */
+  readonly downlinks?: Downlinks;
   readonly metrics: MetricsRegistry;
   readonly http: HttpSidePort;
   readonly log: Logger;
@@ -65,6 +70,7 @@ export async function startGateway(
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
     let decoder = overrides.decoder;
+    let downlinkCodecs = overrides.downlinkCodecs;
     if (!decoder) {
       const codecs = new CodecRegistry({
         config: config.codecs,
@@ -80,6 +86,7 @@ export async function startGateway(
       closers.push(() => follow.stop());
       await follow.ready;
       decoder = codecs;
+      downlinkCodecs ??= codecs; // it encodes downlinks with the devices' codecs too
     }
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
@@ -103,6 +110,15 @@ export async function startGateway(
       log,
       metrics,
     });
+    const downlinks = createDownlinks(config.downlink, {
+      log,
+      metrics,
+      caps,
+      codecs: downlinkCodecs,
+    });
+    if (downlinks) closers.push(() => downlinks.close());
+    downlinks?.attach(gateway, registry, config.coap.identity);
+    await downlinks?.ready(config.downlink.redis.commandTimeoutMs);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
       {
@@ -140,6 +156,7 @@ export async function startGateway(
     };
     registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec });
     const http = new HttpSidePort(metrics, { notReady }, log);
+    if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
     closers.push(() => http.close());
 
@@ -158,6 +175,7 @@ export async function startGateway(
       gateway,
       publisher,
       registry,
+      downlinks,
       metrics,
       http,
       log,

@@ -38,7 +38,8 @@ export interface GatewayDeps {
 
 const CHANGED: CoapResponse = Object.freeze({ code: Code.CHANGED });
 
-function text(code: number, message: string, maxAge?: number): CoapResponse {
+/** A response with a short plain-text diagnostic. */
+export function text(code: number, message: string, maxAge?: number): CoapResponse {
   return { code, payload: Buffer.from(message), contentFormat: ContentFormat.TEXT, maxAge };
 }
 

@@ -62,6 +62,7 @@ const FULL = {
   aws: { roleArn: 'arn:aws:iam::123456789012:role/cellgate', region: 'eu-west-1' },
   devices: { existingSecret: 'fleet-devices' },
   pskSecret: { name: 'fleet-keys' },
+  adminSecret: { name: 'cellgate-admin', key: 'bearer' },
   serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
   service: {
     scheme: 'internal',
@@ -112,6 +113,17 @@ describe('helm chart', () => {
     expect(c.volumeMounts).toEqual(
       expect.arrayContaining([{ name: 'keys', mountPath: '/etc/cellgate/keys', readOnly: true }]),
     );
+    expect(volumes.admin.secret).toEqual({
+      secretName: 'cellgate-admin',
+      items: [{ key: 'bearer', path: 'token' }],
+    });
+    const cm = (find(r.manifests, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'] as string;
+    expect(cm).toContain('tokenFile: /etc/cellgate/admin/token');
+    expect(c.volumeMounts).toContainEqual({
+      name: 'admin',
+      mountPath: '/etc/cellgate/admin',
+      readOnly: true,
+    });
     const sa = find(r.manifests, 'ServiceAccount');
     expect(sa.metadata.annotations).toEqual({ 'eks.amazonaws.com/role-arn': FULL.aws.roleArn });
     expect(p.spec.serviceAccountName).toBe(sa.metadata.name);

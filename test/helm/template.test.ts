@@ -114,6 +114,10 @@ describe('helm functions', () => {
     expect(toYaml({ k: ['y', 'n', 'yes', 'off'] })).toBe('k:\n  - "y"\n  - "n"\n  - "yes"\n  - "off"');
   });
 
+  it('set changes a map in place (its result is usually dropped into $_)', () => {
+    expect(render('{{ $m := dict "a" 1 }}{{ $_ := set $m "b" 2 }}{{ toJson $m }}')).toBe('{"a":1,"b":2}');
+  });
+
   it('string helpers follow sprig', () => {
     expect(render('{{ trunc 3 "abcdef" }}{{ trunc -2 "abcdef" }}')).toBe('abcef');
     expect(render('{{ contains "gate" "cellgate" }} {{ hasPrefix "ce" "cellgate" }}')).toBe('true true');

@@ -50,6 +50,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The gateway configuration: config from values, with the settings the chart owns laid over it. */}}
 {{- define "cellgate.config" -}}
 {{- $owned := dict "coap" (dict "bind" "0.0.0.0" "port" 5683 "dtlsPort" 5684) "http" (dict "bind" "0.0.0.0" "port" 8080) "devices" (dict "file" "/etc/cellgate/devices/devices.yaml") -}}
+{{- if .Values.adminSecret.name -}}
+{{- $_ := set $owned "admin" (dict "tokenFile" "/etc/cellgate/admin/token") -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $owned) -}}
 {{- end -}}
 

@@ -175,6 +175,11 @@ export const HELM_FUNCTIONS: Record<string, Func> = {
   },
   list: (...vs) => vs,
   hasKey: (m, k) => isMap(m) && strval(k) in m,
+  set: (m, k, v) => {
+    if (!isMap(m)) throw new TemplateError('set needs a map');
+    m[strval(k)] = v;
+    return m;
+  },
   dig: (...args) => {
     if (args.length < 3) throw new TemplateError('dig needs keys, a default and a map');
     const map = args.at(-1);
