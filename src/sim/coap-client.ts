@@ -47,6 +47,10 @@ export interface UplinkRequest {
   query: readonly string[];
   payload: Buffer;
   contentFormat?: number;
+  /** Accept: the Content-Format the device wants downlinks in. */
+  accept?: number;
+  /** ETag of the last downlink received, echoed to confirm it (the gateway then counts it delivered). */
+  etag?: Buffer;
   /** Block1 block size for bodies larger than one block (16 … 1024). */
   blockSize: number;
 }
@@ -61,6 +65,8 @@ export interface UplinkResult {
   maxAge?: number;
   /** Payload of a successful response (reassembled from Block2 blocks): a downlink. */
   downlink?: Buffer;
+  /** ETag of the response that carried the downlink. */
+  etag?: Buffer;
   latencyMs: number;
   retransmissions: number;
   /** Request messages sent, not counting retransmissions (Block1 blocks, Block2 follow-ups). */
@@ -126,6 +132,8 @@ export class CoapClient {
     for (const seg of req.path.split('/')) if (seg !== '') base.push([Option.URI_PATH, seg]);
     for (const q of req.query) base.push([Option.URI_QUERY, q]);
     if (req.contentFormat !== undefined) base.push([Option.CONTENT_FORMAT, req.contentFormat]);
+    if (req.accept !== undefined) base.push([Option.ACCEPT, req.accept]);
+    if (req.etag !== undefined) base.push([Option.ETAG, req.etag]);
     let retransmissions = 0;
     let messages = 0;
     let separate = false;
@@ -134,6 +142,7 @@ export class CoapClient {
       code: response?.code ?? 0,
       maxAge: response && outcome === 'error' ? response.uint(Option.MAX_AGE) : undefined,
       downlink,
+      etag: downlink && response ? response.opaque(Option.ETAG) : undefined,
       latencyMs: performance.now() - started,
       retransmissions,
       messages,

@@ -19,6 +19,7 @@ Simulates a fleet of devices sending CoAP uplinks to a gateway, then prints a su
   --payload SPEC      text:<template> | hex:<hex> | base64:<b64> | random:<n> | @<file>; templates fill in
                       {id} {i} {seq} {ts} (default ${DEFAULT_PAYLOAD})
   --content-format N  Content-Format of the uplinks (default none)
+  --accept N          Content-Format wanted for downlinks, e.g. 50 (JSON) or 60 (CBOR) (default none)
   --block-size B      Block1 size for larger payloads: 16 … 1024 (default 512)
   --non-ratio F       share of uplinks sent non-confirmable, 0 … 1 (default 0: all CON)
   --rebind F          chance, before each uplink after the first, that the device comes back from a new
@@ -43,6 +44,7 @@ export interface SimOptions {
   path: string;
   payload: PayloadSource;
   contentFormat?: number;
+  accept?: number;
   blockSize: number;
   nonRatio: number;
   rebind: number;
@@ -92,6 +94,7 @@ export function parseSimOptions(argv: string[]): SimOptions {
         path: { type: 'string' },
         payload: { type: 'string' },
         'content-format': { type: 'string' },
+        accept: { type: 'string' },
         'block-size': { type: 'string' },
         'non-ratio': { type: 'string' },
         rebind: { type: 'string' },
@@ -138,6 +141,7 @@ export function parseSimOptions(argv: string[]): SimOptions {
     path: ((values.path as string | undefined) ?? 'telemetry').replace(/^\/+/, ''),
     payload,
     contentFormat,
+    accept: values.accept === undefined ? undefined : num(values, 'accept', 0, 0, 65535),
     blockSize,
     nonRatio: num(values, 'non-ratio', 0, 0, 1, false),
     rebind: num(values, 'rebind', 0, 0, 1, false),

@@ -79,6 +79,7 @@ export async function runSimulation(
     const query = links.query(id);
     let link: DeviceLink | undefined;
     let client: CoapClient | undefined;
+    let etag: Buffer | undefined;
     try {
       for (let seq = 1; seq <= opts.count; seq++) {
         if (signal?.aborted) return;
@@ -109,9 +110,13 @@ export async function runSimulation(
           query,
           payload: opts.payload({ id, i: n, seq }),
           contentFormat: opts.contentFormat,
+          accept: opts.accept,
+          etag,
           blockSize: opts.blockSize,
         });
         stats.add(result);
+        // The next uplink echoes the downlink's ETag: the device confirms it received it.
+        if (result.outcome === 'ok') etag = result.etag;
       }
     } finally {
       if (client) clients.delete(client);

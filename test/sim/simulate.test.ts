@@ -98,6 +98,16 @@ describe('cellgate simulate', () => {
     }
   });
 
+  it('receives a queued command as a downlink and confirms it by echoing its ETag', async () => {
+    const admin = `http://127.0.0.1:${gw.ports.http}/things/sim-7/commands`;
+    const queued = await fetch(admin, { method: 'POST', body: JSON.stringify({ data: { op: 'reboot' } }) });
+    expect(queued.status).toBe(201);
+    const s = await runSimulation(opts('--devices 1 --first 7 --count 3 --accept 50 --progress-ms 0'));
+    expect(s).toMatchObject({ acknowledged: 3, downlinks: 1 });
+    const listed = (await (await fetch(admin)).json()) as { commands: { state: string }[] };
+    expect(listed.commands.map((c) => c.state)).toEqual(['delivered']);
+  });
+
   it('reports refusals by response code', async () => {
     const s = await runSimulation(opts('--devices 2 --count 2 --id-prefix nobody- --progress-ms 0'));
     expect(s).toMatchObject({ sent: 4, acknowledged: 0, failed: { '4.01': 4 } });
