@@ -4,10 +4,12 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
 
 export const configSchema = z.strictObject({
   coap: coapSchema,
+  dtls: dtlsSchema,
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,

@@ -35,6 +35,31 @@ export function gaugeFrom(
 }
 
 /**
+ * A counter whose value is read from a function when Prometheus scrapes: the hot path increments plain
+ * numbers (monotonic) and the registry sees them as a counter, per label value when `labelName` is given.
+ */
+export function counterFrom(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | Readonly<Record<string, number>>,
+  labelName?: string,
+): Counter {
+  return new Counter({
+    name,
+    help,
+    labelNames: labelName ? [labelName] : [],
+    registers: [registry],
+    collect() {
+      const v = read();
+      this.reset();
+      if (typeof v === 'number') this.inc(v);
+      else if (labelName) for (const [k, n] of Object.entries(v)) this.inc({ [labelName]: k }, n);
+    },
+  });
+}
+
+/**
  * Reports caps that bite: `cellgate_cap_hits_total{cap}` counts every eviction or refusal a cap causes, and
  * a warning is logged at most once a minute per cap with the number of hits since the last line.
  */
