@@ -351,13 +351,15 @@ export class DtlsClientCore {
 
 /** A DtlsClientCore on its own UDP socket. */
 export class DtlsUdpClient {
+  readonly core: DtlsClientCore;
   socket: Socket;
 
   constructor(
-    readonly core: DtlsClientCore,
+    opts: DtlsClientOptions,
     private readonly host: string,
     private readonly port: number,
   ) {
+    this.core = new DtlsClientCore(opts, (d) => this.transmit(d));
     this.socket = this.open();
   }
 
@@ -412,12 +414,10 @@ export async function connectDtls(
   port: number,
   opts: DtlsClientOptions,
 ): Promise<DtlsUdpClient> {
-  let client: DtlsUdpClient | undefined;
-  const core = new DtlsClientCore(opts, (d) => client!.transmit(d));
-  client = new DtlsUdpClient(core, host, port);
-  await new Promise<void>((resolve) => client!.socket.once('listening', () => resolve()));
+  const client = new DtlsUdpClient(opts, host, port);
+  await new Promise<void>((resolve) => client.socket.once('listening', () => resolve()));
   try {
-    await core.handshake();
+    await client.core.handshake();
   } catch (err) {
     client.close(false);
     throw err;
