@@ -7,11 +7,24 @@ import type { Registry } from 'prom-client';
 import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
 import { MemoryRegistry } from '../../src/devices/index.js';
+import { createDtlsListener, type DtlsListener } from '../../src/dtls/listener.js';
 import { DtlsServer } from '../../src/dtls/server.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
 import type { Peer } from '../../src/transport/peer.js';
+import { answer } from './coap-responder.js';
 import { DtlsClientCore, type DtlsClientOptions } from './dtls-client.js';
+
+/** The value of a metric (with these labels) in a registry, 0 when absent. */
+export async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value ?? 0;
+}
 
 export function device(id: string, key = `key-of-${id}`): Device {
   return { id, thing: id, ips: [], psk: { identity: `id-${id}`, key: Buffer.from(key) } };
@@ -102,10 +115,8 @@ export class DtlsHarness {
     this.clients.set(`${at.address}/${at.port}`, core);
   }
 
-  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const m = (await this.metrics.getMetricsAsJSON()).find((x) => x.name === name);
-    const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
-    return v?.value ?? 0;
+  metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    return metricValue(this.metrics, name, labels);
   }
 
   close(): Promise<void> {
@@ -120,4 +131,44 @@ export async function until(cond: () => boolean, timeoutMs = 3000, what = 'condi
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+export interface ListenerHarness {
+  listener: DtlsListener;
+  port: number;
+  metrics: Registry;
+  delivered: { data: Buffer; peer: Peer }[];
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The real UDP listener on an ephemeral port, answering CoAP requests and echoing anything else. */
+export async function startListener(
+  config: Partial<DtlsConfig> = {},
+  devices: Device[] = [device('dev1')],
+): Promise<ListenerHarness> {
+  const metrics = createMetricsRegistry(false);
+  const log = silentLogger();
+  const delivered: { data: Buffer; peer: Peer }[] = [];
+  const listener = await createDtlsListener({
+    bind: '127.0.0.1',
+    port: 0,
+    config: dtlsSchema.parse(config),
+    registry: new MemoryRegistry(devices),
+    log,
+    metrics,
+    caps: new CapReporter(metrics, log),
+    onApplicationData(data, peer) {
+      delivered.push({ data: Buffer.from(data), peer });
+      answer(data, peer);
+    },
+  });
+  return {
+    listener,
+    port: listener.port,
+    metrics,
+    delivered,
+    metric: (name, labels = {}) => metricValue(metrics, name, labels),
+    close: () => listener.close(),
+  };
 }

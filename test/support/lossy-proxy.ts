@@ -1,0 +1,108 @@
+/**
+ * A UDP proxy that loses, duplicates and reorders datagrams in both directions, with seeded randomness so a
+ * failure reproduces. Each client address gets its own upstream socket, so the server sees one source port
+ * per client, as behind a NAT.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+
+export interface LossyProxyOptions {
+  targetPort: number;
+  targetHost?: string;
+  seed: number;
+  /** Probability that a datagram is dropped. */
+  loss: number;
+  /** Probability that a datagram is sent twice. */
+  duplicate: number;
+  /** Probability that a datagram is held back for up to `maxDelayMs` (so later ones overtake it). */
+  reorder: number;
+  maxDelayMs?: number;
+}
+
+export interface LossyProxyStats {
+  forwarded: number;
+  dropped: number;
+  duplicated: number;
+  delayed: number;
+}
+
+export interface LossyProxy {
+  readonly port: number;
+  readonly stats: LossyProxyStats;
+  close(): Promise<void>;
+}
+
+/** mulberry32: a small seeded generator, good enough for test schedules. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyProxy> {
+  const rand = seededRandom(opts.seed);
+  const host = opts.targetHost ?? '127.0.0.1';
+  const maxDelay = opts.maxDelayMs ?? 50;
+  const stats: LossyProxyStats = { forwarded: 0, dropped: 0, duplicated: 0, delayed: 0 };
+  const timers = new Set<NodeJS.Timeout>();
+  const upstreams = new Map<string, Socket>();
+  const front = createSocket('udp4');
+
+  /** Sends `msg` through the impairments. */
+  const impair = (msg: Buffer, out: (m: Buffer) => void): void => {
+    if (rand() < opts.loss) {
+      stats.dropped++;
+      return;
+    }
+    const copies = rand() < opts.duplicate ? 2 : 1;
+    if (copies === 2) stats.duplicated++;
+    for (let i = 0; i < copies; i++) {
+      if (rand() < opts.reorder) {
+        stats.delayed++;
+        const t = setTimeout(
+          () => {
+            timers.delete(t);
+            out(msg);
+          },
+          1 + Math.floor(rand() * maxDelay),
+        );
+        timers.add(t);
+      } else {
+        out(msg);
+      }
+      stats.forwarded++;
+    }
+  };
+
+  const upstream = (client: RemoteInfo): Socket => {
+    const key = `${client.address}/${client.port}`;
+    let s = upstreams.get(key);
+    if (!s) {
+      s = createSocket('udp4');
+      s.on('message', (m) => impair(m, (x) => front.send(x, client.port, client.address)));
+      s.bind(0, '127.0.0.1');
+      upstreams.set(key, s);
+    }
+    return s;
+  };
+
+  front.on('message', (m, rinfo) => {
+    const up = upstream(rinfo);
+    impair(m, (x) => up.send(x, opts.targetPort, host));
+  });
+  await new Promise<void>((resolve) => front.bind(0, '127.0.0.1', () => resolve()));
+
+  return {
+    port: front.address().port,
+    stats,
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      const all = [front, ...upstreams.values()];
+      await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}
