@@ -1,7 +1,9 @@
 /**
  * A UDP proxy that loses, duplicates and reorders datagrams in both directions, with seeded randomness so a
- * failure reproduces. Each client address gets its own upstream socket, so the server sees one source port
- * per client, as behind a NAT.
+ * failure reproduces: each flow (client) and direction draws from its own stream, so the n-th datagram of a
+ * flow meets the same fate whatever the timing of the others. Losses come in bursts of at most
+ * `maxConsecutiveDrops`, so a peer that retransmits enough always gets through. Each client address gets its
+ * own upstream socket, so the server sees one source port per client, as behind a NAT.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 
@@ -16,6 +18,8 @@ export interface LossyProxyOptions {
   /** Probability that a datagram is held back for up to `maxDelayMs` (so later ones overtake it). */
   reorder: number;
   maxDelayMs?: number;
+  /** Longest run of datagrams dropped in a row, per flow and direction (default 2). */
+  maxConsecutiveDrops?: number;
 }
 
 export interface LossyProxyStats {
@@ -43,21 +47,29 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+interface Stream {
+  rand: () => number;
+  drops: number;
+}
+
 export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyProxy> {
-  const rand = seededRandom(opts.seed);
   const host = opts.targetHost ?? '127.0.0.1';
   const maxDelay = opts.maxDelayMs ?? 50;
+  const maxDrops = opts.maxConsecutiveDrops ?? 2;
   const stats: LossyProxyStats = { forwarded: 0, dropped: 0, duplicated: 0, delayed: 0 };
   const timers = new Set<NodeJS.Timeout>();
-  const upstreams = new Map<string, Socket>();
+  const flows = new Map<string, { socket: Socket; out: Stream }>();
   const front = createSocket('udp4');
 
-  /** Sends `msg` through the impairments. */
-  const impair = (msg: Buffer, out: (m: Buffer) => void): void => {
-    if (rand() < opts.loss) {
+  /** Sends `msg` through the impairments of stream `st`. */
+  const impair = (st: Stream, msg: Buffer, out: (m: Buffer) => void): void => {
+    const rand = st.rand;
+    if (rand() < opts.loss && st.drops < maxDrops) {
+      st.drops++;
       stats.dropped++;
       return;
     }
+    st.drops = 0;
     const copies = rand() < opts.duplicate ? 2 : 1;
     if (copies === 2) stats.duplicated++;
     for (let i = 0; i < copies; i++) {
@@ -78,21 +90,24 @@ export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyPro
     }
   };
 
-  const upstream = (client: RemoteInfo): Socket => {
+  const upstream = (client: RemoteInfo): { socket: Socket; out: Stream } => {
     const key = `${client.address}/${client.port}`;
-    let s = upstreams.get(key);
-    if (!s) {
-      s = createSocket('udp4');
-      s.on('message', (m) => impair(m, (x) => front.send(x, client.port, client.address)));
-      s.bind(0, '127.0.0.1');
-      upstreams.set(key, s);
+    let flow = flows.get(key);
+    if (!flow) {
+      const n = flows.size;
+      const back: Stream = { rand: seededRandom(opts.seed * 7919 + 2 * n + 1), drops: 0 };
+      const socket = createSocket('udp4');
+      socket.on('message', (m) => impair(back, m, (x) => front.send(x, client.port, client.address)));
+      socket.bind(0, '127.0.0.1');
+      flow = { socket, out: { rand: seededRandom(opts.seed * 7919 + 2 * n), drops: 0 } };
+      flows.set(key, flow);
     }
-    return s;
+    return flow;
   };
 
   front.on('message', (m, rinfo) => {
     const up = upstream(rinfo);
-    impair(m, (x) => up.send(x, opts.targetPort, host));
+    impair(up.out, m, (x) => up.socket.send(x, opts.targetPort, host));
   });
   await new Promise<void>((resolve) => front.bind(0, '127.0.0.1', () => resolve()));
 
@@ -101,7 +116,7 @@ export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyPro
     stats,
     async close() {
       for (const t of timers) clearTimeout(t);
-      const all = [front, ...upstreams.values()];
+      const all = [front, ...[...flows.values()].map((f) => f.socket)];
       await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
     },
   };
