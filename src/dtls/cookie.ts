@@ -4,14 +4,15 @@
  * the previous secret is accepted, so a client that got its cookie just before a rotation still gets in.
  * The secret rotates lazily when a cookie is made or checked: no timer.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { HmacSha256 } from './crypto/hmac.js';
 import type { ClientHello } from './handshake.js';
 
 export const COOKIE_BYTES = 16;
 
 export class CookieJar {
-  private current = randomBytes(32);
-  private previous = randomBytes(32);
+  private current = new HmacSha256(randomBytes(32));
+  private previous = new HmacSha256(randomBytes(32));
   private rotatedAt: number;
 
   constructor(
@@ -24,25 +25,21 @@ export class CookieJar {
   private rotate(): void {
     const t = this.now();
     if (t - this.rotatedAt < this.rotationMs) return;
-    this.previous = t - this.rotatedAt < 2 * this.rotationMs ? this.current : randomBytes(32);
-    this.current = randomBytes(32);
+    this.previous = t - this.rotatedAt < 2 * this.rotationMs ? this.current : new HmacSha256(randomBytes(32));
+    this.current = new HmacSha256(randomBytes(32));
     this.rotatedAt = t;
   }
 
-  private compute(secret: Buffer, address: string, port: number, hello: ClientHello): Buffer {
-    const h = createHmac('sha256', secret);
-    h.update(address);
-    const fixed = Buffer.allocUnsafe(4);
-    fixed.writeUInt16BE(port, 0);
-    fixed.writeUInt16BE(hello.clientVersion, 2);
-    h.update(fixed);
-    h.update(hello.random);
-    h.update(hello.sessionId);
-    const suites = Buffer.allocUnsafe(2 * hello.cipherSuites.length);
-    for (let i = 0; i < hello.cipherSuites.length; i++) suites.writeUInt16BE(hello.cipherSuites[i], 2 * i);
-    h.update(suites);
-    h.update(hello.compressionMethods);
-    return h.digest().subarray(0, COOKIE_BYTES);
+  private compute(secret: HmacSha256, address: string, port: number, hello: ClientHello): Buffer {
+    // address length | port | client_version | cipher_suites, then the address and the other fields.
+    const n = hello.cipherSuites.length;
+    const fixed = Buffer.allocUnsafe(5 + 2 * n);
+    fixed[0] = address.length;
+    fixed.writeUInt16BE(port, 1);
+    fixed.writeUInt16BE(hello.clientVersion, 3);
+    for (let i = 0; i < n; i++) fixed.writeUInt16BE(hello.cipherSuites[i], 5 + 2 * i);
+    const mac = secret.mac([fixed, address, hello.random, hello.sessionId, hello.compressionMethods]);
+    return mac.subarray(0, COOKIE_BYTES);
   }
 
   /** The cookie for this client and ClientHello. */

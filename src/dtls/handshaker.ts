@@ -13,7 +13,7 @@
  * the client's first application data shows it arrived. An unknown identity continues with a random key, so
  * it fails exactly like a wrong key: decrypt_error, no hint which.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Device } from '../devices/device.js';
@@ -40,6 +40,7 @@ import {
   pskPremasterSecret,
   verifyData,
 } from './crypto/prf.js';
+import { random, randomString } from './crypto/random.js';
 import { CookieJar } from './cookie.js';
 import { encodeServerExtensions } from './extensions.js';
 import { finishedFlight, helloVerifyRequest, packPlaintext, renumber } from './flights.js';
@@ -336,7 +337,7 @@ export class Handshaker {
     const useCid = this.config.connectionIdLength > 0 && ext.connectionId !== undefined;
     const s = new DtlsSession(
       host,
-      'dtls:' + randomBytes(9).toString('base64url'),
+      'dtls:' + randomString(9, 'base64url'),
       address,
       port,
       useCid ? this.newCid() : '',
@@ -349,7 +350,7 @@ export class Handshaker {
     s.epoch0Seq = recordSeq;
     const hs = new Handshake(
       Buffer.from(hello.random),
-      randomBytes(RANDOM_BYTES),
+      random(RANDOM_BYTES),
       suite,
       ext.extendedMasterSecret,
       createHash('sha256'),
@@ -400,7 +401,7 @@ export class Handshaker {
 
   private newCid(): string {
     for (;;) {
-      const cid = randomBytes(this.config.connectionIdLength).toString('latin1');
+      const cid = randomString(this.config.connectionIdLength, 'latin1');
       if (!this.host.table.byCid(cid)) return cid;
     }
   }
@@ -480,7 +481,7 @@ export class Handshaker {
     const psk = device?.psk && device.psk.identity === hs.identity ? device.psk.key : undefined;
     hs.unknownIdentity = psk === undefined;
     hs.deviceId = psk ? device?.id : undefined;
-    const premaster = pskPremasterSecret(psk ?? randomBytes(16));
+    const premaster = pskPremasterSecret(psk ?? random(16));
     hs.master = hs.sessionHash
       ? extendedMasterSecret(premaster, hs.sessionHash)
       : masterSecret(premaster, hs.clientRandom, hs.serverRandom);

@@ -45,6 +45,15 @@ describe('TLS 1.2 PRF with SHA-256', () => {
     );
   });
 
+  it('hashes a secret longer than the SHA-256 block first (OpenSSL TLS1-PRF vector)', () => {
+    // A PSK over 30 bytes makes a premaster secret over 64 bytes.
+    const secret = Buffer.from(Array.from({ length: 100 }, (_, i) => (i * 7 + 3) & 0xff));
+    const seed = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 13 + 1) & 0xff));
+    expect(prf(secret, 'key expansion', seed, 40).toString('hex')).toBe(
+      '444e2b9710af5f79e54be9558c6ab8e44243c2d760d958ff57553c2ed1b6eef658ef41a3034e03d2',
+    );
+  });
+
   it('builds the RFC 4279 PSK premaster secret', () => {
     expect(pskPremasterSecret(hex('0a0b0c')).toString('hex')).toBe('0003' + '000000' + '0003' + '0a0b0c');
   });

@@ -2,25 +2,26 @@
  * The TLS 1.2 key schedule with SHA-256 (RFC 5246 §5, §8.1, §6.3, §7.4.9), the PSK premaster secret
  * (RFC 4279 §2) and the extended master secret (RFC 7627 §4).
  */
-import { createHmac } from 'node:crypto';
 import { MASTER_SECRET_BYTES, VERIFY_DATA_BYTES } from '../constants.js';
+import { HmacSha256 } from './hmac.js';
 
-/** P_SHA256(secret, seed) truncated to `length` bytes. */
-export function pSha256(secret: Buffer, seed: Buffer, length: number): Buffer {
+/** P_SHA256(secret, label + seed) truncated to `length` bytes; the seed may come in parts. */
+function pSha256(secret: Buffer, label: string, seed: readonly Buffer[], length: number): Buffer {
+  const hmac = new HmacSha256(secret);
   const out = Buffer.allocUnsafe(length);
-  let a: Buffer = seed;
+  let a = hmac.mac([label, ...seed]);
   let filled = 0;
-  while (filled < length) {
-    a = createHmac('sha256', secret).update(a).digest();
-    const block = createHmac('sha256', secret).update(a).update(seed).digest();
+  for (;;) {
+    const block = hmac.mac([a, label, ...seed]);
     filled += block.copy(out, filled, 0, Math.min(block.length, length - filled));
+    if (filled === length) return out;
+    a = hmac.mac([a]);
   }
-  return out;
 }
 
 /** PRF(secret, label, seed) = P_SHA256(secret, label + seed). */
 export function prf(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
-  return pSha256(secret, Buffer.concat([Buffer.from(label, 'latin1'), seed]), length);
+  return pSha256(secret, label, [seed], length);
 }
 
 /** uint16 N | N zero bytes | uint16 N | psk, for a PSK of N bytes. */
@@ -34,7 +35,7 @@ export function pskPremasterSecret(psk: Buffer): Buffer {
 }
 
 export function masterSecret(premaster: Buffer, clientRandom: Buffer, serverRandom: Buffer): Buffer {
-  return prf(premaster, 'master secret', Buffer.concat([clientRandom, serverRandom]), MASTER_SECRET_BYTES);
+  return pSha256(premaster, 'master secret', [clientRandom, serverRandom], MASTER_SECRET_BYTES);
 }
 
 /** The RFC 7627 master secret over the hash of the handshake up to and including ClientKeyExchange. */
@@ -43,7 +44,7 @@ export function extendedMasterSecret(premaster: Buffer, sessionHash: Buffer): Bu
 }
 
 export function keyBlock(master: Buffer, serverRandom: Buffer, clientRandom: Buffer, length: number): Buffer {
-  return prf(master, 'key expansion', Buffer.concat([serverRandom, clientRandom]), length);
+  return pSha256(master, 'key expansion', [serverRandom, clientRandom], length);
 }
 
 export type FinishedLabel = 'client finished' | 'server finished';
