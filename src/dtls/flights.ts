@@ -62,6 +62,7 @@ const CHANGE_CIPHER_SPEC = Buffer.from([1]);
 export function finishedFlight(
   suite: CipherSuite,
   keys: Buffer,
+  at: number,
   peerCid: string,
   epoch0Seq: number,
   epoch1Seq: number,
@@ -71,6 +72,7 @@ export function finishedFlight(
   const fin = sealRecord(
     suite,
     keys,
+    at,
     Side.Server,
     ContentType.handshake,
     DTLS_1_2,

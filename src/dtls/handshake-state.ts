@@ -19,7 +19,10 @@ export class Handshake {
   flightRecords: readonly number[] = [];
   timer: NodeJS.Timeout | null = null;
   timeoutMs: number;
-  /** Hash of the handshake up to and including ClientKeyExchange (RFC 7627 session_hash). */
+  /**
+   * Hash of the handshake up to and including ClientKeyExchange: the RFC 7627 session_hash, and what the
+   * client's Finished covers.
+   */
   sessionHash: Buffer | null = null;
   identity = '';
   unknownIdentity = false;

@@ -55,6 +55,7 @@ import {
   type ClientHello,
 } from './handshake.js';
 import { Handshake, Step } from './handshake-state.js';
+import type { KeyStore } from './key-store.js';
 import type { DtlsStats, HandshakeFailure } from './metrics.js';
 import { FragmentResult, type HandshakeMessage } from './reassembly.js';
 import type { RecordHeader } from './record.js';
@@ -81,6 +82,9 @@ export interface HandshakeHost extends SessionHost {
   establish(s: DtlsSession): void;
   /** Feeds an epoch-1 record held during the PSK lookup back into the record layer. */
   replay(s: DtlsSession, record: Buffer): void;
+  /** Forgets a session: wipes its keys and removes it from the table. */
+  discard(s: DtlsSession): void;
+  readonly keys: KeyStore;
 }
 
 function onRetransmitTimer(h: Handshaker, s: DtlsSession): void {
@@ -395,8 +399,8 @@ export class Handshaker {
     s.epoch0Seq += messages.length;
     hs.flight = flight.datagram;
     hs.flightRecords = flight.records;
-    host.transmit(flight.datagram, address, port);
     this.arm(s, hs);
+    host.transmit(flight.datagram, address, port);
   }
 
   private newCid(): string {
@@ -422,8 +426,8 @@ export class Handshaker {
     renumber({ datagram: hs.flight, records: hs.flightRecords }, s.epoch0Seq);
     s.epoch0Seq += hs.flightRecords.length;
     this.host.stats.flightsRetransmitted++;
-    this.host.transmit(hs.flight, s.address, s.port);
     this.arm(s, hs);
+    this.host.transmit(hs.flight, s.address, s.port);
   }
 
   /** Adds a fragment (header in this.header) and handles every message it completes. */
@@ -454,7 +458,7 @@ export class Handshaker {
       return;
     }
     hs.transcript.update(handshakeMessage(m.type, m.messageSeq, m.body));
-    if (hs.extendedMasterSecret) hs.sessionHash = hs.transcript.copy().digest();
+    hs.sessionHash = hs.transcript.copy().digest();
     hs.identity = identity.toString('utf8');
     // The client has flight 4: it sent flight 5.
     this.stopTimer(hs);
@@ -482,12 +486,15 @@ export class Handshaker {
     hs.unknownIdentity = psk === undefined;
     hs.deviceId = psk ? device?.id : undefined;
     const premaster = pskPremasterSecret(psk ?? random(16));
-    hs.master = hs.sessionHash
-      ? extendedMasterSecret(premaster, hs.sessionHash)
+    hs.master = hs.extendedMasterSecret
+      ? extendedMasterSecret(premaster, hs.sessionHash as Buffer)
       : masterSecret(premaster, hs.clientRandom, hs.serverRandom);
-    const keys = Buffer.alloc(KEY_BLOCK_LENGTH + VERIFY_DATA_BYTES);
-    keyBlock(hs.master, hs.serverRandom, hs.clientRandom, KEY_BLOCK_LENGTH).copy(keys);
-    s.keys = keys;
+    const store = this.host.keys;
+    s.keySlot = store.alloc();
+    keyBlock(hs.master, hs.serverRandom, hs.clientRandom, KEY_BLOCK_LENGTH).copy(
+      store.slab(s.keySlot),
+      store.offset(s.keySlot),
+    );
     s.suite = hs.suite;
     if (device && psk) {
       s.deviceId = device.id;
@@ -503,14 +510,17 @@ export class Handshaker {
 
   private finished(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
     const master = hs.master as Buffer;
-    const expected = verifyData(master, 'client finished', hs.transcript.copy().digest());
+    const expected = verifyData(master, 'client finished', hs.sessionHash as Buffer);
     if (m.body.length !== VERIFY_DATA_BYTES || !timingSafeEqual(m.body, expected)) {
       this.badRecord(s, hs);
       return;
     }
     hs.transcript.update(handshakeMessage(m.type, m.messageSeq, m.body));
-    const keys = s.keys as Buffer;
-    verifyData(master, 'server finished', hs.transcript.digest()).copy(keys, KEY_BLOCK_LENGTH);
+    const store = this.host.keys;
+    verifyData(master, 'server finished', hs.transcript.digest()).copy(
+      store.slab(s.keySlot),
+      store.offset(s.keySlot) + KEY_BLOCK_LENGTH,
+    );
     s.finishedSeq = hs.serverSeq;
     this.end(s, hs);
     this.host.establish(s);
@@ -523,15 +533,18 @@ export class Handshaker {
   }
 
   private sendFinished(s: DtlsSession): void {
-    const keys = s.keys as Buffer;
+    const store = this.host.keys;
+    const keys = store.slab(s.keySlot);
+    const at = store.offset(s.keySlot);
     const finished = handshakeMessage(
       HandshakeType.finished,
       s.finishedSeq,
-      keys.subarray(KEY_BLOCK_LENGTH, KEY_BLOCK_LENGTH + VERIFY_DATA_BYTES),
+      keys.subarray(at + KEY_BLOCK_LENGTH, at + KEY_BLOCK_LENGTH + VERIFY_DATA_BYTES),
     );
     const datagram = finishedFlight(
       s.suite as CipherSuite,
       keys,
+      at,
       s.peerCid,
       s.epoch0Seq++,
       s.writeSeq++,
@@ -559,8 +572,7 @@ export class Handshaker {
     );
     if (alert !== undefined) this.sendAlert(s.address, s.port, s.epoch0Seq++, alert);
     this.end(s, hs);
-    s.keys = undefined;
-    this.host.table.remove(s);
+    this.host.discard(s);
   }
 
   private sendAlert(address: string, port: number, seq: number, description: number): void {

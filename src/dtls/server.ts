@@ -17,6 +17,7 @@ import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } fro
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
+import { KeyStore } from './key-store.js';
 import type { Handshake } from './handshake-state.js';
 import { DtlsStats, registerDtlsMetrics } from './metrics.js';
 import { readRecord, RecordHeader } from './record.js';
@@ -50,6 +51,7 @@ const CLOSE_NOTIFY = encodeAlert(AlertLevel.warning, AlertDescription.closeNotif
 export class DtlsServer implements HandshakeHost {
   readonly table: SessionTable = new MemorySessionTable();
   readonly stats = new DtlsStats();
+  readonly keys = new KeyStore();
   readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
   readonly log: Logger;
   readonly caps: CapReporter;
@@ -163,8 +165,8 @@ export class DtlsServer implements HandshakeHost {
   }
 
   sendRecord(s: DtlsSession, type: number, content: Buffer): void {
-    const keys = s.keys;
-    if (!keys || !s.suite) return;
+    const slot = s.keySlot;
+    if (slot < 0 || !s.suite) return;
     if (content.length > s.sendLimit) {
       this.stats.recordsDropped.too_large++;
       return;
@@ -176,7 +178,18 @@ export class DtlsServer implements HandshakeHost {
     }
     this.stats.recordsOut++;
     this.transmit(
-      sealRecord(s.suite, keys, Side.Server, type, DTLS_1_2, 1, seq, s.peerCid, content),
+      sealRecord(
+        s.suite,
+        this.keys.slab(slot),
+        this.keys.offset(slot),
+        Side.Server,
+        type,
+        DTLS_1_2,
+        1,
+        seq,
+        s.peerCid,
+        content,
+      ),
       s.address,
       s.port,
     );
@@ -258,8 +271,8 @@ export class DtlsServer implements HandshakeHost {
       return;
     }
     const hs = s.hs;
-    const keys = s.keys;
-    if (!keys) {
+    const slot = s.keySlot;
+    if (slot < 0) {
       if (hs) this.handshaker.early(hs, buf, rec);
       else stats.recordsDropped.no_session++;
       return;
@@ -268,7 +281,14 @@ export class DtlsServer implements HandshakeHost {
       stats.recordsDropped.replay++;
       return;
     }
-    const content = openRecord(s.suite as CipherSuite, keys, Side.Client, buf, rec);
+    const content = openRecord(
+      s.suite as CipherSuite,
+      this.keys.slab(slot),
+      this.keys.offset(slot),
+      Side.Client,
+      buf,
+      rec,
+    );
     if (!content) {
       if (hs) this.handshaker.badRecord(s, hs);
       else stats.recordsDropped.bad_mac++;
@@ -333,10 +353,15 @@ export class DtlsServer implements HandshakeHost {
     this.endSession(s);
   }
 
-  private endSession(s: DtlsSession): void {
-    if (!s.keys) return;
-    s.keys = undefined;
+  discard(s: DtlsSession): void {
+    if (s.keySlot >= 0) this.keys.release(s.keySlot);
+    s.keySlot = -1;
     this.table.remove(s);
+  }
+
+  private endSession(s: DtlsSession): void {
+    if (s.keySlot < 0) return;
+    this.discard(s);
     if (this.onClosed) {
       try {
         this.onClosed(s);

@@ -23,8 +23,8 @@ export class DtlsSession implements Peer, ReplayState {
   /** Client's Connection ID: what the server puts in records it sends ('' sends plain records). */
   peerCid = '';
   suite: CipherSuite | undefined = undefined;
-  /** AEAD key block (client key, server key, client salt, server salt) then the server's verify_data. */
-  keys: Buffer | undefined = undefined;
+  /** Slot of the session's keys in the server's KeyStore; -1 before the keys exist and once ended. */
+  keySlot = -1;
   /** Next epoch-1 sequence number the server writes. */
   writeSeq = 0;
   /** Replay window over the client's epoch-1 records. */
@@ -39,7 +39,7 @@ export class DtlsSession implements Peer, ReplayState {
   hs: Handshake | null = null;
   /**
    * While the client may still miss the server's last flight (until its first application data): the
-   * message_seq of the server's Finished, else -1. The verify_data to resend sits after the key block.
+   * message_seq of the server's Finished, else -1. The verify_data to resend sits in the key slot.
    */
   finishedSeq = -1;
   /** Next epoch-0 sequence number the server writes (for a ChangeCipherSpec sent again). */

@@ -164,7 +164,7 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
 
     it('opens the client’s Finished with the key block and checks its verify_data', () => {
       const { buf, rec } = clientFinishedRecord;
-      const finished = openRecord(suite, keys, Side.Client, buf, rec);
+      const finished = openRecord(suite, keys, 0, Side.Client, buf, rec);
       expect(finished).toBeDefined();
       expect(finished![0]).toBe(HandshakeType.finished);
       const expected = verifyData(master, 'client finished', transcript.copy().digest());
@@ -175,6 +175,7 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
       const clientFinished = openRecord(
         suite,
         keys,
+        0,
         Side.Client,
         clientFinishedRecord.buf,
         clientFinishedRecord.rec,
@@ -183,7 +184,7 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
       // OpenSSL's server sends a NewSessionTicket before its ChangeCipherSpec: it is hashed too.
       for (const m of msgs.slice(cke + 1)) withClientFinished.update(m.bytes);
       const { buf, rec } = serverFinishedRecord;
-      const finished = openRecord(suite, keys, Side.Server, buf, rec)!;
+      const finished = openRecord(suite, keys, 0, Side.Server, buf, rec)!;
       expect(finished.subarray(12).toString('hex')).toBe(
         verifyData(master, 'server finished', withClientFinished.digest()).toString('hex'),
       );
@@ -193,10 +194,10 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
       const data = protectedRecords.filter((r) => r.rec.type === ContentType.applicationData);
       const fromClient = data.find((r) => r.from === 'client')!;
       const fromServer = data.find((r) => r.from === 'server')!;
-      expect(openRecord(suite, keys, Side.Client, fromClient.buf, fromClient.rec)?.toString()).toBe(
+      expect(openRecord(suite, keys, 0, Side.Client, fromClient.buf, fromClient.rec)?.toString()).toBe(
         c.clientData,
       );
-      expect(openRecord(suite, keys, Side.Server, fromServer.buf, fromServer.rec)?.toString()).toBe(
+      expect(openRecord(suite, keys, 0, Side.Server, fromServer.buf, fromServer.rec)?.toString()).toBe(
         c.serverData,
       );
     });
@@ -206,10 +207,11 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
       it('seals records byte-identical to OpenSSL’s', () => {
         for (const r of protectedRecords) {
           const side = r.from === 'client' ? Side.Client : Side.Server;
-          const plain = openRecord(suite, keys, side, r.buf, r.rec)!;
+          const plain = openRecord(suite, keys, 0, side, r.buf, r.rec)!;
           const again = sealRecord(
             suite,
             keys,
+            0,
             side,
             r.rec.type,
             r.rec.version,
@@ -233,8 +235,8 @@ for (const name of ['ccm8', 'gcm', 'ccm-no-ems']) {
         copy[i] ^= 0x10;
         const r = new RecordHeader();
         readRecord(copy, rec.start, 0, r);
-        expect(openRecord(suite, keys, Side.Client, copy, r), `byte ${i - rec.start}`).toBeUndefined();
-        expect(openRecord(suite, keys, Side.Server, copy, r), `byte ${i - rec.start}`).toBeUndefined();
+        expect(openRecord(suite, keys, 0, Side.Client, copy, r), `byte ${i - rec.start}`).toBeUndefined();
+        expect(openRecord(suite, keys, 0, Side.Server, copy, r), `byte ${i - rec.start}`).toBeUndefined();
       }
     });
   });
@@ -269,6 +271,7 @@ describe('record additional data', () => {
     const record = sealRecord(
       suite,
       keys,
+      0,
       Side.Client,
       ContentType.applicationData,
       0xfefd,
@@ -283,7 +286,7 @@ describe('record additional data', () => {
     expect(record.length).toBe(19 + 8 + 5 + 8);
     const rec = new RecordHeader();
     expect(readRecord(record, 0, 6, rec)).toBe(record.length);
-    const plain = openRecord(suite, keys, Side.Client, record, rec);
+    const plain = openRecord(suite, keys, 0, Side.Client, record, rec);
     expect(plain?.toString()).toBe('ping');
     expect(rec.type).toBe(ContentType.applicationData);
   });

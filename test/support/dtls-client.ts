@@ -130,6 +130,7 @@ export class DtlsClientCore {
     return sealRecord(
       this.suite!,
       this.keys,
+      0,
       Side.Client,
       type,
       DTLS_1_2,
@@ -206,7 +207,7 @@ export class DtlsClientCore {
 
   private protected(buf: Buffer, rec: RecordHeader): void {
     if (!this.suite || this.keys.length === 0) return;
-    const content = openRecord(this.suite, this.keys, Side.Server, buf, rec);
+    const content = openRecord(this.suite, this.keys, 0, Side.Server, buf, rec);
     if (!content) return;
     if (rec.type === ContentType.handshake && this.phase === 'key-exchange') {
       const expected = verifyData(
@@ -321,9 +322,10 @@ export class DtlsClientCore {
   private sendFlight(build: () => Buffer): void {
     this.flight = build;
     clearTimeout(this.timer);
-    this.send(build());
+    // Armed before sending: a peer wired back to back answers (and settles the flight) within send().
     this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
     this.timer.unref();
+    this.send(build());
   }
 
   private resend(): void {

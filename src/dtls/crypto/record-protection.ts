@@ -3,8 +3,8 @@
  * record (inner plaintext `content | real_type | zeros`, its own additional data). Nonce = 4-byte salt from
  * the key block | 8-byte explicit nonce; the sender uses epoch+sequence as the explicit nonce.
  *
- * Keys are one buffer laid out like the AEAD key block: client key, server key, client salt, server salt.
- * Scratch buffers for nonce and additional data are reused (Node copies them into the cipher).
+ * Keys are laid out like the AEAD key block (client key, server key, client salt, server salt) at offset
+ * `at` of a buffer. Scratch buffers for nonce and additional data are reused (Node copies them).
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ContentType } from '../constants.js';
@@ -24,14 +24,14 @@ const cidAads: Buffer[] = [];
 /** Inner plaintext scratch for tls12_cid records (content | real_type). */
 let inner = Buffer.alloc(2048);
 
-function writeKey(keys: Buffer, side: Side): Buffer {
-  const at = side * KEY_LENGTH;
-  return keys.subarray(at, at + KEY_LENGTH);
+function writeKey(keys: Buffer, at: number, side: Side): Buffer {
+  const start = at + side * KEY_LENGTH;
+  return keys.subarray(start, start + KEY_LENGTH);
 }
 
-function setSalt(keys: Buffer, side: Side): void {
-  const at = 2 * KEY_LENGTH + side * SALT_LENGTH;
-  keys.copy(nonce, 0, at, at + SALT_LENGTH);
+function setSalt(keys: Buffer, at: number, side: Side): void {
+  const start = at + 2 * KEY_LENGTH + side * SALT_LENGTH;
+  keys.copy(nonce, 0, start, start + SALT_LENGTH);
 }
 
 /** Additional data of a record without CID: seq_num(epoch+seq) | type | version | length. */
@@ -91,6 +91,7 @@ function cidAad(cidLength: number): Buffer {
 export function sealRecord(
   suite: CipherSuite,
   keys: Buffer,
+  at: number,
   side: Side,
   type: number,
   version: number,
@@ -111,10 +112,10 @@ export function sealRecord(
   } else {
     aad = writeAdditionalData(aad13, type, version, epoch, seq, content.length);
   }
-  setSalt(keys, side);
+  setSalt(keys, at, side);
   nonce.writeUInt16BE(epoch, SALT_LENGTH);
   writeSeq48(nonce, SALT_LENGTH + 2, seq);
-  const key = writeKey(keys, side);
+  const key = writeKey(keys, at, side);
   let ct: Buffer;
   let tag: Buffer;
   if (suite.ccm) {
@@ -156,6 +157,7 @@ export function sealRecord(
 export function openRecord(
   suite: CipherSuite,
   keys: Buffer,
+  at: number,
   side: Side,
   buf: Buffer,
   rec: RecordHeader,
@@ -167,12 +169,12 @@ export function openRecord(
   const aad = cidRecord
     ? writeCidAdditionalData(cidAad(rec.cid.length), rec.version, rec.epoch, rec.seq, rec.cid, ctLength)
     : writeAdditionalData(aad13, rec.type, rec.version, rec.epoch, rec.seq, ctLength);
-  setSalt(keys, side);
+  setSalt(keys, at, side);
   buf.copy(nonce, SALT_LENGTH, body, body + EXPLICIT_NONCE_LENGTH);
   const ctStart = body + EXPLICIT_NONCE_LENGTH;
   const ct = buf.subarray(ctStart, ctStart + ctLength);
   const tag = buf.subarray(ctStart + ctLength, ctStart + ctLength + suite.tagLength);
-  const key = writeKey(keys, side);
+  const key = writeKey(keys, at, side);
   let plaintext: Buffer;
   try {
     if (suite.ccm) {
