@@ -32,7 +32,7 @@ const request = Buffer.from([0x44, 0x02, 0x12, 0x34, 1, 2, 3, 4, 0xb1, 0x74, 0xf
 
 async function establish(bench: InProcess, from: number, to: number): Promise<void> {
   for (let i = from; i < to; i++) {
-    const c = bench.client(i, cidLength > 0 ? Buffer.alloc(0) : undefined);
+    const c = bench.client(i, { cid: cidLength > 0 ? Buffer.alloc(0) : undefined });
     await c.handshake();
     c.write(request);
     if (c.received.length !== 1) throw new Error(`session ${i}: no answer`);
