@@ -1,24 +1,42 @@
 /**
- * `npm run bench`: runs the benchmarks one after another, each in a process of its own so that one does
- * not warm up or fill the heap of the next. Figures vary with the machine: run on a quiet one.
+ * `npm run bench [-- [--quick] [scenario…]]`: runs the benchmark scenarios and prints their figures.
+ * Load generators and servers run as separate processes pinned to separate cores.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeContext } from './lib/context.js';
+import { pinningNote } from './lib/proc.js';
+import { scenarios } from './scenarios/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const BENCHES: [string, ...string[]][] = [
-  ['dtls-handshakes.js'],
-  ['dtls-sessions.js', '100000'],
-  ['dtls-load.js'],
-];
-
-let failed = false;
-for (const [script, ...args] of BENCHES) {
-  const r = spawnSync(process.execPath, [join(here, script), ...args], { stdio: 'inherit' });
-  if (r.status !== 0) {
-    console.error(`${script} failed (${r.status ?? r.signal})`);
-    failed = true;
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const wanted = args.filter((a) => !a.startsWith('--'));
+  const unknown = wanted.filter((w) => !scenarios.some((s) => s.name === w));
+  if (unknown.length) {
+    process.stderr.write(
+      `unknown scenario(s): ${unknown.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}\n`,
+    );
+    process.exit(2);
   }
+  const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const results: Record<string, unknown> = {};
+  const ctx = makeContext(quick, dist, results);
+  ctx.log(
+    `cellgate benchmarks — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; ${pinningNote()}${quick ? '; QUICK run' : ''}`,
+  );
+  for (const s of scenarios) {
+    if (wanted.length && !wanted.includes(s.name)) continue;
+    ctx.log(`\n== ${s.name}: ${s.description}`);
+    await s.run(ctx);
+  }
+  const out = join(dist, '..', '.bench');
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ node: process.version, quick, results }, null, 2));
+  ctx.log(`\nresults written to ${file}`);
 }
-process.exitCode = failed ? 1 : 0;
+
+void main();

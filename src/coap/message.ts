@@ -83,6 +83,18 @@ export class CoapMessage {
     return i < 0 ? undefined : this.data.subarray(this.optStarts[i], this.optEnds[i]);
   }
 
+  /** All values of a repeatable opaque option (e.g. ETag in a validation request). */
+  opaques(option: number): Buffer[] {
+    const out: Buffer[] = [];
+    const nums = this.optNumbers;
+    for (let i = 0; i < nums.length; i++) {
+      const n = nums[i];
+      if (n === option) out.push(this.data.subarray(this.optStarts[i], this.optEnds[i]));
+      else if (n > option) break;
+    }
+    return out;
+  }
+
   /** Value of a uint option (RFC 7252 §3.2), or undefined when absent. */
   uint(option: number): number | undefined {
     const i = this.indexOf(option);

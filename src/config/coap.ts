@@ -43,6 +43,12 @@ export const coapSchema = z
       .describe(
         'How long a CON request may take before the gateway sends an empty ACK and answers later with a separate CON response.',
       ),
+    maxInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe('Cap on requests being handled at once; past it, requests get 5.03 with Max-Age.'),
     maxMessageBytes: z
       .number()
       .int()

@@ -79,7 +79,15 @@ export function resolveFrom(baseDir: string, p: string): string {
 function resolvePaths(config: Config, baseDir: string): void {
   config.devices.file = resolveFrom(baseDir, config.devices.file);
   config.downloads.dir = resolveFrom(baseDir, config.downloads.dir);
-  if (config.publisher.type === 'file') config.publisher.path = resolveFrom(baseDir, config.publisher.path);
+  const pub = config.publisher;
+  if (pub.type === 'file') pub.path = resolveFrom(baseDir, pub.path);
+  pub.outbox.dir = resolveFrom(baseDir, pub.outbox.dir);
+  if (pub.type === 'mqtt') {
+    const tls = pub.tls;
+    if (tls.ca) tls.ca = resolveFrom(baseDir, tls.ca);
+    if (tls.cert) tls.cert = resolveFrom(baseDir, tls.cert);
+    if (tls.key) tls.key = resolveFrom(baseDir, tls.key);
+  }
 }
 
 /** Loads a config file (or none: defaults only) with environment overrides applied. */

@@ -6,6 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { GroupCommit } from './group-commit.js';
 import {
   messageBody,
   PublishError,
@@ -14,17 +15,11 @@ import {
   type Publisher,
 } from './publisher.js';
 
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-
 export class FilePublisher implements Publisher {
   readonly type = 'file';
   private handle?: Promise<FileHandle>;
-  private chunks: Buffer[] = [];
-  private callbacks: PublishCallback[] = [];
-  private queuedBytes = 0;
-  private writing = false;
+  private readonly commits = new GroupCommit((batch) => this.writeBatch(batch));
   private closed = false;
-  private idle?: () => void;
 
   constructor(
     readonly path: string,
@@ -47,51 +42,31 @@ export class FilePublisher implements Publisher {
 
   publish(msg: PublishMessage, done: PublishCallback): void {
     if (this.closed) return done(new PublishError('publisher is closed', 5));
-    if (this.queuedBytes > this.maxQueuedBytes) return done(new PublishError('file sink is backed up', 5));
+    if (this.commits.pendingBytes > this.maxQueuedBytes)
+      return done(new PublishError('file sink is backed up', 5));
     const body = messageBody(msg);
     const line = Buffer.concat([
       Buffer.from(`{"topic":${JSON.stringify(msg.topic)},"payload":`),
       body,
       Buffer.from('}\n'),
     ]);
-    this.chunks.push(line);
-    this.callbacks.push(done);
-    this.queuedBytes += line.length;
-    if (!this.writing) void this.flush();
+    this.commits.add(line, done);
   }
 
-  private async flush(): Promise<void> {
-    this.writing = true;
-    while (this.chunks.length > 0) {
-      let take = 0;
-      let bytes = 0;
-      while (
-        take < this.chunks.length &&
-        (take === 0 || bytes + this.chunks[take].length <= MAX_BATCH_BYTES)
-      ) {
-        bytes += this.chunks[take].length;
-        take++;
-      }
-      const batch = this.chunks.splice(0, take);
-      const cbs = this.callbacks.splice(0, take);
-      this.queuedBytes -= bytes;
-      let err: PublishError | null = null;
-      try {
-        const fh = await this.file();
-        await fh.writev(batch);
-        if (this.fsync) await fh.datasync();
-      } catch (e) {
-        err = new PublishError(`file sink write failed: ${(e as Error).message}`, 30, { cause: e });
-      }
-      for (const cb of cbs) cb(err);
+  private async writeBatch(batch: Buffer[]): Promise<PublishError | null> {
+    try {
+      const fh = await this.file();
+      await fh.writev(batch);
+      if (this.fsync) await fh.datasync();
+      return null;
+    } catch (e) {
+      return new PublishError(`file sink write failed: ${(e as Error).message}`, 30, { cause: e });
     }
-    this.writing = false;
-    this.idle?.();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.writing) await new Promise<void>((r) => (this.idle = r));
+    await this.commits.idle();
     if (this.handle) await (await this.handle).close();
     this.handle = undefined;
   }

@@ -1,8 +1,15 @@
-/** Builds the configured publisher. Each `publisher.type` in the config maps to one implementation. */
+/**
+ * Builds the configured publisher. Each `publisher.type` in the config maps to one implementation; with
+ * `ack: after-outbox` it is wrapped in the durable outbox.
+ */
 import type { PublisherConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
+import { AwsIotSink } from './aws-iot.js';
+import { Delivery } from './delivery.js';
 import { FilePublisher } from './file.js';
+import { MqttSink } from './mqtt.js';
+import { Outbox } from './outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 import { NullPublisher, StdoutPublisher } from './stream.js';
 
@@ -12,13 +19,29 @@ export interface PublisherDeps {
   caps: CapReporter;
 }
 
-export function createPublisher(config: PublisherConfig, _deps: PublisherDeps): Promise<Publisher> {
+/** The sink itself, without the outbox. */
+async function createSinkPublisher(config: PublisherConfig, deps: PublisherDeps): Promise<Publisher> {
   switch (config.type) {
     case 'file':
-      return Promise.resolve(new FilePublisher(config.path, config.fsync));
+      return new FilePublisher(config.path, config.fsync);
     case 'stdout':
-      return Promise.resolve(new StdoutPublisher());
+      return new StdoutPublisher();
     case 'null':
-      return Promise.resolve(new NullPublisher());
+      return new NullPublisher();
+    case 'aws-iot':
+      return new Delivery(await AwsIotSink.fromConfig(config, deps.log), config, deps);
+    case 'mqtt':
+      return new Delivery(await MqttSink.fromConfig(config, deps.log, deps.metrics), config, deps);
+  }
+}
+
+export async function createPublisher(config: PublisherConfig, deps: PublisherDeps): Promise<Publisher> {
+  const sink = await createSinkPublisher(config, deps);
+  if (config.ack !== 'after-outbox') return sink;
+  try {
+    return await Outbox.open(sink, config.outbox, deps);
+  } catch (err) {
+    await sink.close();
+    throw err;
   }
 }

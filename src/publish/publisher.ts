@@ -15,15 +15,20 @@ export interface PublishMessage {
   body?: Buffer;
 }
 
-/** A failure to publish. `retryAfterSeconds` becomes the Max-Age of the 5.03 answer. */
+/**
+ * A failure to publish. `retryAfterSeconds` becomes the Max-Age of the 5.03 answer. `permanent` says the
+ * sink refused this message itself (too large, invalid topic): trying it again cannot help.
+ */
 export class PublishError extends Error {
   override readonly name = 'PublishError';
+  readonly permanent: boolean;
   constructor(
     message: string,
     readonly retryAfterSeconds = 30,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; permanent?: boolean },
   ) {
     super(message, options);
+    this.permanent = options?.permanent ?? false;
   }
 }
 

@@ -11,7 +11,13 @@ const VARS = new Set(['thing', 'deviceId', 'path', 'pskIdentity']);
 
 export type TopicRenderer = (v: TopicVars) => string;
 
-/** Compiles a template; unknown placeholders are an error. An empty path segment renders as `_`. */
+/** MQTT wildcards and NUL may not appear in a published topic. */
+const NOT_IN_TOPIC = /[+#\0]/g;
+
+/**
+ * Compiles a template; unknown placeholders are an error. An empty value renders as `_`, and so does each
+ * `+`, `#` or NUL in a value (a device path such as `a+b` must not make the topic unpublishable).
+ */
 export function compileTopic(template: string): TopicRenderer {
   const parts: (string | keyof TopicVars)[] = [];
   let last = 0;
@@ -27,7 +33,7 @@ export function compileTopic(template: string): TopicRenderer {
     for (let i = 0; i < parts.length; i += 2) {
       out += parts[i] as string;
       const value = v[parts[i + 1] as keyof TopicVars];
-      out += value === undefined || value === '' ? '_' : value;
+      out += value === undefined || value === '' ? '_' : value.replace(NOT_IN_TOPIC, '_');
     }
     return out + tail;
   };

@@ -1,0 +1,8 @@
+/** Every benchmark scenario, in the order `npm run bench` runs them. */
+import type { Scenario } from '../lib/context.js';
+import { coapEngine } from './coap-engine.js';
+import { coapNosec } from './coap-nosec.js';
+import { coapIot } from './coap-iot.js';
+import { publishAwsIot } from './publish.js';
+
+export const scenarios: Scenario[] = [coapEngine, coapNosec, publishAwsIot, coapIot];

@@ -1,0 +1,777 @@
+/**
+ * The CoAP endpoint (RFC 7252 messaging, RFC 7959 block-wise transfer) between a transport and the gateway.
+ *
+ * One inbound call, `receive(datagram, peer)`, and one outbound handler, `RequestHandler.handle(exchange)`.
+ * In order, a datagram goes through: message format checks (RST for a bad CON, silence for the rest),
+ * messaging (ping, ACK/RST matching for our separate responses), deduplication (a retransmission gets the
+ * cached response and is never handled twice), option checks (4.02 / 5.05 / 4.05), block-wise reassembly
+ * (2.31 / 4.08 / 4.13) and then the handler. The response goes back piggybacked on the ACK when the handler
+ * answers within the piggyback window, otherwise as an empty ACK followed by a separate CON response that is
+ * retransmitted until acknowledged.
+ */
+import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
+import type { Peer } from '../transport/peer.js';
+import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
+import { blockSize, decodeBlock, encodeBlock, szxForSize, type BlockValue } from './block-option.js';
+import { Block1Assembler, Block1Status, Block2Store, sliceBlock } from './blockwise.js';
+import {
+  Code,
+  codeString,
+  exchangeLifetimeMs,
+  isCritical,
+  MessageType,
+  METHOD_NAMES,
+  nonLifetimeMs,
+  Option,
+  OPTION_DEFS,
+  type TransmissionParameters,
+} from './constants.js';
+import { DedupCache, type DedupEntry } from './dedup.js';
+import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
+import {
+  CoapMessage,
+  encodeEmpty,
+  encodeMessage,
+  FormatError,
+  parseMessage,
+  type OptionEntry,
+} from './message.js';
+
+export interface EndpointOptions {
+  transmission: TransmissionParameters;
+  piggybackWindowMs: number;
+  maxMessageBytes: number;
+  dedup: { maxEntries: number; maxBytes: number; lifetimeMs?: number };
+  blockwise: {
+    maxBodyBytes: number;
+    preferredBlockSize: number;
+    maxTransfers: number;
+    maxBytes: number;
+    lifetimeMs: number;
+  };
+  /** Cap on exchanges handed to the handler and not yet answered; past it, requests get 5.03. */
+  maxInFlight: number;
+}
+
+export interface EndpointDeps {
+  log: Logger;
+  metrics: MetricsRegistry;
+  caps: CapReporter;
+}
+
+/** Message types the gateway answers with, by request type. */
+const RESPONSE_BUSY_MAX_AGE = 5;
+
+/** A separate CON response waiting for its ACK. */
+class Outgoing {
+  timer: NodeJS.Timeout | undefined = undefined;
+  attempts = 0;
+  constructor(
+    readonly key: string,
+    readonly peer: Peer,
+    readonly bytes: Buffer,
+    public timeoutMs: number,
+    readonly onDelivered: ((delivered: boolean) => void) | undefined,
+  ) {}
+}
+
+class ServerExchange implements Exchange {
+  responded = false;
+  /** Empty ACK already sent (the response will be separate). */
+  timer: NodeJS.Timeout | undefined = undefined;
+  private queryCache: string[] | undefined;
+  /** SZX and NUM of the last Block1 block (the final response echoes it), or -1. */
+  block1Szx = -1;
+  block1Num = 0;
+  /** Block2 option of the request, if any. */
+  block2: BlockValue | undefined;
+  /** Key of this request's URI for block-wise state. */
+  blockKey = '';
+
+  constructor(
+    readonly endpoint: CoapEndpoint,
+    readonly peer: Peer,
+    readonly request: CoapMessage,
+    readonly method: number,
+    readonly path: string,
+    readonly payload: Buffer,
+    readonly blocks: number,
+    readonly receivedAt: number,
+    readonly dedup: DedupEntry,
+  ) {}
+
+  get query(): readonly string[] {
+    return (this.queryCache ??= this.request.strings(Option.URI_QUERY));
+  }
+
+  get contentFormat(): number | undefined {
+    return this.request.uint(Option.CONTENT_FORMAT);
+  }
+
+  get accept(): number | undefined {
+    return this.request.uint(Option.ACCEPT);
+  }
+
+  respond(response: CoapResponse): void {
+    if (this.responded) return;
+    this.responded = true;
+    this.endpoint.sendResponse(this, response);
+  }
+}
+
+function isSafeMethod(method: number): boolean {
+  return method === Code.GET || method === Code.FETCH;
+}
+
+function hasBody(method: number): boolean {
+  return method !== Code.GET && method !== Code.DELETE;
+}
+
+/** RFC 7967 No-Response: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx. */
+function suppressed(noResponse: number | undefined, code: number): boolean {
+  if (noResponse === undefined || noResponse === 0) return false;
+  const cls = code >> 5;
+  return (
+    (cls === 2 && (noResponse & 2) !== 0) ||
+    (cls === 4 && (noResponse & 8) !== 0) ||
+    (cls === 5 && (noResponse & 16) !== 0)
+  );
+}
+
+export class CoapEndpoint {
+  private readonly dedup: DedupCache;
+  private readonly block1: Block1Assembler;
+  private readonly block2: Block2Store;
+  private readonly outgoing = new Map<string, Outgoing>();
+  private readonly conLifetimeMs: number;
+  private readonly nonLifetimeMs: number;
+  private readonly preferredSzx: number;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly log: Logger;
+  private closed = false;
+
+  // Plain-number counters, exposed at scrape time.
+  datagramsIn = 0;
+  datagramsOut = 0;
+  inFlight = 0;
+  separateResponses = 0;
+  retransmissions = 0;
+  giveUps = 0;
+  /** Responses by request method (0-31) × response code (0-255). */
+  private readonly responseCounts = new Float64Array(32 * 256);
+  private readonly rejected = new Map<string, number>();
+
+  constructor(
+    private readonly opts: EndpointOptions,
+    private readonly handler: RequestHandler,
+    deps: EndpointDeps,
+  ) {
+    this.log = deps.log;
+    const t = opts.transmission;
+    this.conLifetimeMs = opts.dedup.lifetimeMs ?? exchangeLifetimeMs(t);
+    this.nonLifetimeMs = Math.min(this.conLifetimeMs, opts.dedup.lifetimeMs ?? nonLifetimeMs(t));
+    // The block size must leave room for the header, token and options within one message.
+    this.preferredSzx = Math.min(
+      szxForSize(opts.blockwise.preferredBlockSize),
+      szxForSize(Math.max(16, opts.maxMessageBytes - 64)),
+    );
+    const caps = deps.caps;
+    this.dedup = new DedupCache(opts.dedup.maxEntries, opts.dedup.maxBytes, (n) => caps.hit('coap_dedup', n));
+    this.block1 = new Block1Assembler({ ...opts.blockwise, preferredSzx: this.preferredSzx }, (cap, n) =>
+      caps.hit(cap, n),
+    );
+    this.block2 = new Block2Store(
+      opts.blockwise.maxTransfers,
+      opts.blockwise.maxBytes,
+      opts.blockwise.lifetimeMs,
+      (n) => caps.hit('block2_bodies', n),
+    );
+    this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
+    this.sweeper.unref();
+    this.registerMetrics(deps.metrics);
+  }
+
+  private registerMetrics(r: MetricsRegistry): void {
+    counterFrom(
+      r,
+      'cellgate_coap_datagrams_received_total',
+      'CoAP datagrams received.',
+      () => this.datagramsIn,
+    );
+    counterFrom(r, 'cellgate_coap_datagrams_sent_total', 'CoAP datagrams sent.', () => this.datagramsOut);
+    counterFrom(
+      r,
+      'cellgate_coap_dedup_hits_total',
+      'Retransmitted requests answered from the dedup cache.',
+      () => {
+        return this.dedup.hits;
+      },
+    );
+    counterFrom(
+      r,
+      'cellgate_coap_rejected_total',
+      'Datagrams rejected or ignored before reaching the gateway, by reason.',
+      () => this.rejected,
+      'reason',
+    );
+    counterFrom(
+      r,
+      'cellgate_coap_separate_responses_total',
+      'Responses sent separately after an empty ACK.',
+      () => {
+        return this.separateResponses;
+      },
+    );
+    counterFrom(
+      r,
+      'cellgate_coap_retransmissions_total',
+      'CON responses retransmitted.',
+      () => this.retransmissions,
+    );
+    counterFrom(
+      r,
+      'cellgate_coap_unacknowledged_total',
+      'CON responses never acknowledged.',
+      () => this.giveUps,
+    );
+    gaugeFrom(
+      r,
+      'cellgate_coap_exchanges_in_flight',
+      'Requests handed to the gateway and not yet answered.',
+      () => {
+        return this.inFlight;
+      },
+    );
+    const blocks = this.block1;
+    counterFrom(
+      r,
+      'cellgate_coap_block1_transfers_total',
+      'Block1 uploads by outcome.',
+      () => ({ started: blocks.started, completed: blocks.completed, failed: blocks.failed }),
+      'outcome',
+    );
+    gaugeFrom(
+      r,
+      'cellgate_coap_cache_entries',
+      'Entries held in CoAP caches.',
+      () => ({
+        dedup: this.dedup.size,
+        block1: this.block1.size,
+        block2: this.block2.size,
+        separate: this.outgoing.size,
+      }),
+      'cache',
+    );
+    gaugeFrom(
+      r,
+      'cellgate_coap_cache_bytes',
+      'Bytes held in CoAP caches.',
+      () => ({ dedup: this.dedup.byteSize, block1: this.block1.byteSize, block2: this.block2.byteSize }),
+      'cache',
+    );
+    const counts = this.responseCounts;
+    new Counter({
+      name: 'cellgate_coap_requests_total',
+      help: 'Requests by method and response code.',
+      labelNames: ['method', 'code'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (let i = 0; i < counts.length; i++) {
+          const n = counts[i];
+          if (n === 0) continue;
+          const method = i >> 8;
+          this.inc({ method: METHOD_NAMES[method] ?? String(method), code: codeString(i & 0xff) }, n);
+        }
+      },
+    });
+  }
+
+  get stats(): {
+    dedupEntries: number;
+    dedupBytes: number;
+    block1: number;
+    block2: number;
+    outgoing: number;
+  } {
+    return {
+      dedupEntries: this.dedup.size,
+      dedupBytes: this.dedup.byteSize,
+      block1: this.block1.size,
+      block2: this.block2.size,
+      outgoing: this.outgoing.size,
+    };
+  }
+
+  private reject(reason: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+
+  private send(peer: Peer, bytes: Buffer): void {
+    this.datagramsOut++;
+    peer.send(bytes);
+  }
+
+  /** Takes one datagram (one CoAP message) from a peer. */
+  receive(data: Buffer, peer: Peer): void {
+    this.datagramsIn++;
+    if (this.closed) return;
+    const msg = parseMessage(data);
+    if (msg instanceof FormatError) {
+      this.reject(msg.silent ? 'ignored' : 'format_error');
+      // A message format error in a CON is answered with RST; anything else is ignored (RFC 7252 §4.2, §4.3).
+      if (!msg.silent && msg.type === MessageType.CON)
+        this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
+      return;
+    }
+    const type = msg.type;
+    if (type === MessageType.ACK || type === MessageType.RST) {
+      this.onAckOrReset(msg, peer);
+      return;
+    }
+    if (msg.code === Code.EMPTY) {
+      // CoAP ping: an empty CON is answered with RST (§4.3). An empty NON is invalid: ignore it.
+      if (type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
+      else this.reject('empty_non');
+      return;
+    }
+    if (!msg.isRequest) {
+      // We send no requests, so a response in a CON or NON has no context: reject it.
+      this.reject('unexpected_response');
+      if (type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
+      return;
+    }
+    this.onRequest(msg, peer);
+  }
+
+  private onAckOrReset(msg: CoapMessage, peer: Peer): void {
+    if (msg.type === MessageType.RST && msg.code !== Code.EMPTY) return this.reject('non_empty_rst');
+    if (msg.isRequest) return this.reject('request_in_ack');
+    const key = peer.key + '#' + msg.messageId;
+    const out = this.outgoing.get(key);
+    if (!out) return;
+    clearTimeout(out.timer);
+    this.outgoing.delete(key);
+    out.onDelivered?.(msg.type === MessageType.ACK);
+  }
+
+  private onRequest(msg: CoapMessage, peer: Peer): void {
+    const now = Date.now();
+    const seen = this.dedup.get(peer.key, msg.messageId, now);
+    if (seen !== undefined) {
+      if (seen.response !== null) this.send(peer, seen.response);
+      else if (seen.emptyAcked) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
+      return;
+    }
+    const isCon = msg.type === MessageType.CON;
+    const entry = this.dedup.add(
+      peer.key,
+      msg.messageId,
+      now + (isCon ? this.conLifetimeMs : this.nonLifetimeMs),
+    );
+
+    // Options (RFC 7252 §5.4): unrecognised or malformed critical options → 4.02 (CON) or rejection (NON).
+    const nums = msg.optNumbers;
+    let prev = -1;
+    for (let i = 0; i < nums.length; i++) {
+      const n = nums[i];
+      const def = OPTION_DEFS.get(n);
+      let bad = def === undefined;
+      if (def !== undefined) {
+        const len = msg.optEnds[i] - msg.optStarts[i];
+        bad = len < def.min || len > def.max || (!def.repeatable && n === prev);
+      }
+      prev = n;
+      if (bad && isCritical(n)) {
+        if (!isCon) {
+          this.reject('bad_option_non');
+          const rst = encodeEmpty(MessageType.RST, msg.messageId);
+          this.dedup.setResponse(entry, rst);
+          this.send(peer, rst);
+          return;
+        }
+        const name = def ? def.name : `option ${n}`;
+        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, `Unrecognized or malformed ${name}`);
+      }
+      if (n === Option.PROXY_URI || n === Option.PROXY_SCHEME) {
+        return this.answerDirect(
+          msg,
+          peer,
+          entry,
+          Code.PROXYING_NOT_SUPPORTED,
+          'This gateway is not a proxy',
+        );
+      }
+    }
+    const method = msg.code;
+    if (method > Code.IPATCH) {
+      return this.answerDirect(msg, peer, entry, Code.METHOD_NOT_ALLOWED, 'Unknown method');
+    }
+
+    let payload = msg.payload;
+    let blocks = 1;
+    let block1: BlockValue | undefined;
+    let block2: BlockValue | undefined;
+    let blockKey = '';
+    const b1 = msg.uint(Option.BLOCK1);
+    const b2 = msg.uint(Option.BLOCK2);
+    const path = msg.joined(Option.URI_PATH, '/');
+    const size1 = msg.uint(Option.SIZE1);
+    if (b1 !== undefined || b2 !== undefined) {
+      blockKey = `${peer.key}|${method}|${path}?${msg.joined(Option.URI_QUERY, '&')}`;
+    }
+    if (size1 !== undefined && size1 > this.opts.blockwise.maxBodyBytes && hasBody(method)) {
+      return this.answerTooLarge(msg, peer, entry, b1);
+    }
+    if (b1 !== undefined && hasBody(method)) {
+      block1 = decodeBlock(b1);
+      const r = this.block1.receive(blockKey, block1, payload, size1, now);
+      switch (r.status) {
+        case Block1Status.CONTINUE:
+          return this.answerDirect(msg, peer, entry, Code.CONTINUE, undefined, [
+            [Option.BLOCK1, encodeBlock(block1.num, true, r.szx)],
+          ]);
+        case Block1Status.INCOMPLETE:
+          return this.answerDirect(msg, peer, entry, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
+            [Option.BLOCK1, b1],
+          ]);
+        case Block1Status.TOO_LARGE:
+          return this.answerTooLarge(msg, peer, entry, b1);
+        case Block1Status.BAD_REQUEST:
+          return this.answerDirect(msg, peer, entry, Code.BAD_REQUEST, r.reason);
+        case Block1Status.COMPLETE:
+          payload = r.body as Buffer;
+          blocks = r.blocks as number;
+          break;
+      }
+    }
+    if (b2 !== undefined) {
+      block2 = decodeBlock(b2);
+      if (block2.szx === 7)
+        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'BERT is not used over UDP');
+      if (block2.num > 0 && !isSafeMethod(method)) {
+        // A later block of a response to a non-idempotent request: serve it from the held body.
+        const held = this.block2.get(blockKey, now);
+        if (!held) {
+          return this.answerDirect(
+            msg,
+            peer,
+            entry,
+            Code.REQUEST_ENTITY_INCOMPLETE,
+            'No response body is held for this URI; repeat the request',
+          );
+        }
+        return this.answerBlock(
+          msg,
+          peer,
+          entry,
+          held.code,
+          held.body,
+          held.contentFormat,
+          held.etag,
+          block2,
+        );
+      }
+    }
+
+    if (this.inFlight >= this.opts.maxInFlight) {
+      this.reject('busy');
+      return this.answerDirect(msg, peer, entry, Code.SERVICE_UNAVAILABLE, 'Busy', [
+        [Option.MAX_AGE, RESPONSE_BUSY_MAX_AGE],
+      ]);
+    }
+
+    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now, entry);
+    if (block1) {
+      ex.block1Szx = Math.min(block1.szx, this.preferredSzx);
+      ex.block1Num = block1.num;
+    }
+    ex.block2 = block2;
+    ex.blockKey = blockKey;
+    this.inFlight++;
+    try {
+      this.handler.handle(ex);
+    } catch (err) {
+      this.log.error({ err }, 'request handler failed');
+      if (!ex.responded)
+        ex.respond({ code: Code.INTERNAL_SERVER_ERROR, payload: Buffer.from('Internal error') });
+    }
+    if (!ex.responded && isCon) {
+      if (this.opts.piggybackWindowMs === 0) this.sendEmptyAck(ex);
+      else ex.timer = setTimeout(onPiggybackWindow, this.opts.piggybackWindowMs, ex);
+    }
+  }
+
+  /** The piggyback window passed without a response: acknowledge now, answer separately later. */
+  sendEmptyAck(ex: ServerExchange): void {
+    if (ex.responded) return;
+    this.emptyAck(ex);
+  }
+
+  private emptyAck(ex: ServerExchange): void {
+    if (ex.dedup.emptyAcked || this.closed) return;
+    ex.dedup.emptyAcked = true;
+    this.send(ex.peer, encodeEmpty(MessageType.ACK, ex.request.messageId));
+  }
+
+  private answerTooLarge(msg: CoapMessage, peer: Peer, entry: DedupEntry, b1: number | undefined): void {
+    const options: OptionEntry[] = [[Option.SIZE1, this.opts.blockwise.maxBodyBytes]];
+    if (b1 !== undefined) options.push([Option.BLOCK1, b1]);
+    this.answerDirect(
+      msg,
+      peer,
+      entry,
+      Code.REQUEST_ENTITY_TOO_LARGE,
+      `Body over ${this.opts.blockwise.maxBodyBytes} bytes`,
+      options,
+    );
+  }
+
+  /** Answers a request without the handler (errors, 2.31 Continue), piggybacked or as a NON response. */
+  private answerDirect(
+    msg: CoapMessage,
+    peer: Peer,
+    entry: DedupEntry,
+    code: number,
+    diagnostic: string | undefined,
+    options?: OptionEntry[],
+  ): void {
+    this.count(msg.code, code);
+    const isCon = msg.type === MessageType.CON;
+    if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
+      if (isCon) {
+        const ack = encodeEmpty(MessageType.ACK, msg.messageId);
+        this.dedup.setResponse(entry, ack);
+        this.send(peer, ack);
+      }
+      return;
+    }
+    const bytes = encodeMessage({
+      type: isCon ? MessageType.ACK : MessageType.NON,
+      code,
+      messageId: isCon ? msg.messageId : this.nextMid(peer),
+      token: msg.token,
+      options,
+      payload: diagnostic ? Buffer.from(diagnostic) : undefined,
+    });
+    this.dedup.setResponse(entry, bytes);
+    this.send(peer, bytes);
+  }
+
+  private answerBlock(
+    msg: CoapMessage,
+    peer: Peer,
+    entry: DedupEntry,
+    code: number,
+    body: Buffer,
+    contentFormat: number | undefined,
+    etag: Buffer | undefined,
+    block2: BlockValue,
+  ): void {
+    const szx = Math.min(block2.szx, this.preferredSzx);
+    const slice = sliceBlock(body, block2.num, szx);
+    if (!slice) return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'Block2 number past the end');
+    const options: OptionEntry[] = [[Option.BLOCK2, encodeBlock(block2.num, slice.more, szx)]];
+    if (contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, contentFormat]);
+    if (etag) options.push([Option.ETAG, etag]);
+    if (msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
+    this.count(msg.code, code);
+    const isCon = msg.type === MessageType.CON;
+    const bytes = encodeMessage({
+      type: isCon ? MessageType.ACK : MessageType.NON,
+      code,
+      messageId: isCon ? msg.messageId : this.nextMid(peer),
+      token: msg.token,
+      options,
+      payload: slice.payload,
+    });
+    this.dedup.setResponse(entry, bytes);
+    this.send(peer, bytes);
+  }
+
+  private nextMid(peer: Peer): number {
+    const mid = peer.nextMessageId & 0xffff;
+    peer.nextMessageId = (mid + 1) & 0xffff;
+    return mid;
+  }
+
+  private count(method: number, code: number): void {
+    this.responseCounts[((method & 31) << 8) | (code & 0xff)]++;
+  }
+
+  /** Sends the handler's response for an exchange. */
+  sendResponse(ex: ServerExchange, res: CoapResponse): void {
+    this.inFlight--;
+    if (ex.timer !== undefined) {
+      clearTimeout(ex.timer);
+      ex.timer = undefined;
+    }
+    const msg = ex.request;
+    const code = res.code;
+    if (this.closed) return;
+    let payload = res.payload;
+    const options: OptionEntry[] = [];
+    if (res.contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, res.contentFormat]);
+    if (res.maxAge !== undefined) options.push([Option.MAX_AGE, res.maxAge]);
+    if (res.etag) options.push([Option.ETAG, res.etag]);
+    if (res.options) for (const o of res.options) options.push(o);
+    if (ex.block1Szx >= 0) options.push([Option.BLOCK1, encodeBlock(ex.block1Num, false, ex.block1Szx)]);
+    if (payload && payload.length > 0) {
+      const b2 = ex.block2;
+      const szx = b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
+      if (b2 || payload.length > blockSize(szx)) {
+        const num = b2 ? b2.num : 0;
+        const body = payload;
+        const slice = sliceBlock(body, num, szx);
+        if (!slice) {
+          return this.finish(
+            ex,
+            { code: Code.BAD_OPTION, payload: Buffer.from('Block2 number past the end') },
+            [],
+          );
+        }
+        payload = slice.payload;
+        options.push([Option.BLOCK2, encodeBlock(num, slice.more, szx)]);
+        if (num === 0 || msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
+        if (slice.more && !isSafeMethod(ex.method)) {
+          this.block2.put(
+            ex.blockKey || `${ex.peer.key}|${ex.method}|${ex.path}?${msg.joined(Option.URI_QUERY, '&')}`,
+            { code, body, contentFormat: res.contentFormat, etag: res.etag },
+            Date.now(),
+          );
+        }
+      }
+    }
+    this.finish(ex, res, options, payload);
+  }
+
+  private finish(ex: ServerExchange, res: CoapResponse, options: OptionEntry[], payload = res.payload): void {
+    const msg = ex.request;
+    const peer = ex.peer;
+    const code = res.code;
+    const isCon = msg.type === MessageType.CON;
+    this.count(ex.method, code);
+    if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
+      // The client asked not to hear this class of response (RFC 7967); a CON still gets its empty ACK.
+      if (isCon) {
+        const ack = encodeEmpty(MessageType.ACK, msg.messageId);
+        this.dedup.setResponse(ex.dedup, ack);
+        if (!ex.dedup.emptyAcked) this.send(peer, ack);
+      }
+      return;
+    }
+    if (isCon && !ex.dedup.emptyAcked && !res.confirmable) {
+      const bytes = encodeMessage({
+        type: MessageType.ACK,
+        code,
+        messageId: msg.messageId,
+        token: msg.token,
+        options,
+        payload,
+      });
+      this.dedup.setResponse(ex.dedup, bytes);
+      this.send(peer, bytes);
+      return;
+    }
+    if (!isCon && !res.confirmable) {
+      const bytes = encodeMessage({
+        type: MessageType.NON,
+        code,
+        messageId: this.nextMid(peer),
+        token: msg.token,
+        options,
+        payload,
+      });
+      this.dedup.setResponse(ex.dedup, bytes);
+      this.send(peer, bytes);
+      return;
+    }
+    // Separate CON response (RFC 7252 §5.2.2), retransmitted until the peer acknowledges it.
+    if (isCon) this.emptyAck(ex);
+    const mid = this.nextMid(peer);
+    const bytes = encodeMessage({
+      type: MessageType.CON,
+      code,
+      messageId: mid,
+      token: msg.token,
+      options,
+      payload,
+    });
+    this.separateResponses++;
+    const t = this.opts.transmission;
+    const timeout = t.ackTimeoutMs * (1 + Math.random() * (t.ackRandomFactor - 1));
+    const key = peer.key + '#' + mid;
+    const previous = this.outgoing.get(key);
+    if (previous) {
+      clearTimeout(previous.timer);
+      previous.onDelivered?.(false);
+    }
+    const out = new Outgoing(key, peer, bytes, timeout, res.onDelivered);
+    if (this.outgoing.size >= this.opts.maxInFlight) {
+      // Too many unacknowledged responses: send once without tracking.
+      this.send(peer, bytes);
+      res.onDelivered?.(false);
+      return;
+    }
+    this.outgoing.set(key, out);
+    out.timer = setTimeout(onRetransmitTimer, timeout, this, out);
+    this.send(peer, bytes);
+  }
+
+  /** Retransmits a separate CON response, or gives up after MAX_RETRANSMIT. */
+  retransmit(out: Outgoing): void {
+    if (this.outgoing.get(out.key) !== out) return;
+    if (out.attempts >= this.opts.transmission.maxRetransmit || this.closed) {
+      this.outgoing.delete(out.key);
+      this.giveUps++;
+      out.onDelivered?.(false);
+      return;
+    }
+    out.attempts++;
+    out.timeoutMs *= 2;
+    this.retransmissions++;
+    this.send(out.peer, out.bytes);
+    out.timer = setTimeout(onRetransmitTimer, out.timeoutMs, this, out);
+  }
+
+  /** Forgets a peer's separate responses (its DTLS session ended). */
+  dropPeer(peer: Peer): void {
+    const prefix = peer.key + '#';
+    for (const [k, out] of this.outgoing) {
+      if (!k.startsWith(prefix)) continue;
+      clearTimeout(out.timer);
+      this.outgoing.delete(k);
+      out.onDelivered?.(false);
+    }
+  }
+
+  private sweep(now: number): void {
+    this.dedup.sweep(now);
+    this.block1.sweep(now);
+    this.block2.sweep(now);
+  }
+
+  /** Stops timers; pending separate responses are abandoned. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const out of this.outgoing.values()) {
+      clearTimeout(out.timer);
+      out.onDelivered?.(false);
+    }
+    this.outgoing.clear();
+    this.dedup.clear();
+    this.block1.clear();
+    this.block2.clear();
+  }
+}
+
+function onPiggybackWindow(ex: ServerExchange): void {
+  ex.timer = undefined;
+  ex.endpoint.sendEmptyAck(ex);
+}
+
+function onRetransmitTimer(endpoint: CoapEndpoint, out: Outgoing): void {
+  endpoint.retransmit(out);
+}

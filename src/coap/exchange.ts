@@ -1,0 +1,58 @@
+/** A request as the handler sees it, and the response it gives. */
+import type { Peer } from '../transport/peer.js';
+import type { CoapMessage, OptionEntry } from './message.js';
+
+export interface CoapResponse {
+  code: number;
+  payload?: Buffer;
+  contentFormat?: number;
+  /** Max-Age in seconds (sent when set). */
+  maxAge?: number;
+  etag?: Buffer;
+  /** Further options, e.g. Location-Path. */
+  options?: OptionEntry[];
+  /**
+   * Ask for a confirmable response: the endpoint sends it as a separate CON response (after an empty ACK) and
+   * reports the peer's ACK through `onDelivered` — confirmed delivery of a downlink.
+   */
+  confirmable?: boolean;
+  onDelivered?: (delivered: boolean) => void;
+}
+
+export interface Exchange {
+  readonly peer: Peer;
+  /** The request message (for a Block1 upload: the one that carried the last block). */
+  readonly request: CoapMessage;
+  readonly method: number;
+  /** Uri-Path segments joined with "/" (no leading slash). */
+  readonly path: string;
+  /** Uri-Query options. */
+  readonly query: readonly string[];
+  /** Request body (reassembled from all Block1 blocks). */
+  readonly payload: Buffer;
+  /** Number of Block1 blocks the body arrived in (1 without block-wise transfer). */
+  readonly blocks: number;
+  readonly contentFormat: number | undefined;
+  readonly accept: number | undefined;
+  /** Time the (last block of the) request arrived, ms since the epoch. */
+  readonly receivedAt: number;
+  /** Sends the response. Call exactly once, synchronously or later. */
+  respond(response: CoapResponse): void;
+  /** True once `respond` was called. */
+  readonly responded: boolean;
+}
+
+/** The layer above the CoAP endpoint (the gateway). */
+export interface RequestHandler {
+  handle(exchange: Exchange): void;
+}
+
+/** Value of a `key=value` Uri-Query entry, or undefined. */
+export function queryValue(query: readonly string[], key: string): string | undefined {
+  for (const q of query) {
+    if (q.length > key.length && q.charCodeAt(key.length) === 61 /* = */ && q.startsWith(key)) {
+      return q.slice(key.length + 1);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,191 @@
+/**
+ * The gateway: the CoAP endpoint's request handler. Routes reserved paths (`fw/…` downloads,
+ * `.well-known/core` discovery, and paths other parts register) and treats a POST or PUT to any other path as
+ * an uplink: identity → codec → envelope → publisher. A CON uplink is answered 2.04 only after the publisher
+ * accepted the message; a publisher failure is answered 5.03 with Max-Age.
+ */
+import { randomUUID } from 'node:crypto';
+import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
+import type { CoapResponse, Exchange, RequestHandler } from '../coap/exchange.js';
+import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
+import { isPromiseLike } from '../codecs/codec.js';
+import type { Device } from '../devices/device.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { Logger } from '../ops/logger.js';
+import { counterFrom, FastHistogram, type MetricsRegistry } from '../ops/metrics.js';
+import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
+import type { TopicRenderer } from '../publish/topic.js';
+import type { Downloads } from './downloads.js';
+import type { Envelope } from './envelope.js';
+import { identify, type IdentityOptions } from './identity.js';
+
+/** Handles a reserved path. */
+export type RouteHandler = (ex: Exchange) => void;
+
+/** Completes an uplink's success response, e.g. with a pending downlink (set by the downlink layer). */
+export type UplinkResponder = (ex: Exchange, device: Device, response: CoapResponse) => void;
+
+export interface GatewayDeps {
+  registry: DeviceRegistry;
+  decoder: UplinkDecoder;
+  publisher: Publisher;
+  downloads: Downloads;
+  topic: TopicRenderer;
+  identity: IdentityOptions;
+  log: Logger;
+  metrics: MetricsRegistry;
+}
+
+const CHANGED: CoapResponse = Object.freeze({ code: Code.CHANGED });
+
+function text(code: number, message: string, maxAge?: number): CoapResponse {
+  return { code, payload: Buffer.from(message), contentFormat: ContentFormat.TEXT, maxAge };
+}
+
+export class Gateway implements RequestHandler {
+  private readonly routes = new Map<string, RouteHandler>();
+  private readonly outcomes = new Map<string, number>();
+  private readonly publishSeconds: FastHistogram;
+  /** The last receive time rendered as ISO 8601, reused within the same millisecond. */
+  private isoMs = -1;
+  private iso = '';
+  /** Sends the success response of an uplink; the downlink layer replaces it to piggyback downlinks. */
+  respondToUplink: UplinkResponder = (ex, _device, response) => ex.respond(response);
+
+  constructor(private readonly deps: GatewayDeps) {
+    const r = deps.metrics;
+    counterFrom(r, 'cellgate_uplinks_total', 'Uplinks by outcome.', () => this.outcomes, 'outcome');
+    this.publishSeconds = new FastHistogram(
+      r,
+      'cellgate_publish_duration_seconds',
+      'Time from handing an uplink to the publisher until it was accepted or failed.',
+      [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+    this.routes.set('.well-known/core', (ex) => this.discovery(ex));
+  }
+
+  /** Reserves a path (no leading slash) for a handler; it is no longer an uplink path. */
+  route(path: string, handler: RouteHandler): void {
+    this.routes.set(path, handler);
+  }
+
+  private count(outcome: string): void {
+    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+  }
+
+  handle(ex: Exchange): void {
+    const path = ex.path;
+    const route = this.routes.get(path);
+    if (route !== undefined) return route(ex);
+    if (path === 'fw' || path.startsWith('fw/')) {
+      if (ex.method !== Code.GET) return ex.respond(text(Code.METHOD_NOT_ALLOWED, 'Downloads are read-only'));
+      return this.deps.downloads.serve(ex, ex.request.strings(Option.URI_PATH).slice(1));
+    }
+    if (ex.method === Code.POST || ex.method === Code.PUT) return this.uplink(ex);
+    ex.respond(text(Code.METHOD_NOT_ALLOWED, 'Uplinks are POST or PUT'));
+  }
+
+  private uplink(ex: Exchange): void {
+    const device = identify(ex, this.deps.registry, this.deps.identity);
+    if (typeof device === 'string') {
+      this.count('unauthorized');
+      return ex.respond(text(Code.UNAUTHORIZED, device));
+    }
+    if (ex.request.has(Option.IF_MATCH)) {
+      // An uplink creates a new message: there is no current representation for If-Match to match.
+      return ex.respond(text(Code.PRECONDITION_FAILED, 'If-Match cannot match an uplink'));
+    }
+    const result = this.deps.decoder.decode(device, ex.payload, {
+      deviceId: device.id,
+      thing: device.thing,
+      path: ex.path,
+      contentFormat: ex.contentFormat,
+      transport: ex.peer.transport,
+    });
+    if (isPromiseLike(result)) result.then((r) => this.publish(ex, device, r));
+    else this.publish(ex, device, result);
+  }
+
+  private publish(ex: Exchange, device: Device, decoded: DecodeResult): void {
+    if (decoded.error !== undefined) this.count('decode_error');
+    const peer = ex.peer;
+    const msg = ex.request;
+    const id = randomUUID();
+    const envelope: Envelope = {
+      messageId: id,
+      deviceId: device.id,
+      thing: device.thing,
+      receivedAt: this.isoTime(ex.receivedAt),
+      path: ex.path,
+      method: ex.method === Code.PUT ? 'PUT' : 'POST',
+      transport: peer.transport,
+      pskIdentity: peer.pskIdentity,
+      remote: { address: peer.address, port: peer.port },
+      coap: {
+        type: msg.type === MessageType.CON ? 'CON' : 'NON',
+        messageId: msg.messageId,
+        token: msg.token.toString('hex'),
+        blocks: ex.blocks > 1 ? ex.blocks : undefined,
+      },
+      contentFormat: ex.contentFormat ?? null,
+      codec: decoded.codec,
+      raw: ex.payload.toString('base64'),
+      decoded: decoded.data ?? null,
+      decodeError: decoded.error,
+      decodeWarnings: decoded.warnings && decoded.warnings.length ? decoded.warnings : undefined,
+    };
+    const message: PublishMessage = {
+      id,
+      topic: this.deps.topic({
+        thing: device.thing,
+        deviceId: device.id,
+        path: ex.path,
+        pskIdentity: peer.pskIdentity,
+      }),
+      deviceId: device.id,
+      thing: device.thing,
+      envelope,
+    };
+    const started = performance.now();
+    this.deps.publisher.publish(message, (err: PublishError | null) => {
+      this.publishSeconds.observe((performance.now() - started) / 1000);
+      if (err) {
+        this.count('publish_failed');
+        return ex.respond(
+          text(Code.SERVICE_UNAVAILABLE, 'Publish failed, retry later', err.retryAfterSeconds),
+        );
+      }
+      this.count('published');
+      this.respondToUplink(ex, device, CHANGED);
+    });
+  }
+
+  private isoTime(ms: number): string {
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
+  }
+
+  private discovery(ex: Exchange): void {
+    if (ex.method !== Code.GET) return ex.respond(text(Code.METHOD_NOT_ALLOWED, 'Discovery is GET only'));
+    this.deps.downloads.list(64).then(
+      (files) => {
+        const links = files.map((f) => `</fw/${encodeURIComponent(f.name)}>;ct=42;sz=${f.size}`);
+        for (const p of this.routes.keys()) if (p !== '.well-known/core') links.push(`</${p}>`);
+        ex.respond({
+          code: Code.CONTENT,
+          payload: Buffer.from(links.join(',')),
+          contentFormat: ContentFormat.LINK_FORMAT,
+        });
+      },
+      () =>
+        ex.respond({
+          code: Code.CONTENT,
+          payload: Buffer.alloc(0),
+          contentFormat: ContentFormat.LINK_FORMAT,
+        }),
+    );
+  }
+}
