@@ -1,6 +1,6 @@
 /** Binds the DTLS UDP socket and feeds a DtlsServer with every datagram. */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { bindUdp } from '../transport/udp.js';
 import { DtlsServer, type DtlsServerOptions } from './server.js';
 
 export interface DtlsListenerOptions extends Omit<DtlsServerOptions, 'send'> {
@@ -9,7 +9,7 @@ export interface DtlsListenerOptions extends Omit<DtlsServerOptions, 'send'> {
   /** UDP port (`coap.dtlsPort`); 0 binds an ephemeral port. */
   port: number;
   /** Receive and send buffer size requested from the kernel (`coap.socketBufferBytes`). */
-  socketBufferBytes?: number;
+  socketBufferBytes: number;
 }
 
 export interface DtlsListener {
@@ -21,42 +21,21 @@ export interface DtlsListener {
   close(): Promise<void>;
 }
 
-export function createDtlsListener(opts: DtlsListenerOptions): Promise<DtlsListener> {
-  const socket = createSocket({ type: isIPv6(opts.bind) ? 'udp6' : 'udp4' });
+export async function createDtlsListener(opts: DtlsListenerOptions): Promise<DtlsListener> {
+  const socket = await bindUdp({ bind: opts.bind, port: opts.port, bufferBytes: opts.socketBufferBytes });
   const server = new DtlsServer({
     ...opts,
     send: (datagram, port, address) => socket.send(datagram, port, address),
   });
-  const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => server.receive(msg, rinfo.address, rinfo.port);
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      void server.close();
-      reject(err);
-    };
-    socket.once('error', onError);
-    socket.bind(opts.port, opts.bind, () => {
-      socket.off('error', onError);
-      socket.on('error', (err) => opts.log.warn({ err: err.message }, 'DTLS socket error'));
-      if (opts.socketBufferBytes) {
-        try {
-          socket.setRecvBufferSize(opts.socketBufferBytes);
-          socket.setSendBufferSize(opts.socketBufferBytes);
-        } catch (err) {
-          opts.log.warn({ err: (err as Error).message }, 'cannot set the DTLS socket buffer sizes');
-        }
-      }
-      socket.on('message', onMessage);
-      const port = socket.address().port;
-      opts.log.info({ address: opts.bind, port }, 'DTLS listening');
-      resolve({
-        server,
-        port,
-        socket,
-        async close() {
-          await server.close();
-          await new Promise<void>((done) => socket.close(() => done()));
-        },
-      });
-    });
-  });
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.receive(msg, rinfo.address, rinfo.port));
+  socket.on('error', (err) => opts.log.warn({ err: err.message }, 'DTLS socket error'));
+  return {
+    server,
+    port: socket.address().port,
+    socket,
+    async close() {
+      await server.close();
+      await new Promise<void>((done) => socket.close(() => done()));
+    },
+  };
 }

@@ -20,7 +20,7 @@ import { Reassembler } from '../../src/dtls/reassembly.js';
 import { readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/record.js';
 import { connectDtls, DtlsClientCore } from '../support/dtls-client.js';
 import { device, DtlsHarness, startListener } from '../support/dtls-harness.js';
-import { seededRandom } from '../support/lossy-proxy.js';
+import { prng, randomBytes as seededBytes } from '../support/prng.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -31,9 +31,9 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
-const rand = seededRandom(20240601);
+const rand = prng(20240601);
 const randInt = (n: number): number => Math.floor(rand() * n);
-const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => randInt(256)));
+const randomBytes = (n: number): Buffer => seededBytes(rand, n);
 
 let h: DtlsHarness | undefined;
 afterEach(async () => {

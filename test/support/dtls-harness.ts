@@ -157,6 +157,7 @@ export async function startListener(
   const listener = await createDtlsListener({
     bind: '127.0.0.1',
     port: 0,
+    socketBufferBytes: 1024 * 1024,
     config: dtlsSchema.parse(config),
     registry: new MemoryRegistry(devices),
     log,

@@ -6,6 +6,7 @@
  * own upstream socket, so the server sees one source port per client, as behind a NAT.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { prng } from './prng.js';
 
 export interface LossyProxyOptions {
   targetPort: number;
@@ -33,18 +34,6 @@ export interface LossyProxy {
   readonly port: number;
   readonly stats: LossyProxyStats;
   close(): Promise<void>;
-}
-
-/** mulberry32: a small seeded generator, good enough for test schedules. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Stream {
@@ -95,11 +84,11 @@ export async function startLossyProxy(opts: LossyProxyOptions): Promise<LossyPro
     let flow = flows.get(key);
     if (!flow) {
       const n = flows.size;
-      const back: Stream = { rand: seededRandom(opts.seed * 7919 + 2 * n + 1), drops: 0 };
+      const back: Stream = { rand: prng(opts.seed * 7919 + 2 * n + 1), drops: 0 };
       const socket = createSocket('udp4');
       socket.on('message', (m) => impair(back, m, (x) => front.send(x, client.port, client.address)));
       socket.bind(0, '127.0.0.1');
-      flow = { socket, out: { rand: seededRandom(opts.seed * 7919 + 2 * n), drops: 0 } };
+      flow = { socket, out: { rand: prng(opts.seed * 7919 + 2 * n), drops: 0 } };
       flows.set(key, flow);
     }
     return flow;
