@@ -44,20 +44,28 @@ export function writeGatewayConfig(
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
+  more: {
+    /** More fields of device `i` (e.g. its PSK). */
+    device?: (i: number) => Record<string, unknown>;
+    /** More config sections (e.g. `dtls`), and `coap` fields merged over the defaults. */
+    config?: Record<string, unknown>;
+  } = {},
 ): string {
   const dir = ctx.tmp(name);
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}` }))),
+    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}`, ...more.device?.(i) }))),
   );
+  const { coap, ...sections } = more.config ?? {};
   writeFileSync(
     join(dir, 'gw.yaml'),
     stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true },
+      coap: { bind: '127.0.0.1', port, nosec: true, ...(coap as Record<string, unknown> | undefined) },
       http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
       publisher,
       log: { level: 'error' },
+      ...sections,
     }),
   );
   return join(dir, 'gw.yaml');

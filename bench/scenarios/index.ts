@@ -3,6 +3,7 @@ import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 import { coapIot } from './coap-iot.js';
+import { dtls } from './dtls.js';
 import { publishAwsIot } from './publish.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec, publishAwsIot, coapIot];
+export const scenarios: Scenario[] = [coapEngine, coapNosec, dtls, publishAwsIot, coapIot];
