@@ -103,8 +103,7 @@ describe('through a lossy path', () => {
         );
         expect(r.code, r.stderr).toBe(0);
       }
-      await gw.recorder.waitFor(sent.length);
-      await new Promise((r) => setTimeout(r, 500));
+      await gw.recorder.waitForExactly(sent.length, 500);
       expect(gw.recorder.raws().map((b) => b.toString())).toEqual(sent);
       expect(gw.recorder.messages.every((m) => m.envelope.transport === 'coaps')).toBe(true);
       expect(proxy.stats.dropped + proxy.stats.duplicated + proxy.stats.delayed).toBeGreaterThan(0);

@@ -52,9 +52,7 @@ for (const client of ['coap-client-openssl', 'coap-client-gnutls']) {
         url('telemetry'),
       ]);
       expect(r.code).toBe(0);
-      await gw.recorder.waitFor(before + 1);
-      await settle();
-      expect(gw.recorder.messages.length).toBe(before + 1);
+      await gw.recorder.waitForExactly(before + 1);
       const m = gw.recorder.messages[before];
       expect(m.topic).toBe('cellgate/thing-s1/telemetry');
       expect(m.envelope).toMatchObject({
@@ -90,9 +88,7 @@ for (const client of ['coap-client-openssl', 'coap-client-gnutls']) {
         url('bulk'),
       ]);
       expect(r.code).toBe(0);
-      await gw.recorder.waitFor(before + 1);
-      await settle();
-      expect(gw.recorder.messages.length).toBe(before + 1);
+      await gw.recorder.waitForExactly(before + 1);
       expect(gw.recorder.raws()[before]).toEqual(body);
       expect(gw.recorder.messages[before].envelope).toMatchObject({
         transport: 'coaps',
