@@ -54,9 +54,8 @@ export const AlertDescription = {
 export const RECORD_HEADER_BYTES = 13;
 /** Handshake message header: type, length(3), message_seq(2), fragment_offset(3), fragment_length(3). */
 export const HANDSHAKE_HEADER_BYTES = 12;
-/** Largest record plaintext (2^14) and ciphertext expansion allowed by RFC 5246 §6.2.3. */
+/** Largest record plaintext (2^14, RFC 5246 §6.2.1). */
 export const MAX_PLAINTEXT = 16384;
-export const MAX_CIPHERTEXT = MAX_PLAINTEXT + 2048;
 /** Largest 48-bit record sequence number. */
 export const MAX_SEQUENCE = 2 ** 48 - 1;
 export const RANDOM_BYTES = 32;

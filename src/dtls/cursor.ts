@@ -41,11 +41,6 @@ export class Cursor {
     return at < 0 ? 0 : this.buf.readUIntBE(at, 3);
   }
 
-  /** Skips `n` bytes and returns where they start (or -1, clearing `ok`). */
-  skip(n: number): number {
-    return this.take(n);
-  }
-
   /** A view of the next `n` bytes (empty when past the end). */
   view(n: number): Buffer {
     const at = this.take(n);

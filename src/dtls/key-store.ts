@@ -41,9 +41,4 @@ export class KeyStore {
   offset(slot: number): number {
     return (slot & (SLOTS_PER_SLAB - 1)) * SLOT_BYTES;
   }
-
-  /** Slots in use. */
-  get size(): number {
-    return this.used - this.free.length;
-  }
 }

@@ -69,13 +69,6 @@ export class Reassembler {
     this.partials.delete(this.next);
     return { type: p.type, messageSeq: this.next++, body: p.body };
   }
-
-  /** Bytes held for incomplete or not yet taken messages. */
-  get bufferedBytes(): number {
-    let n = 0;
-    for (const p of this.partials.values()) n += p.body.length;
-    return n;
-  }
 }
 
 /** Inserts [start, end) into sorted disjoint ranges, merging neighbours. */

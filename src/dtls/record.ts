@@ -63,11 +63,6 @@ export function writeSeq48(buf: Buffer, offset: number, seq: number): void {
   buf.writeUInt32BE(seq >>> 0, offset + 2);
 }
 
-/** Header length of a record carrying `cid` (a tls12_cid record when the CID is not empty). */
-export function recordHeaderLength(cid: string): number {
-  return RECORD_HEADER_BYTES + cid.length;
-}
-
 /**
  * Writes a record header at `offset` and returns the offset of the body. With a non-empty `cid` the record
  * is a tls12_cid record and `type` must be ContentType.tls12Cid.

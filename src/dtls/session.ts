@@ -63,10 +63,6 @@ export class DtlsSession implements Peer, ReplayState {
     return 'coaps';
   }
 
-  get established(): boolean {
-    return this.hs === null;
-  }
-
   send(message: Buffer): void {
     this.host.sendRecord(this, ContentType.applicationData, message);
   }

@@ -36,8 +36,3 @@ export function suiteByName(name: CipherSuiteName): CipherSuite {
   if (!s) throw new Error(`unknown cipher suite ${name}`);
   return s;
 }
-
-/** Bytes a protected record adds to its plaintext: explicit nonce and tag. */
-export function recordExpansion(suite: CipherSuite): number {
-  return EXPLICIT_NONCE_LENGTH + suite.tagLength;
-}
