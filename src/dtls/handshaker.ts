@@ -25,6 +25,7 @@ import {
   AlertLevel,
   ContentType,
   DTLS_1_2,
+  HANDSHAKE_HEADER_BYTES,
   HandshakeType,
   MAX_PLAINTEXT,
   RANDOM_BYTES,
@@ -52,6 +53,7 @@ import {
   pskServerKeyExchangeBody,
   readHandshakeHeader,
   serverHelloBody,
+  writeHandshakeHeader,
   type ClientHello,
 } from './handshake.js';
 import { Handshake, Step } from './handshake-state.js';
@@ -62,8 +64,12 @@ import type { RecordHeader } from './record.js';
 import { DtlsSession, type SessionHost } from './session.js';
 import type { SessionTable } from './session-table.js';
 
-/** Epoch-1 records held while the PSK is looked up. */
+/**
+ * Epoch-1 records held while the PSK is looked up: only the client's Finished belongs there (under 100
+ * bytes), so a few small ones.
+ */
 const MAX_EARLY_RECORDS = 4;
+const MAX_EARLY_RECORD_BYTES = 512;
 
 /** What the handshake needs from the server. */
 export interface HandshakeHost extends SessionHost {
@@ -85,6 +91,14 @@ export interface HandshakeHost extends SessionHost {
   /** Forgets a session: wipes its keys and removes it from the table. */
   discard(s: DtlsSession): void;
   readonly keys: KeyStore;
+}
+
+const hashHeader = Buffer.alloc(HANDSHAKE_HEADER_BYTES);
+
+/** Adds a message to the handshake hash, with its header written as if unfragmented (RFC 6347 §4.2.6). */
+function hashMessage(hs: Handshake, m: HandshakeMessage): void {
+  writeHandshakeHeader(hashHeader, 0, m.type, m.messageSeq, m.body.length);
+  hs.transcript.update(hashHeader).update(m.body);
 }
 
 function onRetransmitTimer(h: Handshaker, s: DtlsSession): void {
@@ -194,7 +208,7 @@ export class Handshaker {
 
   /** An epoch-1 record of a session whose keys are not known yet (PSK lookup in progress). */
   early(hs: Handshake, buf: Buffer, rec: RecordHeader): void {
-    if (hs.early.length >= MAX_EARLY_RECORDS) {
+    if (hs.early.length >= MAX_EARLY_RECORDS || rec.bodyLength > MAX_EARLY_RECORD_BYTES) {
       this.host.stats.recordsDropped.handshake_cap++;
       return;
     }
@@ -457,7 +471,7 @@ export class Handshaker {
       this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
       return;
     }
-    hs.transcript.update(handshakeMessage(m.type, m.messageSeq, m.body));
+    hashMessage(hs, m);
     hs.sessionHash = hs.transcript.copy().digest();
     hs.identity = identity.toString('utf8');
     // The client has flight 4: it sent flight 5.
@@ -515,7 +529,7 @@ export class Handshaker {
       this.badRecord(s, hs);
       return;
     }
-    hs.transcript.update(handshakeMessage(m.type, m.messageSeq, m.body));
+    hashMessage(hs, m);
     const store = this.host.keys;
     verifyData(master, 'server finished', hs.transcript.digest()).copy(
       store.slab(s.keySlot),

@@ -48,10 +48,19 @@ export class Reassembler {
     if (h.messageSeq >= this.next + WINDOW || h.length > this.maxMessageBytes) return FragmentResult.Refused;
     let p = this.partials.get(h.messageSeq);
     if (!p) {
+      if (h.fragmentOffset === 0 && h.fragmentLength === h.length) {
+        // The usual case, a whole message in one fragment: held as a view, no copy.
+        const body = buf.subarray(h.bodyOffset, h.bodyOffset + h.length);
+        this.partials.set(h.messageSeq, { type: h.type, body, ranges: [0, h.length] });
+        return FragmentResult.Accepted;
+      }
       p = { type: h.type, body: Buffer.alloc(h.length), ranges: [] };
       this.partials.set(h.messageSeq, p);
     } else if (p.type !== h.type || p.body.length !== h.length) {
       return FragmentResult.Refused;
+    } else if (p.ranges.length === 2 && p.ranges[0] === 0 && p.ranges[1] === p.body.length) {
+      // Already complete: a repeated fragment adds nothing (and the body may be a view not to write to).
+      return FragmentResult.Accepted;
     }
     if (h.fragmentLength === 0 && h.length !== 0) return FragmentResult.Accepted;
     buf.copy(p.body, h.fragmentOffset, h.bodyOffset, h.bodyOffset + h.fragmentLength);

@@ -89,6 +89,18 @@ describe('handshake reassembly', () => {
     expect(r.add(...fragment(2, body, 0, 20))).toBe(FragmentResult.Old);
   });
 
+  it('holds a whole message without copying, and never writes into it for a repeated fragment', () => {
+    const r = new Reassembler(5, 1000);
+    const [h, buf] = fragment(5, Buffer.from('whole message'), 0, 13);
+    expect(r.add(h, buf)).toBe(FragmentResult.Accepted);
+    const [h2, junk] = fragment(5, Buffer.from('JUNKJUNKJUNKJ'), 2, 4);
+    expect(r.add(h2, junk)).toBe(FragmentResult.Accepted);
+    const m = r.take();
+    expect(m?.body.toString()).toBe('whole message');
+    expect(buf.toString()).toBe('whole message');
+    expect(r.take()).toBeUndefined();
+  });
+
   it('holds the next messages until the expected one is complete', () => {
     const r = new Reassembler(2, 1000);
     expect(r.add(...fragment(3, Buffer.from('fin'), 0, 3, 20))).toBe(FragmentResult.Accepted);

@@ -180,6 +180,23 @@ describe('handshake', () => {
     c.stop('closed');
   });
 
+  it('holds only a few small epoch-1 records while the PSK is looked up', async () => {
+    let release: (d: ReturnType<typeof device>) => void = () => undefined;
+    h = new DtlsHarness({}, [], () => new Promise((r) => (release = r)));
+    const c = h.client({ retransmitMs: 60_000 });
+    const done = c.handshake();
+    await until(() => h.server.handshakeCount === 1 && h.sent.length >= 2, 1000, 'flight 5 sent');
+    await new Promise((r) => setTimeout(r, 10));
+    const at = { address: '10.0.0.1', port: 40000 };
+    // Large and numerous epoch-1 records while the lookup is pending are not kept.
+    h.inject(c.record(Buffer.alloc(2000)), at);
+    for (let i = 0; i < 6; i++) h.inject(c.record(Buffer.alloc(10)), at);
+    expect(await h.metric('cellgate_dtls_records_dropped_total', { reason: 'handshake_cap' })).toBe(4);
+    release(device('dev1'));
+    await done;
+    expect(h.server.sessionCount).toBe(1);
+  });
+
   it('drops a handshake stuck on the registry after the handshake timeout', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'Date'] });
     h = new DtlsHarness({ handshakeTimeoutMs: 5000 }, [], () => new Promise(() => undefined));
