@@ -4,6 +4,7 @@
  * percentiles, losses and non-2.xx answers.
  *
  *   node dist/bench/coap-load.js --port 5683 --devices 100 --seconds 10 --payload 20 --path t --id-prefix dev
+ *   (--accept 50 adds an Accept option)
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { parseArgs } from 'node:util';
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     'id-prefix': { type: 'string', default: '' },
     'timeout-ms': { type: 'string', default: '1000' },
     warmup: { type: 'string', default: '1' },
+    accept: { type: 'string', default: '' },
   },
 });
 
@@ -33,6 +35,8 @@ const payloadSize = Number(values.payload);
 const timeoutMs = Number(values['timeout-ms']);
 const warmupS = Number(values.warmup);
 
+const accept = values.accept ? Number(values.accept) : undefined;
+
 function uplink(path: string, query: string | undefined, payload: Buffer): Buffer {
   const parts: Buffer[] = [Buffer.from([0x44, 0x02, 0, 0, 0, 0, 0, 0])];
   let prev = 0;
@@ -44,6 +48,7 @@ function uplink(path: string, query: string | undefined, payload: Buffer): Buffe
   };
   opt(11, Buffer.from(path));
   if (query) opt(15, Buffer.from(query));
+  if (accept !== undefined) opt(17, accept === 0 ? Buffer.alloc(0) : Buffer.from([accept]));
   parts.push(Buffer.from([0xff]), payload);
   return Buffer.concat(parts);
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { codecCommand } from './codecs/cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
@@ -17,6 +18,11 @@ Commands:
   config check [--config FILE] validate a config file and print it with defaults filled in
   config schema                print the config's JSON Schema
   config docs                  print the configuration reference (Markdown)
+  codec list [--config FILE]   list built-in and configured codecs
+  codec test <codec> <hex | @file> [--options JSON] [--content-format N] [--path P] [--config FILE]
+                               decode a payload and print the JSON (for plugin authors)
+  codec encode <codec> <JSON | @file> [--options JSON] [--accept N] [--config FILE]
+                               encode a downlink and print the bytes as hex
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
@@ -84,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(USAGE);
       return 2;
     }
+    case 'codec':
+      return codecCommand(rest, process.stdout, process.stderr);
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n');

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { BenchContext } from './context.js';
+import type { ChildProcess } from 'node:child_process';
 import { output, spawnPinned } from './proc.js';
 
 /** What `coap-load.js` prints. */
@@ -37,36 +38,54 @@ export async function coapLoad(
   return JSON.parse((await output(child)).trim().split('\n').pop() as string) as LoadResult;
 }
 
-/** Writes a gateway's config and device file (`dev0`…) into a fresh folder; returns the config path. */
+/**
+ * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec, or
+ * the fields it returns for device `i`, e.g. a PSK) into a fresh folder, with `extra.files` beside them and
+ * `extra.sections` in the config; returns the config path.
+ */
 export function writeGatewayConfig(
   ctx: BenchContext,
   name: string,
   port: number,
   devices: number,
   publisher: Record<string, unknown>,
-  more: {
-    /** More fields of device `i` (e.g. its PSK). */
-    device?: (i: number) => Record<string, unknown>;
-    /** More config sections (e.g. `dtls`), and `coap` fields merged over the defaults. */
-    config?: Record<string, unknown>;
+  extra: {
+    device?: Record<string, unknown> | ((i: number) => Record<string, unknown>);
+    files?: Record<string, string>;
+    logLevel?: string;
+    /** Config sections that replace the defaults above (e.g. `http`) or add to them (e.g. `downlink`). */
+    sections?: Record<string, unknown>;
   } = {},
 ): string {
   const dir = ctx.tmp(name);
+  for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
+  const fields = extra.device;
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}`, ...more.device?.(i) }))),
+    stringify(
+      Array.from({ length: devices }, (_, i) => ({
+        id: `dev${i}`,
+        ...(typeof fields === 'function' ? fields(i) : fields),
+      })),
+    ),
   );
-  const { coap, ...sections } = more.config ?? {};
   writeFileSync(
     join(dir, 'gw.yaml'),
     stringify({
-      coap: { bind: '127.0.0.1', port, nosec: true, ...(coap as Record<string, unknown> | undefined) },
+      coap: { bind: '127.0.0.1', port, nosec: true },
       http: { bind: '127.0.0.1', port: 0 },
       devices: { file: 'devices.yaml', watch: false },
       publisher,
-      log: { level: 'error' },
-      ...sections,
+      log: { level: extra.logLevel ?? 'error' },
+      ...extra.sections,
     }),
   );
   return join(dir, 'gw.yaml');
+}
+
+/** Starts the compiled gateway (`cellgate start --config …`) pinned to core 0. */
+export function spawnGateway(ctx: BenchContext, config: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
+    env,
+  });
 }

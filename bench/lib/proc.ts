@@ -33,11 +33,17 @@ export function rssBytes(pid: number | undefined): number {
   }
 }
 
-/** CPU time (user + system) a process has used, in seconds (Linux /proc), or 0 when unknown. */
-export function cpuSeconds(pid: number | undefined): number {
+/**
+ * CPU time (user + system) a process has used, in seconds (Linux /proc), or 0 when unknown. With `tid`, that
+ * of one of its threads (the main thread's id is the process id).
+ */
+export function cpuSeconds(pid: number | undefined, tid?: number): number {
   if (!pid) return 0;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(
+      tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+      'utf8',
+    );
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
     return (Number(fields[11]) + Number(fields[12])) / 100;

@@ -4,10 +4,9 @@
  * on one core; the load generator and the IoT Data Plane server share the other. The per-core figure is
  * uplinks per CPU-second of the gateway process.
  */
-import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { coapLoad, writeGatewayConfig } from '../lib/gateway.js';
-import { cpuSeconds, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
+import { coapLoad, spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
+import { cpuSeconds, rssBytes, stop, waitForCoap } from '../lib/proc.js';
 import { benchCredentials, startIotServer } from './publish.js';
 
 const DEVICES = 100;
@@ -25,9 +24,7 @@ async function gatewayRun(
     ack,
     outbox: { dir: 'outbox' },
   });
-  const gw = spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config], {
-    env: { ...process.env, ...benchCredentials },
-  });
+  const gw = spawnGateway(ctx, config, { ...process.env, ...benchCredentials });
   try {
     await waitForCoap(port);
     const cpu0 = cpuSeconds(gw.pid);

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { coapLoad, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
+import { coapLoad, spawnGateway, writeGatewayConfig, type LoadResult } from '../lib/gateway.js';
 import { rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const DEVICES = 100;
@@ -19,12 +19,7 @@ function line(name: string, r: LoadResult, extra = ''): string {
 
 async function cellgate(ctx: BenchContext, port: number): Promise<void> {
   const config = writeGatewayConfig(ctx, 'nosec', port, DEVICES, { type: 'null' });
-  const server = spawnPinned(0, process.execPath, [
-    join(ctx.dist, 'src/cli.js'),
-    'start',
-    '--config',
-    config,
-  ]);
+  const server = spawnGateway(ctx, config);
   try {
     await waitForCoap(port);
     const requests = ctx.quick ? 500_000 : 5_000_000;

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { writeGatewayConfig } from '../lib/gateway.js';
+import { spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
 import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const KEY_HEX = '73656372657450534b'; // "secretPSK"
@@ -89,13 +89,13 @@ async function cellgate(ctx: BenchContext, port: number): Promise<Server> {
     { type: 'null' },
     {
       device: (i) => ({ psk: { identity: `dev${i}`, key: `hex:${KEY_HEX}` } }),
-      config: {
-        coap: { dtlsPort: port + 1 },
+      sections: {
+        coap: { bind: '127.0.0.1', port, nosec: true, dtlsPort: port + 1 },
         dtls: { maxHandshakes: DEVICES, maxHandshakesPerAddress: DEVICES, maxSessions: DEVICES },
       },
     },
   );
-  const child = spawnPinned(0, process.execPath, [join(ctx.dist, 'src/cli.js'), 'start', '--config', config]);
+  const child = spawnGateway(ctx, config);
   await waitForCoap(port);
   return { pid: child.pid, port: port + 1, stop: () => stop(child) };
 }

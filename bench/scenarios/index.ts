@@ -1,9 +1,19 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
+import { downlinkScenario } from '../downlink.js';
 import type { Scenario } from '../lib/context.js';
 import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 import { coapIot } from './coap-iot.js';
+import { codecs } from './codecs.js';
 import { dtls } from './dtls.js';
 import { publishAwsIot } from './publish.js';
 
-export const scenarios: Scenario[] = [coapEngine, coapNosec, dtls, publishAwsIot, coapIot];
+export const scenarios: Scenario[] = [
+  coapEngine,
+  coapNosec,
+  dtls,
+  publishAwsIot,
+  coapIot,
+  codecs,
+  downlinkScenario,
+];

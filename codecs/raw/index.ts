@@ -17,5 +17,9 @@ const raw: Codec = {
   },
 };
 
-const plugin: CodecPlugin = { name: 'raw', create: () => raw };
+const plugin: CodecPlugin = {
+  name: 'raw',
+  description: 'no decoding: the envelope carries the bytes (base64); downlinks are bytes as given',
+  create: () => raw,
+};
 export default plugin;

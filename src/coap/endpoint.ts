@@ -113,6 +113,10 @@ class ServerExchange implements Exchange {
     return this.request.uint(Option.ACCEPT);
   }
 
+  get blockSize(): number {
+    return blockSize(this.endpoint.responseSzx(this));
+  }
+
   respond(response: CoapResponse): void {
     if (this.responded) return;
     this.responded = true;
@@ -537,13 +541,30 @@ export class CoapEndpoint {
     diagnostic: string | undefined,
     options?: OptionEntry[],
   ): void {
+    this.reply(msg, peer, entry, code, options, diagnostic ? Buffer.from(diagnostic) : undefined);
+  }
+
+  /**
+   * Answers in the request's own exchange: piggybacked on the ACK of a CON, or as a NON response to a NON.
+   * The answer is remembered for retransmissions of the request. A class of response the client declined
+   * (No-Response, RFC 7967) is not sent; a CON still gets its empty ACK.
+   */
+  private reply(
+    msg: CoapMessage,
+    peer: Peer,
+    entry: DedupEntry,
+    code: number,
+    options: OptionEntry[] | undefined,
+    payload: Buffer | undefined,
+  ): void {
     this.count(msg.code, code);
     const isCon = msg.type === MessageType.CON;
     if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
       if (isCon) {
         const ack = encodeEmpty(MessageType.ACK, msg.messageId);
+        const sent = entry.emptyAcked;
         this.dedup.setResponse(entry, ack);
-        this.send(peer, ack);
+        if (!sent) this.send(peer, ack);
       }
       return;
     }
@@ -553,7 +574,7 @@ export class CoapEndpoint {
       messageId: isCon ? msg.messageId : this.nextMid(peer),
       token: msg.token,
       options,
-      payload: diagnostic ? Buffer.from(diagnostic) : undefined,
+      payload,
     });
     this.dedup.setResponse(entry, bytes);
     this.send(peer, bytes);
@@ -576,18 +597,7 @@ export class CoapEndpoint {
     if (contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, contentFormat]);
     if (etag) options.push([Option.ETAG, etag]);
     if (msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
-    this.count(msg.code, code);
-    const isCon = msg.type === MessageType.CON;
-    const bytes = encodeMessage({
-      type: isCon ? MessageType.ACK : MessageType.NON,
-      code,
-      messageId: isCon ? msg.messageId : this.nextMid(peer),
-      token: msg.token,
-      options,
-      payload: slice.payload,
-    });
-    this.dedup.setResponse(entry, bytes);
-    this.send(peer, bytes);
+    this.reply(msg, peer, entry, code, options, slice.payload);
   }
 
   private nextMid(peer: Peer): number {
@@ -598,6 +608,12 @@ export class CoapEndpoint {
 
   private count(method: number, code: number): void {
     this.responseCounts[((method & 31) << 8) | (code & 0xff)]++;
+  }
+
+  /** The block size (SZX) a response to this exchange is sliced at: the client's, if smaller than ours. */
+  responseSzx(ex: ServerExchange): number {
+    const b2 = ex.block2;
+    return b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
   }
 
   /** Sends the handler's response for an exchange. */
@@ -619,7 +635,7 @@ export class CoapEndpoint {
     if (ex.block1Szx >= 0) options.push([Option.BLOCK1, encodeBlock(ex.block1Num, false, ex.block1Szx)]);
     if (payload && payload.length > 0) {
       const b2 = ex.block2;
-      const szx = b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
+      const szx = this.responseSzx(ex);
       if (b2 || payload.length > blockSize(szx)) {
         const num = b2 ? b2.num : 0;
         const body = payload;
@@ -651,42 +667,11 @@ export class CoapEndpoint {
     const peer = ex.peer;
     const code = res.code;
     const isCon = msg.type === MessageType.CON;
+    const separate = res.confirmable === true || (isCon && ex.dedup.emptyAcked);
+    if (!separate || suppressed(msg.uint(Option.NO_RESPONSE), code)) {
+      return this.reply(msg, peer, ex.dedup, code, options, payload);
+    }
     this.count(ex.method, code);
-    if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
-      // The client asked not to hear this class of response (RFC 7967); a CON still gets its empty ACK.
-      if (isCon) {
-        const ack = encodeEmpty(MessageType.ACK, msg.messageId);
-        this.dedup.setResponse(ex.dedup, ack);
-        if (!ex.dedup.emptyAcked) this.send(peer, ack);
-      }
-      return;
-    }
-    if (isCon && !ex.dedup.emptyAcked && !res.confirmable) {
-      const bytes = encodeMessage({
-        type: MessageType.ACK,
-        code,
-        messageId: msg.messageId,
-        token: msg.token,
-        options,
-        payload,
-      });
-      this.dedup.setResponse(ex.dedup, bytes);
-      this.send(peer, bytes);
-      return;
-    }
-    if (!isCon && !res.confirmable) {
-      const bytes = encodeMessage({
-        type: MessageType.NON,
-        code,
-        messageId: this.nextMid(peer),
-        token: msg.token,
-        options,
-        payload,
-      });
-      this.dedup.setResponse(ex.dedup, bytes);
-      this.send(peer, bytes);
-      return;
-    }
     // Separate CON response (RFC 7252 §5.2.2), retransmitted until the peer acknowledges it.
     if (isCon) this.emptyAck(ex);
     const mid = this.nextMid(peer);

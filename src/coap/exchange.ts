@@ -36,6 +36,8 @@ export interface Exchange {
   readonly accept: number | undefined;
   /** Time the (last block of the) request arrived, ms since the epoch. */
   readonly receivedAt: number;
+  /** Largest response payload sent in one message; a longer one goes out block-wise (Block2). */
+  readonly blockSize: number;
   /** Sends the response. Call exactly once, synchronously or later. */
   respond(response: CoapResponse): void;
   /** True once `respond` was called. */

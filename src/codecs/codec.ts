@@ -13,6 +13,8 @@ export interface UplinkContext {
   /** Content-Format option of the request, if any. */
   readonly contentFormat: number | undefined;
   readonly transport: TransportName;
+  /** When the gateway received the uplink (ms since the epoch); codecs resolve relative times against it. */
+  readonly receivedAt?: number;
 }
 
 export interface DownlinkContext {
@@ -34,27 +36,67 @@ export interface EncodeOutput {
   readonly contentFormat?: number;
 }
 
-/** Thrown (or rejected) by a codec that cannot decode or encode; the reason goes into the envelope. */
+/**
+ * Thrown (or rejected) by a codec that cannot decode or encode; the reason goes into the envelope. Any error
+ * whose `name` is `DecodeError` counts as one (plugins need not import this class). Other errors count as
+ * plugin faults (metric reason `exception`).
+ */
 export class DecodeError extends Error {
   override readonly name = 'DecodeError';
 }
 
+export function isDecodeError(err: unknown): boolean {
+  return (err as { name?: unknown } | null)?.name === 'DecodeError';
+}
+
 export interface Codec {
   readonly name: string;
+  /**
+   * The Content-Formats this codec decodes. An uplink that names another Content-Format is answered 4.15
+   * (Unsupported Content-Format) instead of being published with a decode error. Leave it out to take any.
+   */
+  readonly contentFormats?: readonly number[];
   decodeUplink(bytes: Buffer, ctx: UplinkContext): DecodeOutput | Promise<DecodeOutput>;
   encodeDownlink?(data: unknown, ctx: DownlinkContext): EncodeOutput | Promise<EncodeOutput>;
   close?(): void | Promise<void>;
 }
 
+/** Runs payload-formatter scripts with time and memory limits (the `js` codec's host). */
+export interface ScriptSandbox {
+  /** Compiles a script and checks it defines a decoder; rejects with the reason when it cannot. */
+  loadScript(script: ScriptSource): Promise<Codec>;
+}
+
+export interface ScriptSource {
+  /** Codec name reported in results (`js`). */
+  readonly name: string;
+  readonly source: string;
+  /** File name shown in stack traces and errors. */
+  readonly filename: string;
+  /** LoRaWAN FPort handed to the formatter (`input.fPort`). */
+  readonly fPort: number;
+  /** ChirpStack `variables` handed to the formatter. */
+  readonly variables: Readonly<Record<string, string>>;
+}
+
 export interface CodecEnv {
   /** Folder relative option paths (proto files, scripts) resolve against. */
   readonly baseDir: string;
+  /** The script sandbox, when the host provides one (the `js` codec needs it). */
+  readonly sandbox?: ScriptSandbox;
 }
 
 /** What a codec module exports as its default export. */
 export interface CodecPlugin {
   readonly name: string;
+  /** One line for `cellgate codec list`. */
+  readonly description?: string;
   create(options: Readonly<Record<string, unknown>>, env: CodecEnv): Codec | Promise<Codec>;
+  /**
+   * Files the options refer to (relative to `env.baseDir`). The registry re-creates the codec when one of them
+   * changes, on the next `prepare` (device registry reload).
+   */
+  files?(options: Readonly<Record<string, unknown>>): readonly string[];
 }
 
 export function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
@@ -77,5 +119,25 @@ export interface DecodeResult {
  * runs it with time and failure guards. Never throws and never rejects.
  */
 export interface UplinkDecoder {
+  /** Why this uplink's Content-Format cannot be decoded for the device (answered 4.15), or undefined. */
+  refuses?(device: Device, path: string, contentFormat: number | undefined): string | undefined;
   decode(device: Device, bytes: Buffer, ctx: UplinkContext): DecodeResult | Promise<DecodeResult>;
+}
+
+/** What the downlink path gets back: the bytes to send, or why there are none. */
+export type EncodeResult =
+  | {
+      readonly codec: string;
+      readonly bytes: Buffer;
+      readonly contentFormat?: number;
+      readonly error?: undefined;
+    }
+  | { readonly codec: string; readonly bytes: null; readonly error: string };
+
+/**
+ * What the downlink path calls: the device's codec encodes (or JSON for Accept 50, CBOR for Accept 60) with
+ * time and failure guards. Never throws and never rejects.
+ */
+export interface DownlinkEncoder {
+  encodeDownlink(device: Device, data: unknown, ctx: DownlinkContext): EncodeResult | Promise<EncodeResult>;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { isModulePath } from './codecs.js';
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -88,6 +89,16 @@ function resolvePaths(config: Config, baseDir: string): void {
     if (tls.cert) tls.cert = resolveFrom(baseDir, tls.cert);
     if (tls.key) tls.key = resolveFrom(baseDir, tls.key);
   }
+  const plugins = config.codecs.plugins;
+  for (const [name, entry] of Object.entries(plugins)) {
+    if (typeof entry === 'string') {
+      if (isModulePath(entry)) plugins[name] = resolveFrom(baseDir, entry);
+    } else if (isModulePath(entry.module)) entry.module = resolveFrom(baseDir, entry.module);
+  }
+  const admin = config.admin;
+  if (admin.tokenFile) admin.tokenFile = resolveFrom(baseDir, admin.tokenFile);
+  if (admin.sigv4.secretAccessKeyFile)
+    admin.sigv4.secretAccessKeyFile = resolveFrom(baseDir, admin.sigv4.secretAccessKeyFile);
 }
 
 /** Loads a config file (or none: defaults only) with environment overrides applied. */

@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { adminSchema } from './admin.js';
+import { downlinkSchema } from './downlink.js';
+import { codecsSchema } from './codecs.js';
 import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
 
@@ -13,7 +16,10 @@ export const configSchema = z.strictObject({
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,
+  codecs: codecsSchema,
   downloads: downloadsSchema,
+  downlink: downlinkSchema,
+  admin: adminSchema,
   log: logSchema,
 });
 

@@ -59,6 +59,11 @@ export class MemoryRegistry implements DeviceRegistry {
     return Promise.resolve(this.index.byIdentity.get(identity));
   }
 
+  /** Every device (for the codec registry, which creates the codecs devices use ahead of time). */
+  values(): IterableIterator<Device> {
+    return this.index.byId.values();
+  }
+
   /** Lookup without a promise, for callers that know the registry is local. */
   byPskIdentitySync(identity: string): Device | undefined {
     return this.index.byIdentity.get(identity);

@@ -16,6 +16,8 @@ export interface DeviceRegistry {
   byAddress(ip: string): Device | undefined;
   byPskIdentity(identity: string): Promise<Device | undefined>;
   readonly size: number;
+  /** Every device, when the registry holds them all (a remote registry may not). */
+  values?(): Iterable<Device>;
   /** Subscribes to changes; returns the unsubscribe function. */
   onChange(listener: (change: RegistryChange) => void): () => void;
   /** Re-reads the source now (SIGHUP). Keeps the current devices when the source is invalid. */

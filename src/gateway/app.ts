@@ -4,9 +4,10 @@
  */
 import { CoapEndpoint } from '../coap/endpoint.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
-import rawCodec from '../../codecs/raw/index.js';
+import { CodecRegistry } from '../codecs/registry.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
+import { createDownlinks, mountAdminApi, type DownlinkCodecs, type Downlinks } from '../downlink/index.js';
 import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
@@ -25,6 +26,8 @@ export interface GatewayOverrides {
   publisher?: Publisher;
   registry?: DeviceRegistry;
   decoder?: UplinkDecoder;
+  /** Device codecs for downlinks (default: the codec registry). */
+  downlinkCodecs?: DownlinkCodecs;
 }
 
 export interface RunningGateway {
@@ -34,23 +37,14 @@ export interface RunningGateway {
   readonly gateway: Gateway;
   readonly publisher: Publisher;
   readonly registry: DeviceRegistry;
+  /** The downlink layer (undefined when `downlink.enabled` is false). */
+  readonly downlinks?: Downlinks;
   readonly metrics: MetricsRegistry;
   readonly http: HttpSidePort;
   readonly log: Logger;
   /** Reasons the gateway is not ready for traffic; empty when ready. */
   notReady(): string[];
   close(): Promise<void>;
-}
-
-/** Until a device's codec says otherwise, uplinks are kept as raw bytes. */
-async function rawDecoder(): Promise<UplinkDecoder> {
-  const codec = await rawCodec.create({}, { baseDir: '.' });
-  return {
-    decode: (_device, bytes, ctx) => {
-      const out = codec.decodeUplink(bytes, ctx) as { data: unknown };
-      return { codec: codec.name, data: out.data };
-    },
-  };
 }
 
 export async function startGateway(
@@ -69,7 +63,25 @@ export async function startGateway(
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
     gaugeFrom(metrics, 'cellgate_devices', 'Devices in the registry.', () => registry.size);
-    const decoder = overrides.decoder ?? (await rawDecoder());
+    let decoder = overrides.decoder;
+    let downlinkCodecs = overrides.downlinkCodecs;
+    if (!decoder) {
+      const codecs = new CodecRegistry({
+        config: config.codecs,
+        baseDir: loaded.baseDir,
+        metrics,
+        log,
+        caps,
+      });
+      closers.push(() => codecs.close());
+      // Codecs the devices use are created now and again after each registry reload, so decoding picks
+      // them synchronously; a registry that cannot list its devices gets them created on first use.
+      const follow = codecs.follow(registry);
+      closers.push(() => follow.stop());
+      await follow.ready;
+      decoder = codecs;
+      downlinkCodecs ??= codecs; // it encodes downlinks with the devices' codecs too
+    }
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
     closers.push(() => publisher.close());
@@ -90,6 +102,15 @@ export async function startGateway(
       log,
       metrics,
     });
+    const downlinks = createDownlinks(config.downlink, {
+      log,
+      metrics,
+      caps,
+      codecs: downlinkCodecs,
+    });
+    if (downlinks) closers.push(() => downlinks.close());
+    downlinks?.attach(gateway, registry, config.coap.identity);
+    await downlinks?.ready(config.downlink.redis.commandTimeoutMs);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
       {
@@ -151,6 +172,7 @@ export async function startGateway(
       return reasons;
     };
     const http = new HttpSidePort(metrics, { notReady }, log);
+    if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
     closers.push(() => http.close());
 
@@ -170,6 +192,7 @@ export async function startGateway(
       gateway,
       publisher,
       registry,
+      downlinks,
       metrics,
       http,
       log,

@@ -38,7 +38,8 @@ export interface GatewayDeps {
 
 const CHANGED: CoapResponse = Object.freeze({ code: Code.CHANGED });
 
-function text(code: number, message: string, maxAge?: number): CoapResponse {
+/** A response with a short plain-text diagnostic. */
+export function text(code: number, message: string, maxAge?: number): CoapResponse {
   return { code, payload: Buffer.from(message), contentFormat: ContentFormat.TEXT, maxAge };
 }
 
@@ -91,6 +92,11 @@ export class Gateway implements RequestHandler {
       this.count('unauthorized');
       return ex.respond(text(Code.UNAUTHORIZED, device));
     }
+    const refusal = this.deps.decoder.refuses?.(device, ex.path, ex.contentFormat);
+    if (refusal !== undefined) {
+      this.count('unsupported_content_format');
+      return ex.respond(text(Code.UNSUPPORTED_CONTENT_FORMAT, refusal));
+    }
     if (ex.request.has(Option.IF_MATCH)) {
       // An uplink creates a new message: there is no current representation for If-Match to match.
       return ex.respond(text(Code.PRECONDITION_FAILED, 'If-Match cannot match an uplink'));
@@ -101,6 +107,7 @@ export class Gateway implements RequestHandler {
       path: ex.path,
       contentFormat: ex.contentFormat,
       transport: ex.peer.transport,
+      receivedAt: ex.receivedAt,
     });
     if (isPromiseLike(result)) result.then((r) => this.publish(ex, device, r));
     else this.publish(ex, device, result);

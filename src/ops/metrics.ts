@@ -42,18 +42,33 @@ export function counterFrom(
   read: () => number | ReadonlyMap<string, number> | Record<string, number>,
   labelName?: string,
 ): Counter {
+  return counterFromLabels(registry, name, help, labelName ? [labelName] : [], function* () {
+    const v = read();
+    if (typeof v === 'number') yield [[], v] as const;
+    else if (labelName)
+      for (const [k, n] of v instanceof Map ? v.entries() : Object.entries(v)) yield [[k], n] as const;
+  });
+}
+
+/** A counter family with several labels, read from plain numbers (label values in `labelNames` order). */
+export function counterFromLabels(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => Iterable<readonly [readonly string[], number]>,
+): Counter {
   return new Counter({
     name,
     help,
-    labelNames: labelName ? [labelName] : [],
+    labelNames: [...labelNames],
     registers: [registry],
     collect() {
-      const v = read();
       this.reset();
-      if (typeof v === 'number') this.inc(v);
-      else if (labelName) {
-        const entries = v instanceof Map ? v.entries() : Object.entries(v);
-        for (const [k, n] of entries) this.inc({ [labelName]: k }, n);
+      for (const [values, n] of read()) {
+        const labels: Record<string, string> = {};
+        for (let i = 0; i < labelNames.length; i++) labels[labelNames[i]] = values[i];
+        this.inc(labels, n);
       }
     },
   });
@@ -116,25 +131,16 @@ export class CapReporter {
   }
 }
 
-/**
- * A histogram for hot paths: `observe` is a bucket scan and three additions, with no label handling; the
- * Prometheus exposition is built when scraped. Registered on the registry like any prom-client metric.
- */
-export class FastHistogram {
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
+type Sample = { labels: Record<string, string | number>; value: number; metricName: string };
+
+/** The bucket counts of one histogram series: `observe` is a bucket scan and three additions. */
+export class HistogramSeries {
   private readonly counts: Float64Array;
   private sum = 0;
   private count = 0;
 
-  constructor(
-    registry: Registry,
-    readonly name: string,
-    readonly help: string,
-    private readonly buckets: readonly number[],
-  ) {
+  constructor(private readonly buckets: readonly number[]) {
     this.counts = new Float64Array(buckets.length + 1);
-    registry.registerMetric(this as never);
   }
 
   observe(value: number): void {
@@ -152,22 +158,92 @@ export class FastHistogram {
     this.count = 0;
   }
 
-  get(): {
-    name: string;
-    help: string;
-    type: string;
-    aggregator: string;
-    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
-  } {
-    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+  /** The series' exposition samples (`_bucket`, `_sum`, `_count`) with extra labels. */
+  samples(name: string, labels: Record<string, string>, out: Sample[]): void {
     let cumulative = 0;
     for (let i = 0; i < this.buckets.length; i++) {
       cumulative += this.counts[i];
-      values.push({ labels: { le: this.buckets[i] }, value: cumulative, metricName: `${this.name}_bucket` });
+      out.push({
+        labels: { le: this.buckets[i], ...labels },
+        value: cumulative,
+        metricName: `${name}_bucket`,
+      });
     }
-    values.push({ labels: { le: '+Inf' }, value: this.count, metricName: `${this.name}_bucket` });
-    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` });
-    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` });
+    out.push({ labels: { le: '+Inf', ...labels }, value: this.count, metricName: `${name}_bucket` });
+    out.push({ labels: { ...labels }, value: this.sum, metricName: `${name}_sum` });
+    out.push({ labels: { ...labels }, value: this.count, metricName: `${name}_count` });
+  }
+}
+
+/**
+ * A histogram for hot paths: `observe` is a bucket scan and three additions, with no label handling; the
+ * Prometheus exposition is built when scraped. Registered on the registry like any prom-client metric.
+ */
+export class FastHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series: HistogramSeries;
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    buckets: readonly number[],
+  ) {
+    this.series = new HistogramSeries(buckets);
+    registry.registerMetric(this as never);
+  }
+
+  observe(value: number): void {
+    this.series.observe(value);
+  }
+
+  reset(): void {
+    this.series.reset();
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
+    const values: Sample[] = [];
+    this.series.samples(this.name, {}, values);
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
+/**
+ * A FastHistogram with one label: each label value gets its series once (`series(value)`), and hot paths
+ * observe on that series directly.
+ */
+export class FastHistogramFamily {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly children = new Map<string, HistogramSeries>();
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    private readonly labelName: string,
+    private readonly buckets: readonly number[],
+  ) {
+    registry.registerMetric(this as never);
+  }
+
+  series(labelValue: string): HistogramSeries {
+    let s = this.children.get(labelValue);
+    if (!s) {
+      s = new HistogramSeries(this.buckets);
+      this.children.set(labelValue, s);
+    }
+    return s;
+  }
+
+  reset(): void {
+    for (const s of this.children.values()) s.reset();
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
+    const values: Sample[] = [];
+    for (const [label, s] of this.children) s.samples(this.name, { [this.labelName]: label }, values);
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }

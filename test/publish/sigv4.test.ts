@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { describe, expect, it } from 'vitest';
-import { canonicalQuery, canonicalUri, uriEncode, verifySigV4, type Credential } from '../support/sigv4.js';
+import {
+  canonicalQuery,
+  canonicalUri,
+  uriEncode,
+  verifySigV4,
+  type Credential,
+} from '../../src/ops/sigv4.js';
 
 // The AWS SigV4 test suite's credentials, date and scope.
 const SUITE: Credential = {

@@ -1,6 +1,6 @@
 /**
  * A wire-compatible AWS IoT Data Plane HTTP server for the tests and benchmarks, driven by the real SDK
- * client: every request's SigV4 signature is checked (with `sigv4.ts`, not the SDK's signer); `Publish`
+ * client: every request's SigV4 signature is checked (with `src/ops/sigv4.ts`, not the SDK's signer); `Publish`
  * records topic, payload, QoS, retain, content type, user properties and the other MQTT 5 fields; the device
  * shadow calls keep real shadow documents (`shadow-store.ts`). Faults are injected on demand: error answers
  * (429, 5xx, any code), answers that never come, dropped connections and delays.
@@ -11,7 +11,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ShadowStore, type ShadowAnswer } from './shadow-store.js';
-import { verifySigV4, type Credential } from './sigv4.js';
+import { verifySigV4, type Credential } from '../../src/ops/sigv4.js';
 
 export const TEST_CREDENTIAL: Credential = {
   accessKeyId: 'AKIDCELLGATETEST',

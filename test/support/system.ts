@@ -1,5 +1,5 @@
 /**
- * System peers the tests talk to (libcoap, GnuTLS, OpenSSL, Redis, Mosquitto). Missing ones are installed
+ * System peers the tests talk to (libcoap, GnuTLS, OpenSSL, Redis, Mosquitto, the AWS CLI). Missing ones are installed
  * with apt-get when running as root; otherwise the test run fails with a message saying what to install.
  * Services that are down are started. Nothing is skipped silently.
  */
@@ -21,6 +21,7 @@ export const SYSTEM_PEERS: SystemPeer[] = [
   { command: 'redis-server', pkg: 'redis-server' },
   { command: 'mosquitto', pkg: 'mosquitto' },
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients' },
+  { command: 'aws', pkg: 'awscli' },
 ];
 
 export function hasCommand(command: string): boolean {

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { codecCommand } from '../../src/codecs/cli.js';
+import { FIXTURES } from './support.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await codecCommand(
+    argv,
+    { write: (t: string) => (out += t) },
+    { write: (t: string) => (err += t) },
+  );
+  return { code, out, err };
+}
+
+describe('cellgate codec (CLI)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cellgate-codec-cli-'));
+  const config = join(dir, 'cellgate.yaml');
+  writeFileSync(
+    config,
+    `codecs:\n  plugins:\n    iso: ${join(FIXTURES, 'plugins/isolated.mjs')}\n  sandbox:\n    callTimeoutMs: 100\n`,
+  );
+  writeFileSync(
+    join(dir, 'wind.js'),
+    'function decodeUplink(i) { return { data: { knots: i.bytes[1], port: i.fPort } }; }',
+  );
+  writeFileSync(join(dir, 'payload.bin'), Buffer.from('{"t":21.5}'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('lists the built-in codecs and the configured plugins', async () => {
+    const r = await run('list', '--config', config);
+    expect(r.code).toBe(0);
+    for (const name of ['raw', 'json', 'cbor', 'senml', 'protobuf', 'js'])
+      expect(r.out).toMatch(new RegExp(`^  ${name} `, 'm'));
+    expect(r.out).toContain('RFC 8428');
+    expect(r.out).toMatch(/^plugins:\n {2}iso +\/.*isolated\.mjs \(isolation: worker\)$/m);
+  });
+
+  it('decodes hex or a file and prints the JSON', async () => {
+    expect(await run('test', 'cbor', 'a1 61 61 01')).toEqual({ code: 0, out: '{\n  "a": 1\n}\n', err: '' });
+    expect(await run('test', 'json', `@${join(dir, 'payload.bin')}`)).toMatchObject({
+      code: 0,
+      out: '{\n  "t": 21.5\n}\n',
+    });
+    const senml = await run('test', 'senml', '81a3006178020106 1a3b9aca00', '--content-format', '112');
+    expect(JSON.parse(senml.out)).toEqual([{ n: 'x', v: 1, t: 1e9 }]);
+  });
+
+  it('runs a script with options relative to the config folder', async () => {
+    const r = await run(
+      'test',
+      'js',
+      '0x0020',
+      '--config',
+      config,
+      '--options',
+      '{"script":"wind.js","fPort":2}',
+    );
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(JSON.parse(r.out)).toEqual({ knots: 32, port: 2 });
+  });
+
+  it('runs a plugin given as a module path, in the sandbox', async () => {
+    const r = await run('test', join(FIXTURES, 'plugins/isolated.mjs'), '0102', '--path', '/meter/1');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ sum: 3, path: 'meter/1', scale: 1 });
+    const hang = await run('test', 'iso', 'ff', '--config', config);
+    expect(hang).toEqual({ code: 1, out: '', err: 'decode error (iso): codec iso ran longer than 100 ms\n' });
+  });
+
+  it('encodes a downlink and prints the hex', async () => {
+    expect(await run('encode', 'cbor', '{"a":1}')).toEqual({
+      code: 0,
+      out: 'a1616101\n',
+      err: '4 bytes (Content-Format 60)\n',
+    });
+    const wind = await run(
+      'encode',
+      'js',
+      '{"led":"green"}',
+      '--options',
+      `{"script":"${join(FIXTURES, 'formatters/windsensor.js')}"}`,
+    );
+    expect(wind).toEqual({ code: 0, out: '01\n', err: '1 bytes (Content-Format 42)\n' });
+    expect(await run('encode', 'senml', '[{"n":"a","v":1}]', '--accept', '112')).toMatchObject({
+      code: 0,
+      out: '81a2006161020' + '1\n',
+    });
+  });
+
+  it('says why decoding or encoding failed (exit 1)', async () => {
+    expect(await run('test', 'json', '7b')).toEqual({
+      code: 1,
+      out: '',
+      err: expect.stringMatching(/^decode error \(json\): JSON: /),
+    });
+    expect(await run('test', 'nope', '00')).toEqual({
+      code: 1,
+      out: '',
+      err: expect.stringMatching(/unknown codec "nope"/),
+    });
+    expect(await run('test', 'js', '00', '--options', '{"script":"missing.js"}')).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/cannot read script/),
+    });
+    expect(await run('encode', 'raw', '{"a":1}')).toMatchObject({
+      code: 1,
+      err: /raw codec encodes only bytes/,
+    });
+  });
+
+  it('answers bad usage with the usage text (exit 2)', async () => {
+    for (const argv of [
+      [],
+      ['frob'],
+      ['test', 'cbor'],
+      ['test', 'cbor', 'xyz'],
+      ['test', 'cbor', '00', '--bogus'],
+      ['test', 'cbor', '00', '--content-format', 'x'],
+      ['test', 'cbor', '00', '--options', '[1]'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err + r.out).toContain('usage:');
+    }
+    expect((await run('--help')).code).toBe(0);
+  });
+});
