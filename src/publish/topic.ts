@@ -13,6 +13,7 @@ export type TopicRenderer = (v: TopicVars) => string;
 
 /** MQTT wildcards and NUL may not appear in a published topic. */
 const NOT_IN_TOPIC = /[+#\0]/g;
+const HAS_NOT_IN_TOPIC = /[+#\0]/;
 
 /**
  * Compiles a template; unknown placeholders are an error. An empty value renders as `_`, and so does each
@@ -33,7 +34,8 @@ export function compileTopic(template: string): TopicRenderer {
     for (let i = 0; i < parts.length; i += 2) {
       out += parts[i] as string;
       const value = v[parts[i + 1] as keyof TopicVars];
-      out += value === undefined || value === '' ? '_' : value.replace(NOT_IN_TOPIC, '_');
+      if (value === undefined || value === '') out += '_';
+      else out += HAS_NOT_IN_TOPIC.test(value) ? value.replace(NOT_IN_TOPIC, '_') : value;
     }
     return out + tail;
   };
