@@ -39,8 +39,9 @@ export async function coapLoad(
 }
 
 /**
- * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec) into a
- * fresh folder, with `extra.files` beside them and `extra.sections` in the config; returns the config path.
+ * Writes a gateway's config and device file (`dev0`…, each with `extra.device`'s fields, e.g. a codec, or
+ * the fields it returns for device `i`, e.g. a PSK) into a fresh folder, with `extra.files` beside them and
+ * `extra.sections` in the config; returns the config path.
  */
 export function writeGatewayConfig(
   ctx: BenchContext,
@@ -49,7 +50,7 @@ export function writeGatewayConfig(
   devices: number,
   publisher: Record<string, unknown>,
   extra: {
-    device?: Record<string, unknown>;
+    device?: Record<string, unknown> | ((i: number) => Record<string, unknown>);
     files?: Record<string, string>;
     logLevel?: string;
     /** Config sections that replace the defaults above (e.g. `http`) or add to them (e.g. `downlink`). */
@@ -58,9 +59,15 @@ export function writeGatewayConfig(
 ): string {
   const dir = ctx.tmp(name);
   for (const [file, text] of Object.entries(extra.files ?? {})) writeFileSync(join(dir, file), text);
+  const fields = extra.device;
   writeFileSync(
     join(dir, 'devices.yaml'),
-    stringify(Array.from({ length: devices }, (_, i) => ({ id: `dev${i}`, ...extra.device }))),
+    stringify(
+      Array.from({ length: devices }, (_, i) => ({
+        id: `dev${i}`,
+        ...(typeof fields === 'function' ? fields(i) : fields),
+      })),
+    ),
   );
   writeFileSync(
     join(dir, 'gw.yaml'),

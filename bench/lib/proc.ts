@@ -64,11 +64,15 @@ export async function waitForCoap(port: number, timeoutMs = 15_000): Promise<voi
   try {
     while (Date.now() < deadline) {
       const answered = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), 200);
-        s.once('message', () => {
+        const onMessage = (): void => {
           clearTimeout(t);
           resolve(true);
-        });
+        };
+        const t = setTimeout(() => {
+          s.off('message', onMessage);
+          resolve(false);
+        }, 200);
+        s.once('message', onMessage);
         s.send(Buffer.from([0x40, 0, 0x12, 0x34]), port, '127.0.0.1');
       });
       if (answered) return;

@@ -5,11 +5,13 @@ import { coapEngine } from './coap-engine.js';
 import { coapNosec } from './coap-nosec.js';
 import { coapIot } from './coap-iot.js';
 import { codecs } from './codecs.js';
+import { dtls } from './dtls.js';
 import { publishAwsIot } from './publish.js';
 
 export const scenarios: Scenario[] = [
   coapEngine,
   coapNosec,
+  dtls,
   publishAwsIot,
   coapIot,
   codecs,

@@ -117,6 +117,10 @@ class ServerExchange implements Exchange {
     return blockSize(this.endpoint.responseSzx(this));
   }
 
+  get acknowledged(): boolean {
+    return this.dedup.emptyAcked;
+  }
+
   respond(response: CoapResponse): void {
     if (this.responded) return;
     this.responded = true;

@@ -38,6 +38,11 @@ export interface Exchange {
   readonly receivedAt: number;
   /** Largest response payload sent in one message; a longer one goes out block-wise (Block2). */
   readonly blockSize: number;
+  /**
+   * True once the request was acknowledged with an empty ACK: the response will be a separate CON response.
+   * (libcoap's client, up to at least 4.3.x, cannot receive a Block2 body in a separate response.)
+   */
+  readonly acknowledged: boolean;
   /** Sends the response. Call exactly once, synchronously or later. */
   respond(response: CoapResponse): void;
   /** True once `respond` was called. */

@@ -7,11 +7,13 @@ import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } fro
 import { adminSchema } from './admin.js';
 import { downlinkSchema } from './downlink.js';
 import { codecsSchema } from './codecs.js';
+import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
 import { shutdownSchema } from './shutdown.js';
 
 export const configSchema = z.strictObject({
   coap: coapSchema,
+  dtls: dtlsSchema,
   http: httpSchema,
   devices: devicesSchema,
   publisher: publisherSchema,

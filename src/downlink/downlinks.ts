@@ -139,7 +139,13 @@ export class Downlinks {
   private failuresSinceLog = 0;
 
   // Plain-number counters, exposed at scrape time.
-  private readonly responses = { attached: 0, nothing_pending: 0, not_acceptable: 0, not_modified: 0 };
+  private readonly responses = {
+    attached: 0,
+    nothing_pending: 0,
+    not_acceptable: 0,
+    not_modified: 0,
+    deferred: 0,
+  };
   private readonly confirmations = { state: 0, commands: 0, delivery_ack: 0, unmatched: 0, invalid: 0 };
   private readonly commandEvents = { queued: 0, sent: 0, delivered: 0, unreadable: 0 };
   private readonly sourceOps = {
@@ -418,6 +424,14 @@ export class Downlinks {
     if (r.get && this.stillValid(ex, doc.etag)) {
       this.responses.not_modified++;
       return ex.respond({ code: Code.VALID, etag: doc.etag, maxAge: VALID_NO_CACHE });
+    }
+    if (ex.acknowledged && payload.length > ex.blockSize && firstBlock(ex)) {
+      // The request was already acknowledged, so this would be a separate response carrying Block2, which
+      // common device stacks (libcoap) cannot take. An uplink is answered without it (the downlink stays
+      // pending for the next exchange); GET /shadow is asked to retry, and will be answered from the cache.
+      this.responses.deferred++;
+      if (!r.get) return ex.respond(r.base);
+      return ex.respond(text(Code.SERVICE_UNAVAILABLE, 'Downlink being fetched, retry', 1));
     }
     if (firstBlock(ex)) this.offer(r.entry, doc, Date.now());
     const res: CoapResponse = { code: r.base.code, payload, contentFormat, etag: doc.etag };

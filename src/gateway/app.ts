@@ -18,6 +18,7 @@ import { socketErrorLog } from '../ops/socket-errors.js';
 import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
+import { createDtlsListener, type DtlsListener } from '../dtls/listener.js';
 import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
 import { Downloads } from './downloads.js';
@@ -34,7 +35,7 @@ export interface GatewayOverrides {
 
 export interface RunningGateway {
   readonly config: LoadedConfig['config'];
-  readonly ports: { coap?: number; http: number };
+  readonly ports: { coap?: number; dtls?: number; http: number };
   readonly endpoint: CoapEndpoint;
   readonly gateway: Gateway;
   readonly publisher: Publisher;
@@ -147,6 +148,26 @@ export async function startGateway(
       closers.push(() => listener.close());
     }
 
+    let dtls: DtlsListener | undefined;
+    if (config.dtls.enabled) {
+      const listener = await createDtlsListener({
+        bind: coap.bind,
+        port: coap.dtlsPort,
+        socketBufferBytes: coap.socketBufferBytes,
+        config: config.dtls,
+        registry,
+        log,
+        metrics,
+        caps,
+        onApplicationData: (data, peer) => endpoint.receive(data, peer),
+        onSessionClosed: (peer) => endpoint.dropPeer(peer),
+      });
+      dtls = listener;
+      closers.push(() => listener.close());
+      // A device removed or given a new key loses its session.
+      closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
+    }
+
     let draining = false;
     const notReady = (): string[] => {
       const reasons: string[] = [];
@@ -163,6 +184,7 @@ export async function startGateway(
     log.info(
       {
         coap: nosec ? `${coap.bind}:${nosec.port}` : 'off',
+        dtls: dtls ? `${coap.bind}:${dtls.port}` : 'off',
         http: `${config.http.bind}:${httpPort}`,
         devices: registry.size,
       },
@@ -170,7 +192,7 @@ export async function startGateway(
     );
     return {
       config,
-      ports: { coap: nosec?.port, http: httpPort },
+      ports: { coap: nosec?.port, dtls: dtls?.port, http: httpPort },
       endpoint,
       gateway,
       publisher,

@@ -43,6 +43,7 @@ const DEVICES = [
   { id: 'dev-5', thing: 'thing-5' },
   { id: 'dev-6', thing: 'thing-6' },
   { id: 'dev-7', thing: 'thing-7' },
+  { id: 'dev-8', thing: 'thing-8' },
   { id: 'bin-1', thing: 'bin-thing' },
 ];
 
@@ -219,6 +220,26 @@ describe('downlinks over NoSec CoAP (libcoap coap-client-notls)', () => {
     const confirm = await uplink(`bulk?id=dev-5&applied=${hex}`, '-A', '50');
     expect(confirm.body.length).toBe(0);
     await expect.poll(async () => (await shadow('thing-5')).state.delta).toBeUndefined();
+  });
+
+  it('a large document is not put in a separate response: a slow uplink gets a plain 2.04, the next one the document', async () => {
+    // libcoap (as many device stacks) cannot take Block2 in a separate CON response after an empty ACK.
+    const desired = { blob: 'z'.repeat(2500) };
+    const version = await setDesired('thing-8', desired);
+    gw.recorder.delayMs = 1500; // longer than the 1 s piggyback window: empty ACK, then a separate response
+    const started = Date.now();
+    const slow = await uplink('telemetry?id=dev-8', '-A', '50');
+    gw.recorder.delayMs = 0;
+    expect(slow.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000); // libcoap did not stall waiting for blocks
+    expect(slow.responses.map((p) => p.code)).toEqual(['2.04']);
+    expect(slow.responses[0].options.has('Block2')).toBe(false);
+    expect(slow.body.length).toBe(0);
+    const next = await uplink('telemetry?id=dev-8', '-A', '50');
+    expect(JSON.parse(next.body.toString())).toEqual({ version, desired });
+    expect(await (await admin('/metrics')).text()).toMatch(
+      /cellgate_downlink_responses_total\{outcome="deferred"\} 1/,
+    );
   });
 
   it('a confirmation whose reported state would not fit the shadow is refused: the downlink stays pending', async () => {

@@ -53,6 +53,14 @@ export class RecordingPublisher implements Publisher {
     });
   }
 
+  /** Resolves once exactly `n` messages were accepted and no more came within `settleMs` after. */
+  async waitForExactly(n: number, settleMs = 200, timeoutMs = 5000): Promise<void> {
+    await this.waitFor(n, timeoutMs);
+    await new Promise((r) => setTimeout(r, settleMs));
+    if (this.messages.length !== n)
+      throw new Error(`expected exactly ${n} publishes, saw ${this.messages.length}`);
+  }
+
   /** Raw bodies of the accepted uplinks. */
   raws(): Buffer[] {
     return this.messages.map((m) => Buffer.from(m.envelope.raw, 'base64'));

@@ -1,0 +1,110 @@
+/** The `dtls:` section: CoAP over DTLS 1.2 with pre-shared keys on `coap.dtlsPort`. */
+import { z } from 'zod';
+
+export const CIPHER_SUITE_NAMES = [
+  'TLS_PSK_WITH_AES_128_CCM_8',
+  'TLS_PSK_WITH_AES_128_GCM_SHA256',
+  'TLS_PSK_WITH_AES_128_CCM',
+] as const;
+export type CipherSuiteName = (typeof CIPHER_SUITE_NAMES)[number];
+
+export const dtlsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve CoAP over DTLS 1.2 (PSK) on `coap.dtlsPort`.'),
+    cipherSuites: z
+      .array(z.enum(CIPHER_SUITE_NAMES))
+      .min(1)
+      .default(['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CCM'])
+      .describe(
+        'Cipher suites offered, in the server’s order of preference. TLS_PSK_WITH_AES_128_CCM_8 is the CoAP mandatory suite and the smallest on the air.',
+      ),
+    requireExtendedMasterSecret: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Refuse clients that do not offer the extended master secret (RFC 7627). It is always used when offered.',
+      ),
+    connectionIdLength: z
+      .number()
+      .int()
+      .min(0)
+      .max(32)
+      .default(6)
+      .describe(
+        'Length in bytes of the Connection ID (RFC 9146) the server asks clients to send; 0 disables Connection IDs.',
+      ),
+    retransmitInitialMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(60_000)
+      .default(1000)
+      .describe('First handshake flight retransmission timeout; it doubles on every retransmission.'),
+    retransmitMaxMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .default(60_000)
+      .describe(
+        'Largest handshake retransmission timeout; the handshake fails once a flight has waited this long.',
+      ),
+    handshakeTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(3_600_000)
+      .default(180_000)
+      .describe(
+        'A handshake that has not completed after this long is dropped (slow registry, lost flights).',
+      ),
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .min(10_000)
+      .default(24 * 3600_000)
+      .describe('A session with no authenticated record for this long is removed (devices sleep for hours).'),
+    maxSessions: z
+      .number()
+      .int()
+      .min(1)
+      .default(250_000)
+      .describe(
+        'Cap on established sessions; when full, the session idle the longest makes room for a new one.',
+      ),
+    maxHandshakes: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe('Cap on handshakes in progress (after a valid cookie); more are refused until some finish.'),
+    maxHandshakesPerAddress: z
+      .number()
+      .int()
+      .min(1)
+      .default(64)
+      .describe(
+        'Cap on handshakes in progress from one source IP address (carrier NATs put many devices behind one).',
+      ),
+    maxHandshakeMessageBytes: z
+      .number()
+      .int()
+      .min(256)
+      .max(65_536)
+      .default(4096)
+      .describe('Largest incoming handshake message reassembled from fragments.'),
+    cookieSecretRotationMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(300_000)
+      .describe('How often the HelloVerifyRequest cookie secret changes (the previous one stays valid).'),
+    identityHint: z
+      .string()
+      .max(128)
+      .default('')
+      .describe('PSK identity hint sent in a ServerKeyExchange; empty sends none (the usual choice).'),
+  })
+  .prefault({});
+
+export type DtlsConfig = z.infer<typeof dtlsSchema>;

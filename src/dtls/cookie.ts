@@ -1,0 +1,60 @@
+/**
+ * Stateless HelloVerifyRequest cookies (RFC 6347 §4.2.1): an HMAC over the client's address and the
+ * ClientHello fields a client must repeat, keyed by a secret that rotates. A cookie made with the current or
+ * the previous secret is accepted, so a client that got its cookie just before a rotation still gets in.
+ * The secret rotates lazily when a cookie is made or checked: no timer.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { HmacSha256 } from './crypto/hmac.js';
+import type { ClientHello } from './handshake.js';
+
+export const COOKIE_BYTES = 16;
+
+export class CookieJar {
+  private current = new HmacSha256(randomBytes(32));
+  private previous = new HmacSha256(randomBytes(32));
+  private rotatedAt: number;
+
+  constructor(
+    private readonly rotationMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.rotatedAt = now();
+  }
+
+  private rotate(): void {
+    const t = this.now();
+    if (t - this.rotatedAt < this.rotationMs) return;
+    this.previous = t - this.rotatedAt < 2 * this.rotationMs ? this.current : new HmacSha256(randomBytes(32));
+    this.current = new HmacSha256(randomBytes(32));
+    this.rotatedAt = t;
+  }
+
+  private compute(secret: HmacSha256, address: string, port: number, hello: ClientHello): Buffer {
+    // address length | port | client_version | cipher_suites, then the address and the other fields.
+    const n = hello.cipherSuites.length;
+    const fixed = Buffer.allocUnsafe(5 + 2 * n);
+    fixed[0] = address.length;
+    fixed.writeUInt16BE(port, 1);
+    fixed.writeUInt16BE(hello.clientVersion, 3);
+    for (let i = 0; i < n; i++) fixed.writeUInt16BE(hello.cipherSuites[i], 5 + 2 * i);
+    const mac = secret.mac([fixed, address, hello.random, hello.sessionId, hello.compressionMethods]);
+    return mac.subarray(0, COOKIE_BYTES);
+  }
+
+  /** The cookie for this client and ClientHello. */
+  make(address: string, port: number, hello: ClientHello): Buffer {
+    this.rotate();
+    return this.compute(this.current, address, port, hello);
+  }
+
+  /** Whether the ClientHello carries a cookie made for this client with the current or previous secret. */
+  verify(address: string, port: number, hello: ClientHello): boolean {
+    if (hello.cookie.length !== COOKIE_BYTES) return false;
+    this.rotate();
+    return (
+      timingSafeEqual(this.compute(this.current, address, port, hello), hello.cookie) ||
+      timingSafeEqual(this.compute(this.previous, address, port, hello), hello.cookie)
+    );
+  }
+}

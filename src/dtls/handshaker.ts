@@ -1,0 +1,596 @@
+/**
+ * The server side of the DTLS 1.2 PSK handshake as flights (RFC 6347 §4.2.4):
+ *
+ *   flight 1  ClientHello                        →
+ *   flight 2                                     ←  HelloVerifyRequest (stateless cookie)
+ *   flight 3  ClientHello + cookie               →
+ *   flight 4                                     ←  ServerHello, [ServerKeyExchange], ServerHelloDone
+ *   flight 5  ClientKeyExchange, CCS, Finished   →  (PSK looked up asynchronously)
+ *   flight 6                                     ←  ChangeCipherSpec, Finished
+ *
+ * No state exists before a ClientHello with a valid cookie. Flight 4 is retransmitted on a doubling timer
+ * and when the ClientHello is repeated; flight 6 is sent again when the client repeats its Finished, until
+ * the client's first application data shows it arrived. An unknown identity continues with a random key, so
+ * it fails exactly like a wrong key: decrypt_error, no hint which.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { DtlsConfig } from '../config/dtls.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { Device } from '../devices/device.js';
+import type { CapReporter } from '../ops/metrics.js';
+import type { Logger } from '../ops/logger.js';
+import { encodeAlert } from './alert.js';
+import {
+  AlertDescription,
+  AlertLevel,
+  ContentType,
+  DTLS_1_2,
+  HANDSHAKE_HEADER_BYTES,
+  HandshakeType,
+  MAX_PLAINTEXT,
+  RANDOM_BYTES,
+  RENEGOTIATION_SCSV,
+  VERIFY_DATA_BYTES,
+} from './constants.js';
+import { EMPTY } from './cursor.js';
+import { KEY_BLOCK_LENGTH, suiteByName, type CipherSuite } from './crypto/cipher-suites.js';
+import {
+  extendedMasterSecret,
+  keyBlock,
+  masterSecret,
+  pskPremasterSecret,
+  verifyData,
+} from './crypto/prf.js';
+import { random, randomString } from './crypto/random.js';
+import { CookieJar } from './cookie.js';
+import { encodeServerExtensions } from './extensions.js';
+import { finishedFlight, helloVerifyRequest, packPlaintext, renumber } from './flights.js';
+import {
+  HandshakeHeader,
+  handshakeMessage,
+  parseClientHello,
+  parsePskClientKeyExchange,
+  pskServerKeyExchangeBody,
+  readHandshakeHeader,
+  serverHelloBody,
+  writeHandshakeHeader,
+  type ClientHello,
+} from './handshake.js';
+import { Handshake, Step } from './handshake-state.js';
+import type { KeyStore } from './key-store.js';
+import type { DtlsStats, HandshakeFailure } from './metrics.js';
+import { FragmentResult, type HandshakeMessage } from './reassembly.js';
+import type { RecordHeader } from './record.js';
+import { DtlsSession, type SessionHost } from './session.js';
+import type { SessionTable } from './session-table.js';
+
+/**
+ * Epoch-1 records held while the PSK is looked up: only the client's Finished belongs there (under 100
+ * bytes), so a few small ones.
+ */
+const MAX_EARLY_RECORDS = 4;
+const MAX_EARLY_RECORD_BYTES = 512;
+
+/** What the handshake needs from the server. */
+export interface HandshakeHost extends SessionHost {
+  readonly table: SessionTable;
+  readonly stats: DtlsStats;
+  readonly caps: CapReporter;
+  readonly log: Logger;
+  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  transmit(datagram: Buffer, address: string, port: number): void;
+  /**
+   * A new ClientHello with a valid cookie came from the address the established session `s` is bound to:
+   * make way for the new handshake.
+   */
+  unbind(s: DtlsSession, addressKey: string): void;
+  /** The handshake completed: put the session in service. */
+  establish(s: DtlsSession): void;
+  /** Feeds an epoch-1 record held during the PSK lookup back into the record layer. */
+  replay(s: DtlsSession, record: Buffer): void;
+  /** Forgets a session: wipes its keys and removes it from the table. */
+  discard(s: DtlsSession): void;
+  readonly keys: KeyStore;
+}
+
+const hashHeader = Buffer.alloc(HANDSHAKE_HEADER_BYTES);
+
+/** Adds a message to the handshake hash, with its header written as if unfragmented (RFC 6347 §4.2.6). */
+function hashMessage(hs: Handshake, m: HandshakeMessage): void {
+  writeHandshakeHeader(hashHeader, 0, m.type, m.messageSeq, m.body.length);
+  hs.transcript.update(hashHeader).update(m.body);
+}
+
+function onRetransmitTimer(h: Handshaker, s: DtlsSession): void {
+  h.retransmitTimer(s);
+}
+
+export class Handshaker {
+  private readonly suites: readonly CipherSuite[];
+  private readonly cookies: CookieJar;
+  private readonly hint: Buffer;
+  /** Sessions in their handshake. */
+  private readonly inProgress = new Set<DtlsSession>();
+  private readonly perIp = new Map<string, number>();
+  private readonly header = new HandshakeHeader();
+
+  constructor(
+    private readonly host: HandshakeHost,
+    private readonly config: DtlsConfig,
+  ) {
+    this.suites = config.cipherSuites.map(suiteByName);
+    this.cookies = new CookieJar(config.cookieSecretRotationMs);
+    this.hint = Buffer.from(config.identityHint, 'utf8');
+  }
+
+  get active(): number {
+    return this.inProgress.size;
+  }
+
+  /**
+   * An epoch-0 handshake record from address:port. `bound` is the session bound to that address, if any:
+   * one in its handshake, or an established one the client may not have seen the last flight of.
+   */
+  plaintextRecord(
+    buf: Buffer,
+    rec: RecordHeader,
+    address: string,
+    port: number,
+    addressKey: string,
+    bound: DtlsSession | undefined,
+  ): void {
+    const h = this.header;
+    const end = rec.bodyOffset + rec.bodyLength;
+    let off = rec.bodyOffset;
+    while (off < end) {
+      const start = off;
+      off = readHandshakeHeader(buf, off, end, h);
+      if (off < 0) {
+        this.host.stats.recordsDropped.malformed++;
+        return;
+      }
+      if (h.type === HandshakeType.clientHello) {
+        this.clientHello(buf, start, rec, address, port, addressKey, bound);
+        return;
+      }
+      if (!bound) {
+        this.host.stats.recordsDropped.no_session++;
+        continue;
+      }
+      const hs = bound.hs;
+      if (!hs || h.type === HandshakeType.finished) {
+        // Flight 5 repeated after the handshake completed is answered when its (protected) Finished
+        // arrives; anything else in epoch 0 is out of place.
+        if (!hs && bound.finishedSeq >= 0) continue;
+        this.host.stats.recordsDropped.unexpected++;
+        continue;
+      }
+      this.fragment(bound, hs, buf);
+      if (bound.hs !== hs) return;
+    }
+  }
+
+  /** Handshake content of an authenticated epoch-1 record of a session in its handshake. */
+  protectedHandshake(s: DtlsSession, hs: Handshake, content: Buffer): void {
+    const h = this.header;
+    let off = 0;
+    while (off < content.length) {
+      off = readHandshakeHeader(content, off, content.length, h);
+      if (off < 0 || h.type !== HandshakeType.finished) {
+        this.fail(s, hs, 'bad_message', AlertDescription.unexpectedMessage);
+        return;
+      }
+      this.fragment(s, hs, content);
+      if (s.hs !== hs) return;
+    }
+  }
+
+  /**
+   * Handshake content of an authenticated record of an established session: the client repeating its
+   * Finished (it missed flight 6), or a ClientHello asking to renegotiate, which is refused.
+   */
+  afterHandshake(s: DtlsSession, content: Buffer): void {
+    const h = this.header;
+    if (readHandshakeHeader(content, 0, content.length, h) < 0) {
+      this.host.stats.recordsDropped.malformed++;
+    } else if (h.type === HandshakeType.finished && s.finishedSeq >= 0) {
+      this.resendFinished(s);
+    } else if (h.type === HandshakeType.clientHello) {
+      this.host.sendRecord(
+        s,
+        ContentType.alert,
+        encodeAlert(AlertLevel.warning, AlertDescription.noRenegotiation),
+      );
+    } else {
+      this.host.stats.recordsDropped.unexpected++;
+    }
+  }
+
+  /** An epoch-1 record of a session whose keys are not known yet (PSK lookup in progress). */
+  early(hs: Handshake, buf: Buffer, rec: RecordHeader): void {
+    if (hs.early.length >= MAX_EARLY_RECORDS || rec.bodyLength > MAX_EARLY_RECORD_BYTES) {
+      this.host.stats.recordsDropped.handshake_cap++;
+      return;
+    }
+    hs.early.push(Buffer.from(buf.subarray(rec.start, rec.bodyOffset + rec.bodyLength)));
+  }
+
+  /** An epoch-1 record of a session in its handshake did not authenticate: wrong key or unknown identity. */
+  badRecord(s: DtlsSession, hs: Handshake): void {
+    this.fail(s, hs, hs.unknownIdentity ? 'unknown_identity' : 'bad_key', AlertDescription.decryptError);
+  }
+
+  /** The client aborted its handshake with an alert. */
+  peerAlert(s: DtlsSession, hs: Handshake): void {
+    this.fail(s, hs, 'peer_alert');
+  }
+
+  /** Abandons the handshakes of a device (its key changed) or all of them (shutdown). */
+  abandon(reason: HandshakeFailure, deviceId?: string): number {
+    let n = 0;
+    for (const s of this.inProgress) {
+      const hs = s.hs;
+      if (hs && (deviceId === undefined || hs.deviceId === deviceId)) {
+        this.fail(s, hs, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Drops handshakes older than the handshake timeout. */
+  sweep(now: number): void {
+    for (const s of this.inProgress) {
+      const hs = s.hs;
+      if (hs && now - hs.startedAt > this.config.handshakeTimeoutMs) this.fail(s, hs, 'timeout');
+    }
+  }
+
+  retransmitTimer(s: DtlsSession): void {
+    const hs = s.hs;
+    if (!hs || !hs.flight) return;
+    hs.timer = null;
+    if (hs.timeoutMs >= this.config.retransmitMaxMs) {
+      this.fail(s, hs, 'timeout');
+      return;
+    }
+    hs.timeoutMs = Math.min(2 * hs.timeoutMs, this.config.retransmitMaxMs);
+    this.resendFlight(s, hs);
+  }
+
+  private clientHello(
+    buf: Buffer,
+    start: number,
+    rec: RecordHeader,
+    address: string,
+    port: number,
+    addressKey: string,
+    bound: DtlsSession | undefined,
+  ): void {
+    const h = this.header;
+    const stats = this.host.stats;
+    if (h.fragmentOffset !== 0 || h.fragmentLength !== h.length) {
+      stats.recordsDropped.bad_hello++;
+      return;
+    }
+    const end = h.bodyOffset + h.length;
+    const hello = parseClientHello(buf.subarray(h.bodyOffset, end));
+    if (!hello) {
+      stats.recordsDropped.bad_hello++;
+      return;
+    }
+    if (!this.cookies.verify(address, port, hello)) {
+      const hvr = helloVerifyRequest(rec.seq, h.messageSeq, this.cookies.make(address, port, hello));
+      if (hvr.length > rec.bodyOffset + rec.bodyLength - rec.start) {
+        stats.recordsDropped.bad_hello++;
+        return;
+      }
+      stats.helloVerifyRequests++;
+      this.host.transmit(hvr, address, port);
+      return;
+    }
+    if (bound) {
+      const prior = bound.hs;
+      if (prior ? prior.clientRandom.equals(hello.random) : bound.helloTag === hello.random.readInt32BE(0)) {
+        // The client repeats its ClientHello (flight 4 was lost), or a late duplicate arrived.
+        if (prior && prior.step === Step.AwaitKeyExchange && h.messageSeq === prior.helloSeq)
+          this.resendFlight(bound, prior);
+        return;
+      }
+      // A new handshake from this address; the client proved it is there by returning the cookie.
+      if (prior) this.fail(bound, prior, 'replaced');
+      else this.host.unbind(bound, addressKey);
+    }
+    const refusal = this.negotiate(hello);
+    if (refusal) {
+      stats.handshakesFailed[refusal]++;
+      this.sendAlert(
+        address,
+        port,
+        rec.seq,
+        refusal === 'protocol_version' ? AlertDescription.protocolVersion : AlertDescription.handshakeFailure,
+      );
+      return;
+    }
+    if (this.inProgress.size >= this.config.maxHandshakes) {
+      stats.recordsDropped.handshake_cap++;
+      this.host.caps.hit('dtls_handshakes');
+      return;
+    }
+    const perIp = this.perIp.get(address) ?? 0;
+    if (perIp >= this.config.maxHandshakesPerAddress) {
+      stats.recordsDropped.handshake_cap++;
+      this.host.caps.hit('dtls_handshakes_per_address');
+      return;
+    }
+    this.perIp.set(address, perIp + 1);
+    this.start(buf.subarray(start, end), hello, h.messageSeq, rec.seq, address, port, addressKey);
+  }
+
+  /** Checks what the ClientHello offers; returns why it is refused, or undefined. */
+  private negotiate(hello: ClientHello): HandshakeFailure | undefined {
+    // DTLS versions count down: 0xfefd is 1.2, 0xfeff is 1.0.
+    if (hello.clientVersion > DTLS_1_2) return 'protocol_version';
+    if (!this.suites.some((s) => hello.cipherSuites.includes(s.id))) return 'no_common_suite';
+    if (!hello.compressionMethods.includes(0)) return 'bad_message';
+    if (!hello.extensions.extendedMasterSecret && this.config.requireExtendedMasterSecret)
+      return 'no_extended_master_secret';
+    const ri = hello.extensions.renegotiationInfo;
+    if (ri !== undefined && ri.length !== 0) return 'bad_message';
+    return undefined;
+  }
+
+  private start(
+    helloMessage: Buffer,
+    hello: ClientHello,
+    helloSeq: number,
+    recordSeq: number,
+    address: string,
+    port: number,
+    addressKey: string,
+  ): void {
+    const host = this.host;
+    const ext = hello.extensions;
+    const suite = this.suites.find((s) => hello.cipherSuites.includes(s.id)) as CipherSuite;
+    const useCid = this.config.connectionIdLength > 0 && ext.connectionId !== undefined;
+    const s = new DtlsSession(
+      host,
+      'dtls:' + randomString(9, 'base64url'),
+      address,
+      port,
+      useCid ? this.newCid() : '',
+      (Math.random() * 0x10000) | 0,
+    );
+    if (useCid) s.peerCid = (ext.connectionId as Buffer).toString('latin1');
+    s.sendLimit = Math.min(MAX_PLAINTEXT, ext.recordSizeLimit ?? MAX_PLAINTEXT);
+    s.helloTag = hello.random.readInt32BE(0);
+    // A stateless server continues the record numbering of the ClientHello (RFC 6347 §4.2.1).
+    s.epoch0Seq = recordSeq;
+    const hs = new Handshake(
+      Buffer.from(hello.random),
+      random(RANDOM_BYTES),
+      suite,
+      ext.extendedMasterSecret,
+      createHash('sha256'),
+      helloSeq,
+      address,
+      Date.now(),
+      this.config.retransmitInitialMs,
+      this.config.maxHandshakeMessageBytes,
+    );
+    s.hs = hs;
+    hs.transcript.update(helloMessage);
+    host.table.bindAddress(addressKey, s);
+    host.table.bindCid(s);
+    this.inProgress.add(s);
+    host.stats.handshakesStarted++;
+
+    const extensions = encodeServerExtensions({
+      renegotiationInfo:
+        ext.renegotiationInfo !== undefined || hello.cipherSuites.includes(RENEGOTIATION_SCSV),
+      extendedMasterSecret: ext.extendedMasterSecret,
+      recordSizeLimit: ext.recordSizeLimit !== undefined ? MAX_PLAINTEXT : undefined,
+      connectionId: useCid ? s.cid : undefined,
+    });
+    const messages = [
+      handshakeMessage(
+        HandshakeType.serverHello,
+        hs.serverSeq++,
+        serverHelloBody(DTLS_1_2, hs.serverRandom, suite.id, extensions),
+      ),
+    ];
+    if (this.hint.length > 0)
+      messages.push(
+        handshakeMessage(
+          HandshakeType.serverKeyExchange,
+          hs.serverSeq++,
+          pskServerKeyExchangeBody(this.hint),
+        ),
+      );
+    messages.push(handshakeMessage(HandshakeType.serverHelloDone, hs.serverSeq++, EMPTY));
+    for (const m of messages) hs.transcript.update(m);
+    const flight = packPlaintext(ContentType.handshake, DTLS_1_2, messages, s.epoch0Seq);
+    s.epoch0Seq += messages.length;
+    hs.flight = flight.datagram;
+    hs.flightRecords = flight.records;
+    this.arm(s, hs);
+    host.transmit(flight.datagram, address, port);
+  }
+
+  private newCid(): string {
+    for (;;) {
+      const cid = randomString(this.config.connectionIdLength, 'latin1');
+      if (!this.host.table.byCid(cid)) return cid;
+    }
+  }
+
+  private arm(s: DtlsSession, hs: Handshake): void {
+    hs.timer = setTimeout(onRetransmitTimer, hs.timeoutMs, this, s);
+    hs.timer.unref();
+  }
+
+  private stopTimer(hs: Handshake): void {
+    if (hs.timer) clearTimeout(hs.timer);
+    hs.timer = null;
+  }
+
+  private resendFlight(s: DtlsSession, hs: Handshake): void {
+    if (!hs.flight) return;
+    this.stopTimer(hs);
+    renumber({ datagram: hs.flight, records: hs.flightRecords }, s.epoch0Seq);
+    s.epoch0Seq += hs.flightRecords.length;
+    this.host.stats.flightsRetransmitted++;
+    this.arm(s, hs);
+    this.host.transmit(hs.flight, s.address, s.port);
+  }
+
+  /** Adds a fragment (header in this.header) and handles every message it completes. */
+  private fragment(s: DtlsSession, hs: Handshake, buf: Buffer): void {
+    const result = hs.messages.add(this.header, buf);
+    if (result === FragmentResult.Refused) {
+      this.host.stats.recordsDropped.malformed++;
+      return;
+    }
+    if (result === FragmentResult.Old) return;
+    for (let m = hs.messages.take(); m; m = hs.messages.take()) {
+      this.message(s, hs, m);
+      if (s.hs !== hs) return;
+    }
+  }
+
+  private message(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
+    if (m.type === HandshakeType.clientKeyExchange && hs.step === Step.AwaitKeyExchange)
+      this.keyExchange(s, hs, m);
+    else if (m.type === HandshakeType.finished && hs.step === Step.AwaitFinished) this.finished(s, hs, m);
+    else this.fail(s, hs, 'bad_message', AlertDescription.unexpectedMessage);
+  }
+
+  private keyExchange(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
+    const identity = parsePskClientKeyExchange(m.body);
+    if (!identity) {
+      this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+      return;
+    }
+    hashMessage(hs, m);
+    hs.sessionHash = hs.transcript.copy().digest();
+    hs.identity = identity.toString('utf8');
+    // The client has flight 4: it sent flight 5.
+    this.stopTimer(hs);
+    hs.flight = null;
+    hs.step = Step.Lookup;
+    let lookup: Promise<Device | undefined>;
+    try {
+      lookup = this.host.registry.byPskIdentity(hs.identity);
+    } catch (err) {
+      lookup = Promise.reject(err);
+    }
+    lookup.then(
+      (device) => this.keysFor(s, hs, device),
+      (err: unknown) => {
+        if (s.hs !== hs) return;
+        this.host.log.warn({ err: (err as Error)?.message }, 'PSK lookup failed');
+        this.fail(s, hs, 'lookup_error', AlertDescription.internalError);
+      },
+    );
+  }
+
+  private keysFor(s: DtlsSession, hs: Handshake, device: Device | undefined): void {
+    if (s.hs !== hs) return;
+    const psk = device?.psk && device.psk.identity === hs.identity ? device.psk.key : undefined;
+    hs.unknownIdentity = psk === undefined;
+    hs.deviceId = psk ? device?.id : undefined;
+    const premaster = pskPremasterSecret(psk ?? random(16));
+    hs.master = hs.extendedMasterSecret
+      ? extendedMasterSecret(premaster, hs.sessionHash as Buffer)
+      : masterSecret(premaster, hs.clientRandom, hs.serverRandom);
+    const store = this.host.keys;
+    s.keySlot = store.alloc();
+    keyBlock(hs.master, hs.serverRandom, hs.clientRandom, KEY_BLOCK_LENGTH).copy(
+      store.slab(s.keySlot),
+      store.offset(s.keySlot),
+    );
+    s.suite = hs.suite;
+    if (device && psk) {
+      s.deviceId = device.id;
+      s.pskIdentity = device.psk?.identity;
+    }
+    hs.step = Step.AwaitFinished;
+    const early = hs.early.splice(0);
+    for (const r of early) {
+      if (s.hs !== hs) return;
+      this.host.replay(s, r);
+    }
+  }
+
+  private finished(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
+    const master = hs.master as Buffer;
+    const expected = verifyData(master, 'client finished', hs.sessionHash as Buffer);
+    if (m.body.length !== VERIFY_DATA_BYTES || !timingSafeEqual(m.body, expected)) {
+      this.badRecord(s, hs);
+      return;
+    }
+    hashMessage(hs, m);
+    const store = this.host.keys;
+    verifyData(master, 'server finished', hs.transcript.digest()).copy(
+      store.slab(s.keySlot),
+      store.offset(s.keySlot) + KEY_BLOCK_LENGTH,
+    );
+    s.finishedSeq = hs.serverSeq;
+    this.end(s, hs);
+    this.host.establish(s);
+    this.sendFinished(s);
+  }
+
+  private resendFinished(s: DtlsSession): void {
+    this.host.stats.flightsRetransmitted++;
+    this.sendFinished(s);
+  }
+
+  private sendFinished(s: DtlsSession): void {
+    const store = this.host.keys;
+    const keys = store.slab(s.keySlot);
+    const at = store.offset(s.keySlot);
+    const finished = handshakeMessage(
+      HandshakeType.finished,
+      s.finishedSeq,
+      keys.subarray(at + KEY_BLOCK_LENGTH, at + KEY_BLOCK_LENGTH + VERIFY_DATA_BYTES),
+    );
+    const datagram = finishedFlight(
+      s.suite as CipherSuite,
+      keys,
+      at,
+      s.peerCid,
+      s.epoch0Seq++,
+      s.writeSeq++,
+      finished,
+    );
+    this.host.stats.recordsOut++;
+    this.host.transmit(datagram, s.address, s.port);
+  }
+
+  /** Ends the handshake state of `s` (completed or failed). */
+  private end(s: DtlsSession, hs: Handshake): void {
+    this.stopTimer(hs);
+    this.inProgress.delete(s);
+    const n = (this.perIp.get(hs.ip) ?? 1) - 1;
+    if (n > 0) this.perIp.set(hs.ip, n);
+    else this.perIp.delete(hs.ip);
+    s.hs = null;
+  }
+
+  private fail(s: DtlsSession, hs: Handshake, reason: HandshakeFailure, alert?: number): void {
+    this.host.stats.handshakesFailed[reason]++;
+    this.host.log.debug(
+      { reason, address: s.address, port: s.port, identity: hs.identity || undefined },
+      'DTLS handshake failed',
+    );
+    if (alert !== undefined) this.sendAlert(s.address, s.port, s.epoch0Seq++, alert);
+    this.end(s, hs);
+    this.host.discard(s);
+  }
+
+  private sendAlert(address: string, port: number, seq: number, description: number): void {
+    const alert = encodeAlert(AlertLevel.fatal, description);
+    this.host.transmit(packPlaintext(ContentType.alert, DTLS_1_2, [alert], seq).datagram, address, port);
+  }
+}

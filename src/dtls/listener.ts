@@ -1,0 +1,41 @@
+/** Binds the DTLS UDP socket and feeds a DtlsServer with every datagram. */
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { bindUdp } from '../transport/udp.js';
+import { DtlsServer, type DtlsServerOptions } from './server.js';
+
+export interface DtlsListenerOptions extends Omit<DtlsServerOptions, 'send'> {
+  /** Address to bind (`coap.bind`). */
+  bind: string;
+  /** UDP port (`coap.dtlsPort`); 0 binds an ephemeral port. */
+  port: number;
+  /** Receive and send buffer size requested from the kernel (`coap.socketBufferBytes`). */
+  socketBufferBytes: number;
+}
+
+export interface DtlsListener {
+  readonly server: DtlsServer;
+  /** The port actually bound. */
+  readonly port: number;
+  readonly socket: Socket;
+  /** Sends close_notify to every session, then closes the socket. */
+  close(): Promise<void>;
+}
+
+export async function createDtlsListener(opts: DtlsListenerOptions): Promise<DtlsListener> {
+  const socket = await bindUdp({ bind: opts.bind, port: opts.port, bufferBytes: opts.socketBufferBytes });
+  const server = new DtlsServer({
+    ...opts,
+    send: (datagram, port, address) => socket.send(datagram, port, address),
+  });
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.receive(msg, rinfo.address, rinfo.port));
+  socket.on('error', (err) => opts.log.warn({ err: err.message }, 'DTLS socket error'));
+  return {
+    server,
+    port: socket.address().port,
+    socket,
+    async close() {
+      await server.close();
+      await new Promise<void>((done) => socket.close(() => done()));
+    },
+  };
+}

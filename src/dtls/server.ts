@@ -1,0 +1,373 @@
+/**
+ * The DTLS 1.2 PSK server: takes every datagram of the DTLS socket, finds the session of each record (by
+ * Connection ID first, then by source address), authenticates and decrypts it, and hands application data
+ * to the CoAP layer with the session as its Peer. Malformed and unauthenticated records are dropped
+ * silently (RFC 6347 §4.1.2.7) and counted. Handshakes are run by the Handshaker.
+ *
+ * Timers: one coarse sweep per second expires idle sessions and stale handshakes; a retransmission timer
+ * exists only while a handshake flight is outstanding. An idle session holds no timer, closure or buffer.
+ */
+import type { DtlsConfig } from '../config/dtls.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { Logger } from '../ops/logger.js';
+import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
+import type { Peer } from '../transport/peer.js';
+import { encodeAlert, endsSession, parseAlert } from './alert.js';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from './constants.js';
+import type { CipherSuite } from './crypto/cipher-suites.js';
+import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
+import { Handshaker, type HandshakeHost } from './handshaker.js';
+import { KeyStore } from './key-store.js';
+import type { Handshake } from './handshake-state.js';
+import { DtlsStats, registerDtlsMetrics } from './metrics.js';
+import { readRecord, RecordHeader } from './record.js';
+import { replayFresh, replayMark } from './replay-window.js';
+import { DtlsSession } from './session.js';
+import { addressKey, MemorySessionTable, type SessionTable } from './session-table.js';
+
+export interface DtlsServerOptions {
+  config: DtlsConfig;
+  /** Asynchronous PSK lookup: `device.psk = { identity, key }`. */
+  registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  log: Logger;
+  metrics: MetricsRegistry;
+  caps: CapReporter;
+  /** Writes one datagram on the DTLS UDP socket. */
+  send(datagram: Buffer, port: number, address: string): void;
+  /** One decrypted record's payload (a CoAP message) from an established session. */
+  onApplicationData(data: Buffer, peer: Peer): void;
+  /** A session ended (close_notify, idle, replaced, evicted, key change, shutdown). */
+  onSessionClosed?(peer: Peer): void;
+}
+
+const SWEEP_MS = 1000;
+
+function onSweep(server: DtlsServer): void {
+  server.sweep();
+}
+
+const CLOSE_NOTIFY = encodeAlert(AlertLevel.warning, AlertDescription.closeNotify);
+
+export class DtlsServer implements HandshakeHost {
+  readonly table: SessionTable = new MemorySessionTable();
+  readonly stats = new DtlsStats();
+  readonly keys = new KeyStore();
+  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  readonly log: Logger;
+  readonly caps: CapReporter;
+  private readonly config: DtlsConfig;
+  private readonly handshaker: Handshaker;
+  private readonly rec = new RecordHeader();
+  private readonly replayRec = new RecordHeader();
+  private readonly cidLength: number;
+  private readonly t0 = Date.now();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly output: DtlsServerOptions['send'];
+  private readonly deliver: DtlsServerOptions['onApplicationData'];
+  private readonly onClosed: DtlsServerOptions['onSessionClosed'];
+
+  constructor(opts: DtlsServerOptions) {
+    this.config = opts.config;
+    this.registry = opts.registry;
+    this.log = opts.log;
+    this.caps = opts.caps;
+    this.output = opts.send;
+    this.deliver = opts.onApplicationData;
+    this.onClosed = opts.onSessionClosed;
+    this.cidLength = opts.config.connectionIdLength;
+    this.handshaker = new Handshaker(this, opts.config);
+    registerDtlsMetrics(opts.metrics, this.stats, {
+      sessions: () => this.table.size,
+      handshakes: () => this.handshaker.active,
+    });
+    this.sweeper = setInterval(onSweep, SWEEP_MS, this);
+    this.sweeper.unref();
+  }
+
+  /** Established sessions. */
+  get sessionCount(): number {
+    return this.table.size;
+  }
+
+  /** Handshakes in progress. */
+  get handshakeCount(): number {
+    return this.handshaker.active;
+  }
+
+  /** Every datagram from the DTLS socket. */
+  receive(datagram: Buffer, address: string, port: number): void {
+    const rec = this.rec;
+    const stats = this.stats;
+    let key: string | undefined;
+    let off = 0;
+    while (off < datagram.length) {
+      off = readRecord(datagram, off, this.cidLength, rec);
+      if (off < 0) {
+        stats.recordsDropped.malformed++;
+        return;
+      }
+      stats.recordsIn++;
+      if (rec.type === ContentType.tls12Cid) {
+        const s = this.cidLength > 0 ? this.table.byCid(rec.cid) : undefined;
+        if (s) this.protectedRecord(s, datagram, rec, address, port);
+        else stats.recordsDropped.unknown_cid++;
+        continue;
+      }
+      if (key === undefined) key = addressKey(address, port);
+      const bound = this.table.byAddress(key);
+      if (rec.epoch === 0) this.plaintextRecord(datagram, rec, address, port, key, bound);
+      else if (bound) this.protectedRecord(bound, datagram, rec, address, port);
+      else stats.recordsDropped.no_session++;
+    }
+  }
+
+  /** Ends the session and handshakes of a device (removed from the registry, or its key changed). */
+  endSessionsOf(deviceId: string): number {
+    let n = this.handshaker.abandon('closed', deviceId);
+    const s = this.table.byDevice(deviceId);
+    if (s) {
+      this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
+      this.endSession(s);
+      n++;
+    }
+    return n;
+  }
+
+  /** Sends close_notify to every session, drops all state and stops the timers. */
+  close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.handshaker.abandon('closed');
+    for (const s of this.table.byActivity()) {
+      this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
+      this.endSession(s);
+    }
+    return Promise.resolve();
+  }
+
+  /** Expires idle sessions and stale handshakes (called every second). */
+  sweep(): void {
+    const limit = this.clock() - Math.ceil(this.config.idleTimeoutMs / 1000);
+    for (const s of this.table.byActivity()) {
+      if (s.lastActive > limit) break;
+      this.endSession(s);
+    }
+    this.handshaker.sweep(Date.now());
+  }
+
+  // HandshakeHost
+
+  transmit(datagram: Buffer, address: string, port: number): void {
+    try {
+      this.output(datagram, port, address);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'DTLS send failed');
+    }
+  }
+
+  sendRecord(s: DtlsSession, type: number, content: Buffer): void {
+    const slot = s.keySlot;
+    if (slot < 0 || !s.suite) return;
+    if (content.length > s.sendLimit) {
+      this.stats.recordsDropped.too_large++;
+      return;
+    }
+    const seq = s.writeSeq++;
+    if (seq > MAX_SEQUENCE) {
+      this.endSession(s);
+      return;
+    }
+    this.stats.recordsOut++;
+    this.transmit(
+      sealRecord(
+        s.suite,
+        this.keys.slab(slot),
+        this.keys.offset(slot),
+        Side.Server,
+        type,
+        DTLS_1_2,
+        1,
+        seq,
+        s.peerCid,
+        content,
+      ),
+      s.address,
+      s.port,
+    );
+  }
+
+  unbind(s: DtlsSession, key: string): void {
+    // Without a Connection ID the client cannot reach its old session any more.
+    if (s.cid === '') this.endSession(s);
+    else this.table.unbindAddress(key, s);
+  }
+
+  establish(s: DtlsSession): void {
+    const id = s.deviceId as string;
+    const old = this.table.byDevice(id);
+    if (old) this.endSession(old);
+    else if (this.table.size >= this.config.maxSessions) {
+      const oldest = this.table.byActivity().next();
+      if (!oldest.done) {
+        this.endSession(oldest.value);
+        this.caps.hit('dtls_sessions');
+      }
+    }
+    s.lastActive = this.clock();
+    // A session with a Connection ID is found by it from now on, wherever the client moves.
+    if (s.cid !== '') this.table.unbindAddress(addressKey(s.address, s.port), s);
+    this.table.establish(s);
+    this.stats.handshakesCompleted++;
+    this.log.debug(
+      { device: id, address: s.address, port: s.port, cid: s.cid !== '' },
+      'DTLS session established',
+    );
+  }
+
+  replay(s: DtlsSession, record: Buffer): void {
+    if (readRecord(record, 0, this.cidLength, this.replayRec) > 0)
+      this.protectedRecord(s, record, this.replayRec, s.address, s.port);
+  }
+
+  private clock(): number {
+    return ((Date.now() - this.t0) / 1000) | 0;
+  }
+
+  private plaintextRecord(
+    buf: Buffer,
+    rec: RecordHeader,
+    address: string,
+    port: number,
+    key: string,
+    bound: DtlsSession | undefined,
+  ): void {
+    switch (rec.type) {
+      case ContentType.handshake:
+        this.handshaker.plaintextRecord(buf, rec, address, port, key, bound);
+        return;
+      case ContentType.alert: {
+        // Unauthenticated: it may end a handshake, never an established session.
+        const hs = bound?.hs;
+        const alert = parseAlert(buf.subarray(rec.bodyOffset, rec.bodyOffset + rec.bodyLength));
+        if (bound && hs && alert && endsSession(alert)) this.handshaker.peerAlert(bound, hs);
+        return;
+      }
+      case ContentType.changeCipherSpec:
+        return;
+      default:
+        this.stats.recordsDropped.unexpected++;
+    }
+  }
+
+  private protectedRecord(
+    s: DtlsSession,
+    buf: Buffer,
+    rec: RecordHeader,
+    address: string,
+    port: number,
+  ): void {
+    const stats = this.stats;
+    if (rec.epoch !== 1) {
+      stats.recordsDropped.unexpected++;
+      return;
+    }
+    const hs = s.hs;
+    const slot = s.keySlot;
+    if (slot < 0) {
+      if (hs) this.handshaker.early(hs, buf, rec);
+      else stats.recordsDropped.no_session++;
+      return;
+    }
+    if (!replayFresh(s, rec.seq)) {
+      stats.recordsDropped.replay++;
+      return;
+    }
+    const content = openRecord(
+      s.suite as CipherSuite,
+      this.keys.slab(slot),
+      this.keys.offset(slot),
+      Side.Client,
+      buf,
+      rec,
+    );
+    if (!content) {
+      if (hs) this.handshaker.badRecord(s, hs);
+      else stats.recordsDropped.bad_mac++;
+      return;
+    }
+    const newest = replayMark(s, rec.seq);
+    if (hs === null) this.active(s, rec, newest, address, port);
+    switch (rec.type) {
+      case ContentType.applicationData:
+        if (hs) stats.recordsDropped.unexpected++;
+        else this.applicationData(s, content);
+        return;
+      case ContentType.handshake:
+        if (hs) this.handshaker.protectedHandshake(s, hs, content);
+        else this.handshaker.afterHandshake(s, content);
+        return;
+      case ContentType.alert:
+        this.alert(s, hs, content);
+        return;
+      default:
+        stats.recordsDropped.unexpected++;
+    }
+  }
+
+  /** An authenticated record of an established session: activity, and the address move of RFC 9146 §6. */
+  private active(s: DtlsSession, rec: RecordHeader, newest: boolean, address: string, port: number): void {
+    if (newest && rec.cid !== '' && (s.port !== port || s.address !== address)) {
+      s.address = address;
+      s.port = port;
+      this.stats.cidAddressUpdates++;
+    }
+    const now = this.clock();
+    if (s.lastActive !== now) {
+      s.lastActive = now;
+      this.table.touch(s);
+    }
+  }
+
+  private applicationData(s: DtlsSession, content: Buffer): void {
+    // The client got flight 6.
+    s.finishedSeq = -1;
+    try {
+      this.deliver(content, s);
+    } catch (err) {
+      this.log.error({ err }, 'application data handler failed');
+    }
+  }
+
+  private alert(s: DtlsSession, hs: Handshake | null, content: Buffer): void {
+    const alert = parseAlert(content);
+    if (!alert) {
+      this.stats.recordsDropped.malformed++;
+      return;
+    }
+    if (!endsSession(alert)) return;
+    if (hs) {
+      this.handshaker.peerAlert(s, hs);
+      return;
+    }
+    if (alert.description === AlertDescription.closeNotify)
+      this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
+    this.endSession(s);
+  }
+
+  discard(s: DtlsSession): void {
+    if (s.keySlot >= 0) this.keys.release(s.keySlot);
+    s.keySlot = -1;
+    this.table.remove(s);
+  }
+
+  private endSession(s: DtlsSession): void {
+    if (s.keySlot < 0) return;
+    this.discard(s);
+    if (this.onClosed) {
+      try {
+        this.onClosed(s);
+      } catch (err) {
+        this.log.error({ err }, 'session close handler failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A DTLS session as the layers above see it (a Peer) and as the record layer keeps it. An idle established
+ * session holds only what it needs: keys, sequence numbers, the replay window, its Connection IDs and its
+ * address. The handshake's state lives in a separate object that is dropped when the handshake completes.
+ */
+import type { Peer } from '../transport/peer.js';
+import { ContentType } from './constants.js';
+import type { CipherSuite } from './crypto/cipher-suites.js';
+import type { Handshake } from './handshake-state.js';
+import type { ReplayState } from './replay-window.js';
+
+/** What a session needs from the server that owns it. */
+export interface SessionHost {
+  /** Protects `content` of `type` in a record of the session and sends it. */
+  sendRecord(session: DtlsSession, type: number, content: Buffer): void;
+}
+
+export class DtlsSession implements Peer, ReplayState {
+  /** Sessions are handed to the CoAP layer only once established. */
+  deviceId: string | undefined = undefined;
+  pskIdentity: string | undefined = undefined;
+  nextMessageId: number;
+  /** Client's Connection ID: what the server puts in records it sends ('' sends plain records). */
+  peerCid = '';
+  suite: CipherSuite | undefined = undefined;
+  /** Slot of the session's keys in the server's KeyStore; -1 before the keys exist and once ended. */
+  keySlot = -1;
+  /** Next epoch-1 sequence number the server writes. */
+  writeSeq = 0;
+  /** Replay window over the client's epoch-1 records. */
+  top = -1;
+  lo = 0;
+  hi = 0;
+  /** Largest plaintext the client accepts in one record (record_size_limit). */
+  sendLimit = 16384;
+  /** Seconds (server clock) of the last authenticated record. */
+  lastActive = 0;
+  /** Handshake in progress; null once established. */
+  hs: Handshake | null = null;
+  /**
+   * While the client may still miss the server's last flight (until its first application data): the
+   * message_seq of the server's Finished, else -1. The verify_data to resend sits in the key slot.
+   */
+  finishedSeq = -1;
+  /** Next epoch-0 sequence number the server writes (for a ChangeCipherSpec sent again). */
+  epoch0Seq = 0;
+  /** First bytes of the client random of the ClientHello that made the session: tells a late duplicate. */
+  helloTag = 0;
+
+  constructor(
+    private readonly host: SessionHost,
+    readonly key: string,
+    public address: string,
+    public port: number,
+    /** Server's Connection ID: what the client puts in its records ('' when not negotiated). */
+    readonly cid: string,
+    messageId: number,
+  ) {
+    this.nextMessageId = messageId;
+  }
+
+  get transport(): 'coaps' {
+    return 'coaps';
+  }
+
+  send(message: Buffer): void {
+    this.host.sendRecord(this, ContentType.applicationData, message);
+  }
+}
