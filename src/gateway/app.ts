@@ -175,7 +175,7 @@ export async function startGateway(
       if (!publisher.ready()) reasons.push('publisher not accepting');
       return reasons;
     };
-    registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec });
+    registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
     const http = new HttpSidePort(metrics, { notReady }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);

@@ -15,6 +15,7 @@ export interface GatewayMetricSources {
   notReady(): string[];
   draining(): boolean;
   nosec?: NoSecListener;
+  dtls?: { readonly socketErrors: number };
 }
 
 export function registerGatewayMetrics(r: MetricsRegistry, src: GatewayMetricSources): void {
@@ -47,15 +48,21 @@ export function registerGatewayMetrics(r: MetricsRegistry, src: GatewayMetricSou
     );
   }
   const nosec = src.nosec;
+  const dtls = src.dtls;
+  counterFrom(
+    r,
+    'cellgate_udp_socket_errors_total',
+    'Errors the UDP sockets reported (the listener keeps running), by listener.',
+    () => {
+      const counts: Record<string, number> = {};
+      if (nosec) counts.nosec = nosec.socketErrors;
+      if (dtls) counts.dtls = dtls.socketErrors;
+      return counts;
+    },
+    'listener',
+  );
   if (nosec) {
     gaugeFrom(r, 'cellgate_nosec_peers', 'NoSec peers (addresses) tracked.', () => nosec.peerCount);
-    counterFrom(
-      r,
-      'cellgate_udp_socket_errors_total',
-      'Errors the UDP sockets reported (the listener keeps running), by listener.',
-      () => ({ nosec: nosec.socketErrors }),
-      'listener',
-    );
     counterFrom(
       r,
       'cellgate_udp_datagrams_ignored_total',

@@ -6,6 +6,7 @@
  */
 import { Code } from '../coap/constants.js';
 import { CoapClient, DEFAULT_CLIENT_TIMING, type DatagramChannel } from './coap-client.js';
+import { dtlsLinks } from './dtls-link.js';
 import type { SimOptions } from './options.js';
 import { SimStats, type SimSummary } from './stats.js';
 import { resolveHost, UdpChannel } from './udp-channel.js';
@@ -14,6 +15,8 @@ import { resolveHost, UdpChannel } from './udp-channel.js';
 export interface DeviceLink extends DatagramChannel {
   /** Comes back from a new source port (a DTLS link keeps its session when it has a Connection ID). */
   rebind(): Promise<void>;
+  /** Called before each uplink; a DTLS link whose session ended handshakes again. */
+  prepare?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,13 @@ export function noSecLinks(address: string, port: number): LinkFactory {
   };
 }
 
+async function defaultLinks(opts: SimOptions, stats: SimStats): Promise<LinkFactory> {
+  const address = await resolveHost(opts.host);
+  return opts.dtls && opts.pskKey
+    ? dtlsLinks(address, opts.port, opts.pskKey, stats, opts.ackTimeoutMs)
+    : noSecLinks(address, opts.port);
+}
+
 export interface SimulationIo {
   /** Where the progress lines go (stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
@@ -46,7 +56,7 @@ export async function runSimulation(
   io: SimulationIo = {},
   stats = new SimStats(opts.devices, opts.devices * opts.count),
 ): Promise<SimSummary> {
-  const links = io.links ?? noSecLinks(await resolveHost(opts.host), opts.port);
+  const links = io.links ?? (await defaultLinks(opts, stats));
   const timing = {
     ...DEFAULT_CLIENT_TIMING,
     ackTimeoutMs: opts.ackTimeoutMs,
@@ -93,7 +103,7 @@ export async function runSimulation(
           try {
             link = await links.open(id);
           } catch {
-            stats.fail('connect', opts.count - seq + 1);
+            stats.fail(opts.dtls ? 'handshake' : 'connect', opts.count - seq + 1);
             return;
           }
           client = new CoapClient(link, timing);
@@ -101,6 +111,14 @@ export async function runSimulation(
         } else if (opts.rebind > 0 && Math.random() < opts.rebind) {
           await link.rebind();
           stats.rebinds++;
+        }
+        if (link.prepare) {
+          try {
+            await link.prepare();
+          } catch {
+            stats.fail('handshake');
+            continue;
+          }
         }
         stats.sent++;
         const result = await client.uplink({

@@ -12,7 +12,14 @@ import { LossyRelay } from '../support/lossy-relay.js';
 import { prng } from '../support/prng.js';
 
 const run = promisify(execFile);
-const DEVICES = Array.from({ length: 20 }, (_, i) => ({ id: `sim-${i + 1}` }));
+const PSK = 'text:simulated-fleet-key';
+const DEVICES = [
+  ...Array.from({ length: 20 }, (_, i) => ({ id: `sim-${i + 1}` })),
+  ...Array.from({ length: 4 }, (_, i) => ({
+    id: `dtls-${i + 1}`,
+    psk: { identity: `dtls-${i + 1}`, key: PSK },
+  })),
+];
 
 describe('cellgate simulate', () => {
   let gw: TestGateway;
@@ -108,6 +115,70 @@ describe('cellgate simulate', () => {
     expect(listed.commands.map((c) => c.state)).toEqual(['delivered']);
   });
 
+  describe('over DTLS', () => {
+    const dtls = (args: string) =>
+      parseSimOptions(
+        [
+          '--port',
+          String(gw.ports.dtls),
+          '--dtls',
+          '--psk-key',
+          PSK,
+          '--id-prefix',
+          'dtls-',
+          ...args.split(' '),
+        ].filter(Boolean),
+      );
+
+    it('handshakes once per device with its id as PSK identity and sends its uplinks in the session', async () => {
+      const before = gw.recorder.messages.length;
+      const s = await runSimulation(dtls('--devices 3 --count 3 --progress-ms 0'));
+      expect(s).toMatchObject({ sent: 9, acknowledged: 9, handshakes: 3, failed: {} });
+      const got = gw.recorder.messages.slice(before);
+      expect(got.every((m) => m.envelope.transport === 'coaps')).toBe(true);
+      expect(new Set(got.map((m) => m.envelope.pskIdentity))).toEqual(
+        new Set(['dtls-1', 'dtls-2', 'dtls-3']),
+      );
+    });
+
+    it('keeps its session across a new source port thanks to the Connection ID', async () => {
+      const before = gw.recorder.messages.length;
+      const s = await runSimulation(dtls('--devices 2 --count 4 --rate 100 --rebind 1 --progress-ms 0'));
+      expect(s).toMatchObject({ acknowledged: 8, rebinds: 6, handshakes: 2 });
+      const ports = gw.recorder.messages
+        .slice(before)
+        .filter((m) => m.deviceId === 'dtls-1')
+        .map((m) => m.envelope.remote.port);
+      expect(new Set(ports).size).toBe(4);
+      const metrics = await (await fetch(`http://127.0.0.1:${gw.ports.http}/metrics`)).text();
+      expect(metrics).toMatch(/cellgate_dtls_cid_address_updates_total [1-9]/);
+    });
+
+    it('uploads block-wise inside the session', async () => {
+      const s = await runSimulation(
+        dtls('--devices 1 --count 2 --payload random:3000 --block-size 512 --progress-ms 0'),
+      );
+      expect(s).toMatchObject({ acknowledged: 2, messages: 12 });
+    });
+
+    it('counts a handshake the gateway refuses (wrong key) as a failure', async () => {
+      const s = await runSimulation(
+        parseSimOptions(
+          [
+            '--port',
+            String(gw.ports.dtls),
+            '--dtls',
+            '--psk-key',
+            'text:wrong',
+            '--id-prefix',
+            'dtls-',
+          ].concat('--devices 2 --count 3 --ack-timeout-ms 100 --progress-ms 0'.split(' ')),
+        ),
+      );
+      expect(s).toMatchObject({ sent: 0, acknowledged: 0, failed: { handshake: 6 } });
+    });
+  });
+
   it('reports refusals by response code', async () => {
     const s = await runSimulation(opts('--devices 2 --count 2 --id-prefix nobody- --progress-ms 0'));
     expect(s).toMatchObject({ sent: 4, acknowledged: 0, failed: { '4.01': 4 } });
@@ -181,6 +252,24 @@ describe('cellgate simulate', () => {
     const summary = JSON.parse(ok.stdout) as { acknowledged: number; latencyMs: { p99: number } };
     expect(summary.acknowledged).toBe(6);
     expect(ok.stderr).toMatch(/acked 6/);
+
+    const secure = await run(process.execPath, [
+      CLI,
+      'simulate',
+      '--dtls',
+      '--psk-key',
+      PSK,
+      '--port',
+      String(gw.ports.dtls),
+      '--id-prefix',
+      'dtls-',
+      '--devices',
+      '2',
+      '--count',
+      '2',
+      '--json',
+    ]);
+    expect(JSON.parse(secure.stdout)).toMatchObject({ acknowledged: 4, handshakes: 2 });
 
     const text = await run(process.execPath, [
       CLI,
