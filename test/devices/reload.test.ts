@@ -14,6 +14,8 @@ import { FileRegistry } from '../../src/devices/file-registry.js';
 import type { RegistryChange } from '../../src/devices/registry.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startChildGateway, type ChildGateway } from '../support/child-gateway.js';
+import { connectDtls, type DtlsUdpClient } from '../support/dtls-client.js';
+import { until } from '../support/dtls-harness.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { UdpClient } from '../support/udp-client.js';
 
@@ -41,6 +43,21 @@ async function uplink(port: number, id: string): Promise<number> {
   } finally {
     await c.close();
   }
+}
+
+/** One CON uplink over an established DTLS session; the response code. */
+async function coapOverDtls(client: DtlsUdpClient): Promise<number> {
+  const answer = await client.request(
+    encodeMessage({
+      type: MessageType.CON,
+      code: Code.POST,
+      messageId: mid++,
+      token: Buffer.from([5]),
+      options: [[Option.URI_PATH, 't']],
+      payload: Buffer.from('over dtls'),
+    }),
+  );
+  return (parseMessage(answer) as CoapMessage).code;
 }
 
 function nextChange(gw: TestGateway): Promise<RegistryChange> {
@@ -151,6 +168,44 @@ describe('registry reload on a running gateway', () => {
       expect(registry.get('m1')?.psk?.key).toEqual(Buffer.from([4, 5, 6]));
     } finally {
       registry.close();
+    }
+  });
+
+  it('keeps the DTLS sessions of the devices that stay and ends those of removed devices or changed keys', async () => {
+    const psk = (id: string, key: string) => ({ id, psk: { identity: id, key: `text:${key}` } });
+    gw = await startTestGateway({
+      devices: [psk('s1', 'key-one'), psk('s2', 'key-two'), psk('s3', 'key-three')],
+      config: { devices: { watch: true } },
+    });
+    const file = join(gw.dir, 'devices.yaml');
+    const clients = await Promise.all(
+      ['s1', 's2', 's3'].map((id) =>
+        connectDtls('127.0.0.1', gw!.ports.dtls as number, {
+          identity: id,
+          key: Buffer.from({ s1: 'key-one', s2: 'key-two', s3: 'key-three' }[id] as string),
+          cid: Buffer.from([1, 2, 3]),
+        }),
+      ),
+    );
+    try {
+      const [c1, c2, c3] = clients;
+      for (const c of clients) expect(await coapOverDtls(c)).toBe(Code.CHANGED);
+      // s2 removed, s3 gets a new key, s1 unchanged (and a new device joins).
+      const change = nextChange(gw);
+      writeFileSync(
+        file,
+        stringify([psk('s1', 'key-one'), psk('s3', 'key-three-rotated'), psk('s4', 'key-four')]),
+      );
+      expect((await change).removed.slice().sort()).toEqual(['s2', 's3']);
+      await until(() => c2.core.phase === 'closed' && c3.core.phase === 'closed');
+      expect(c2.core.alerts).toContain(0); // close_notify
+      // s1 goes on in the session it had: no new handshake.
+      expect(await coapOverDtls(c1)).toBe(Code.CHANGED);
+      expect(c1.core.handshakes).toBe(1);
+      const sessions = await scrape(gw);
+      expect(sessions).toMatch(/^cellgate_dtls_sessions_active 1$/m);
+    } finally {
+      for (const c of clients) c.close(false);
     }
   });
 

@@ -173,6 +173,10 @@ describe('helm chart', () => {
     expect((find(noNosec, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
       'coaps',
     ]);
+    const noDtls = renderChart(CHART, { config: { dtls: { enabled: false } } }).manifests;
+    expect((find(noDtls, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
+      'coap',
+    ]);
   });
 
   it('renders a configuration the gateway loads, with the ports, paths and deadlines the manifests expect', () => {
@@ -348,7 +352,7 @@ describe('helm chart', () => {
     );
     expect(() =>
       renderChart(CHART, { config: { coap: { nosec: false }, dtls: { enabled: false } } }),
-    ).toThrow();
+    ).toThrow(/coap\.nosec and dtls\.enabled are both false: nothing to serve/);
   });
 
   it('validates config with the gateway’s own schema (run `npm run helm:schema` after changing src/config)', () => {

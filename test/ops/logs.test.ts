@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { readDeviceFile } from '../../src/devices/file-registry.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/app.js';
 import { createLogger, redactSecrets } from '../../src/ops/logger.js';
+import { connectDtls } from '../support/dtls-client.js';
 import { UdpClient } from '../support/udp-client.js';
 
 const SECRETS = {
@@ -83,7 +84,7 @@ describe('logs', () => {
     writeFileSync(
       join(dir, 'cellgate.yaml'),
       stringify({
-        coap: { bind: '127.0.0.1', port: 0 },
+        coap: { bind: '127.0.0.1', port: 0, dtlsPort: 0 },
         http: { bind: '127.0.0.1', port: 0 },
         devices: { file: 'devices.yaml', watch: false },
         publisher: { type: 'null' },
@@ -138,7 +139,35 @@ describe('logs', () => {
     expect(lines.some((l) => l.includes('uplink refused: This device must use DTLS'))).toBe(true);
   });
 
-  it('never writes a key: reloads (bad YAML next to keys, bad entries, changed keys), objects holding keys', async () => {
+  it('never writes a key: DTLS handshakes (good, wrong key, unknown identity), reloads (bad YAML next to keys, bad entries, changed keys), objects holding keys', async () => {
+    // DTLS: a good handshake and an uplink in its session, a wrong key, an unknown identity.
+    const dtlsPort = gw.ports.dtls as number;
+    const ok = await connectDtls('127.0.0.1', dtlsPort, {
+      identity: 'hex-id',
+      key: SECRETS.hex,
+      cid: Buffer.from([9]),
+    });
+    await ok.request(
+      encodeMessage({
+        type: MessageType.CON,
+        code: Code.POST,
+        messageId: mid++,
+        token: Buffer.from([3]),
+        options: [[Option.URI_PATH, 'secure']],
+        payload: Buffer.from('x'),
+      }),
+    );
+    ok.close();
+    for (const [identity, key] of [
+      ['b64-id', SECRETS.text],
+      ['nobody', SECRETS.file],
+    ] as const) {
+      await expect(connectDtls('127.0.0.1', dtlsPort, { identity, key, retransmitMs: 50 })).rejects.toThrow();
+    }
+    expect(lines.some((l) => l.includes('"deviceId":"hex-dev"') && l.includes('uplink published'))).toBe(
+      true,
+    );
+
     const file = join(dir, 'devices.yaml');
     const good = stringify(devices());
     // A YAML syntax error on the line holding a key: the parser's message must not quote it.

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { merge } from './gateway.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'dist/src/cli.js');
@@ -76,12 +77,15 @@ export async function startChildGateway(opts: ChildGatewayOptions): Promise<Chil
   const dir = mkdtempSync(join(tmpdir(), 'cellgate-child-'));
   writeFileSync(join(dir, 'devices.yaml'), stringify(opts.devices));
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text);
-  const config = {
-    coap: { bind: '127.0.0.1', port: 0, dtlsPort: 0 },
-    http: { bind: '127.0.0.1', port: 0 },
-    devices: { file: 'devices.yaml', watch: false },
-    ...opts.config,
-  };
+  // Ephemeral ports only, whatever the test's own config sections say.
+  const config = merge(
+    {
+      coap: { bind: '127.0.0.1', port: 0, dtlsPort: 0 },
+      http: { bind: '127.0.0.1', port: 0 },
+      devices: { file: 'devices.yaml', watch: false },
+    },
+    opts.config,
+  );
   writeFileSync(join(dir, 'cellgate.yaml'), stringify(config));
   const proc = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'cellgate.yaml')], {
     cwd: dir,
