@@ -8,36 +8,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { Code, MessageType, Option } from '../../src/coap/constants.js';
-import { encodeMessage, parseMessage, type CoapMessage } from '../../src/coap/message.js';
+import { Code } from '../../src/coap/constants.js';
+import { parseMessage, type CoapMessage } from '../../src/coap/message.js';
 import { FileRegistry } from '../../src/devices/file-registry.js';
 import type { RegistryChange } from '../../src/devices/registry.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { startChildGateway, type ChildGateway } from '../support/child-gateway.js';
+import { conUplink } from '../support/coap-uplink.js';
 import { connectDtls, type DtlsUdpClient } from '../support/dtls-client.js';
 import { until } from '../support/dtls-harness.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { UdpClient } from '../support/udp-client.js';
 
-let mid = 1;
 async function uplink(port: number, id: string): Promise<number> {
   const c = await UdpClient.open();
   try {
-    const b = await c.request(
-      encodeMessage({
-        type: MessageType.CON,
-        code: Code.POST,
-        messageId: mid++,
-        token: Buffer.from([9]),
-        options: [
-          [Option.URI_PATH, 't'],
-          [Option.URI_QUERY, `id=${id}`],
-        ],
-        payload: Buffer.from('x'),
-      }),
-      port,
-      3000,
-    );
+    const b = await c.request(conUplink('t', [`id=${id}`]), port, 3000);
     if (!b) throw new Error('no answer');
     return (parseMessage(b) as CoapMessage).code;
   } finally {
@@ -47,16 +33,7 @@ async function uplink(port: number, id: string): Promise<number> {
 
 /** One CON uplink over an established DTLS session; the response code. */
 async function coapOverDtls(client: DtlsUdpClient): Promise<number> {
-  const answer = await client.request(
-    encodeMessage({
-      type: MessageType.CON,
-      code: Code.POST,
-      messageId: mid++,
-      token: Buffer.from([5]),
-      options: [[Option.URI_PATH, 't']],
-      payload: Buffer.from('over dtls'),
-    }),
-  );
+  const answer = await client.request(conUplink('t', [], 'over dtls'));
   return (parseMessage(answer) as CoapMessage).code;
 }
 

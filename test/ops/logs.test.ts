@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { Code, MessageType, Option } from '../../src/coap/constants.js';
-import { encodeMessage } from '../../src/coap/message.js';
+import { Code } from '../../src/coap/constants.js';
 import { loadConfig } from '../../src/config/load.js';
 import { readDeviceFile } from '../../src/devices/file-registry.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/app.js';
 import { createLogger, redactSecrets } from '../../src/ops/logger.js';
 import { connectDtls } from '../support/dtls-client.js';
+import { conUplink } from '../support/coap-uplink.js';
 import { UdpClient } from '../support/udp-client.js';
 
 const SECRETS = {
@@ -56,24 +56,9 @@ describe('logs', () => {
   let dir: string;
   let gw: RunningGateway;
   let client: UdpClient;
-  let mid = 1;
 
   const uplink = (query: string) =>
-    client.request(
-      encodeMessage({
-        type: MessageType.CON,
-        code: Code.POST,
-        messageId: mid++,
-        token: Buffer.from([1, 2]),
-        options: [
-          [Option.URI_PATH, 'telemetry'],
-          [Option.URI_QUERY, query],
-        ],
-        payload: Buffer.from('21.5'),
-      }),
-      gw.ports.coap as number,
-      3000,
-    );
+    client.request(conUplink('telemetry', [query], '21.5'), gw.ports.coap as number, 3000);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cellgate-logs-'));
@@ -147,16 +132,7 @@ describe('logs', () => {
       key: SECRETS.hex,
       cid: Buffer.from([9]),
     });
-    await ok.request(
-      encodeMessage({
-        type: MessageType.CON,
-        code: Code.POST,
-        messageId: mid++,
-        token: Buffer.from([3]),
-        options: [[Option.URI_PATH, 'secure']],
-        payload: Buffer.from('x'),
-      }),
-    );
+    await ok.request(conUplink('secure'));
     ok.close();
     for (const [identity, key] of [
       ['b64-id', SECRETS.text],
