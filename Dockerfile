@@ -15,11 +15,11 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 COPY test/support/no-native-aead ./test/support/no-native-aead
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY src ./src
 COPY codecs ./codecs
-COPY bench ./bench
-RUN npm run build \
+# Only what ships (src, codecs): the benchmarks and tests stay out of the image and its build.
+RUN npx tsc -p tsconfig.image.json \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
   && mkdir -p /out/app /out/data/files \
   && cp -r package.json node_modules /out/app/ \

@@ -1,7 +1,7 @@
 /**
  * The Dockerfile, checked without a Docker engine: its stages, the runtime user, ports and healthcheck, that
  * every file it copies from the build context exists and is not excluded by .dockerignore, that the files it
- * copies out of the build stage are what `npm run build` produces, that the runtime imports only production
+ * copies out of the build stage are what its compile step produces from what it copied in, that the runtime imports only production
  * dependencies, and that the image's default configuration and healthcheck command work.
  */
 import { execFile } from 'node:child_process';
@@ -160,10 +160,10 @@ describe('Dockerfile', () => {
     expect(dockerIgnored(ignore, 'examples/uplinks.jsonl')).toBe(true);
   });
 
-  it('copies out of the build stage what `npm run build` produces, and the runtime needs only production dependencies', () => {
+  it('copies out of the build stage what its compile step produces, and the runtime needs only production dependencies', () => {
     assertBuilt();
     const build = ops(dockerfile[0], 'RUN').join(' ');
-    expect(build).toContain('npm run build');
+    expect(build).toContain('npx tsc -p tsconfig.image.json');
     expect(build).toMatch(/npm prune --omit=dev/);
     expect(build).toContain('cp -r dist/src dist/codecs /out/app/dist/');
     expect(existsSync(join(ROOT, 'dist/src/cli.js'))).toBe(true);
@@ -182,6 +182,31 @@ describe('Dockerfile', () => {
     expect(imports.size).toBeGreaterThan(3);
     for (const name of imports)
       expect(allowed.has(name), `runtime import ${name} is a production dependency`).toBe(true);
+  });
+
+  it('compiles only files the build stage copied in', async () => {
+    const copied = ops(dockerfile[0], 'COPY')
+      .filter((c) => !c.includes('--from'))
+      .flatMap((c) => c.split(' ').slice(0, -1));
+    const { stdout } = await run(process.execPath, [
+      join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      join(ROOT, 'tsconfig.image.json'),
+      '--listFilesOnly',
+    ]);
+    const files = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => relative(ROOT, f))
+      .filter((f) => !f.startsWith('node_modules/'));
+    expect(files.length).toBeGreaterThan(50);
+    expect(files).toContain('src/cli.ts');
+    for (const f of files) {
+      expect(
+        copied.some((c) => f === c || f.startsWith(c.replace(/\/$/, '') + '/')),
+        `${f} is compiled in the image but not copied into its build stage`,
+      ).toBe(true);
+    }
   });
 
   it('ships a default configuration that loads, with a device file that parses', () => {
