@@ -9,7 +9,7 @@ import { DtlsServer } from '../src/dtls/server.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../src/ops/metrics.js';
 import { answer } from '../test/support/coap-responder.js';
-import { DtlsClientCore, type DtlsClientOptions } from '../test/support/dtls-client.js';
+import { DtlsClientCore, type DtlsClientOptions } from '../src/dtls/client.js';
 
 export const KEY = Buffer.from('73656372657450534b', 'hex');
 

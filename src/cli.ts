@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** The `cellgate` command. */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
@@ -10,14 +9,21 @@ import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
 import { DeviceFileError } from './devices/file-registry.js';
+import { healthcheck, healthcheckUrl } from './ops/healthcheck.js';
+import { exitOnTermination } from './ops/shutdown.js';
+import { packageVersion } from './ops/version.js';
+import { simulateCommand } from './sim/command.js';
 
 const USAGE = `Usage: cellgate <command> [options]
 
 Commands:
   start [--config FILE]        run the gateway (FILE defaults to $CELLGATE_CONFIG)
   config check [--config FILE] validate a config file and print it with defaults filled in
-  config schema                print the config's JSON Schema
+  config schema [--draft-7]    print the config's JSON Schema (2020-12, or draft 7 for Helm and editors)
   config docs                  print the configuration reference (Markdown)
+  simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
+  healthcheck [--config FILE] [--ready]
+                               exit 0 when the running gateway answers /healthz (or /readyz)
   codec list [--config FILE]   list built-in and configured codecs
   codec test <codec> <hex | @file> [--options JSON] [--content-format N] [--path P] [--config FILE]
                                decode a payload and print the JSON (for plugin authors)
@@ -28,13 +34,6 @@ Commands:
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
 e.g. CELLGATE_COAP__PORT=5683 or CELLGATE_PUBLISHER__TYPE=stdout.
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 function configFile(argv: string[]): string | undefined {
   const { values } = parseArgs({
@@ -48,21 +47,7 @@ function configFile(argv: string[]): string | undefined {
 async function start(argv: string[]): Promise<number> {
   const loaded = loadConfig(configFile(argv));
   const gw = await startGateway(loaded);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    gw.log.info({ signal }, 'shutting down');
-    gw.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        gw.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnTermination(gw, loaded.config.shutdown);
   process.on('SIGHUP', () => void gw.registry.reload());
   return new Promise<number>(() => undefined);
 }
@@ -84,17 +69,24 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       if (sub === 'schema') {
-        process.stdout.write(JSON.stringify(z.toJSONSchema(configSchema, { io: 'input' }), null, 2) + '\n');
+        const target = args.includes('--draft-7') ? 'draft-7' : 'draft-2020-12';
+        process.stdout.write(
+          JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', target }), null, 2) + '\n',
+        );
         return 0;
       }
       process.stderr.write(USAGE);
       return 2;
     }
+    case 'simulate':
+      return simulateCommand(rest);
+    case 'healthcheck':
+      return healthcheck(healthcheckUrl(rest));
     case 'codec':
       return codecCommand(rest, process.stdout, process.stderr);
     case 'version':
     case '--version':
-      process.stdout.write(version() + '\n');
+      process.stdout.write(packageVersion() + '\n');
       return 0;
     case 'help':
     case '--help':

@@ -136,6 +136,15 @@ function hasBody(method: number): boolean {
   return method !== Code.GET && method !== Code.DELETE;
 }
 
+/**
+ * A later block of a transfer that started before: a Block1 block after the first, or a later Block2 block
+ * of a response held for a non-idempotent request. A draining endpoint still serves these.
+ */
+function continuesTransfer(method: number, b1: number | undefined, b2: number | undefined): boolean {
+  if (b1 !== undefined) return b1 >> 4 > 0;
+  return b2 !== undefined && b2 >> 4 > 0 && !isSafeMethod(method);
+}
+
 /** RFC 7967 No-Response: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx. */
 function suppressed(noResponse: number | undefined, code: number): boolean {
   if (noResponse === undefined || noResponse === 0) return false;
@@ -158,6 +167,8 @@ export class CoapEndpoint {
   private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
   private closed = false;
+  /** Max-Age of the 5.03 given to new requests while draining; -1 while taking new exchanges. */
+  private drainMaxAge = -1;
 
   // Plain-number counters, exposed at scrape time.
   datagramsIn = 0;
@@ -428,6 +439,12 @@ export class CoapEndpoint {
     const size1 = msg.uint(Option.SIZE1);
     if (b1 !== undefined || b2 !== undefined) {
       blockKey = `${peer.key}|${method}|${path}?${msg.joined(Option.URI_QUERY, '&')}`;
+    }
+    if (this.drainMaxAge >= 0 && !continuesTransfer(method, b1, b2)) {
+      this.reject('draining');
+      return this.answerDirect(msg, peer, entry, Code.SERVICE_UNAVAILABLE, 'Shutting down', [
+        [Option.MAX_AGE, this.drainMaxAge],
+      ]);
     }
     if (size1 !== undefined && size1 > this.opts.blockwise.maxBodyBytes && hasBody(method)) {
       return this.answerTooLarge(msg, peer, entry, b1);
@@ -722,6 +739,40 @@ export class CoapEndpoint {
     this.retransmissions++;
     this.send(out.peer, out.bytes);
     out.timer = setTimeout(onRetransmitTimer, out.timeoutMs, this, out);
+  }
+
+  /**
+   * Stops taking new exchanges: from now on a new request is answered 5.03 with Max-Age `maxAgeSeconds`.
+   * Retransmissions still get their cached answers, ACKs still settle separate responses, and block-wise
+   * transfers that had started continue, so the exchanges in flight can finish.
+   */
+  drain(maxAgeSeconds: number): void {
+    this.drainMaxAge = maxAgeSeconds;
+  }
+
+  get draining(): boolean {
+    return this.drainMaxAge >= 0;
+  }
+
+  /** No exchange is waiting for the handler and no separate response is waiting for its ACK. */
+  get idle(): boolean {
+    return this.inFlight === 0 && this.outgoing.size === 0;
+  }
+
+  /**
+   * Resolves true once idle (and `also()` holds, e.g. the outbox is delivered), or false when `timeoutMs`
+   * passes first. Polls; meant for shutdown.
+   */
+  whenIdle(timeoutMs: number, also: () => boolean = () => true, pollMs = 20): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    return new Promise((resolve) => {
+      const check = () => {
+        if ((this.idle && also()) || this.closed) return resolve(this.idle && also());
+        if (Date.now() >= deadline) return resolve(false);
+        setTimeout(check, Math.min(pollMs, Math.max(1, deadline - Date.now())));
+      };
+      check();
+    });
   }
 
   /** Forgets a peer's separate responses (its DTLS session ended). */

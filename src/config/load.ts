@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { isModulePath } from './codecs.js';
 import { configSchema, type Config } from './schema.js';
+import { parseYamlText } from './yaml-text.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -116,7 +117,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     }
     let doc: unknown;
     try {
-      doc = parseYaml(text);
+      doc = parseYamlText(text);
     } catch (err) {
       throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
     }

@@ -9,6 +9,7 @@ import { downlinkSchema } from './downlink.js';
 import { codecsSchema } from './codecs.js';
 import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
+import { shutdownSchema } from './shutdown.js';
 
 export const configSchema = z.strictObject({
   coap: coapSchema,
@@ -21,6 +22,7 @@ export const configSchema = z.strictObject({
   downlink: downlinkSchema,
   admin: adminSchema,
   log: logSchema,
+  shutdown: shutdownSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;

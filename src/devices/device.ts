@@ -9,35 +9,38 @@ export const codecSpecSchema = z.union([
 ]);
 export type CodecSpec = z.infer<typeof codecSpecSchema>;
 
-const keySchema = z
-  .string()
-  .regex(/^(hex|base64|text):/, 'a key is written hex:<hex digits>, base64:<base64> or text:<characters>')
-  .transform((s, ctx) => {
-    const i = s.indexOf(':');
-    const kind = s.slice(0, i);
-    const body = s.slice(i + 1);
-    let key: Buffer;
-    if (kind === 'hex') {
-      if (!/^([0-9a-fA-F]{2})+$/.test(body)) {
-        ctx.addIssue({ code: 'custom', message: 'hex key must be an even number of hex digits' });
-        return z.NEVER;
-      }
-      key = Buffer.from(body, 'hex');
-    } else if (kind === 'base64') {
-      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
-        ctx.addIssue({ code: 'custom', message: 'base64 key is not valid base64' });
-        return z.NEVER;
-      }
-      key = Buffer.from(body, 'base64');
-    } else {
-      key = Buffer.from(body, 'utf8');
-    }
-    if (key.length === 0 || key.length > 64) {
-      ctx.addIssue({ code: 'custom', message: 'a PSK must be 1 to 64 bytes' });
-      return z.NEVER;
-    }
-    return key;
-  });
+/**
+ * Decodes a key written `hex:<hex digits>`, `base64:<base64>` or `text:<characters>` (the device file's
+ * notation, also used by key files and the simulator's --psk-key). Throws an Error saying what is wrong; the
+ * message never contains the key.
+ */
+export function decodeKey(s: string): Buffer {
+  const m = /^(hex|base64|text):/.exec(s);
+  if (!m) throw new Error('a key is written hex:<hex digits>, base64:<base64> or text:<characters>');
+  const kind = m[1];
+  const body = s.slice(kind.length + 1);
+  let key: Buffer;
+  if (kind === 'hex') {
+    if (!/^([0-9a-fA-F]{2})+$/.test(body)) throw new Error('hex key must be an even number of hex digits');
+    key = Buffer.from(body, 'hex');
+  } else if (kind === 'base64') {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new Error('base64 key is not valid base64');
+    key = Buffer.from(body, 'base64');
+  } else {
+    key = Buffer.from(body, 'utf8');
+  }
+  if (key.length === 0 || key.length > 64) throw new Error('a PSK must be 1 to 64 bytes');
+  return key;
+}
+
+const keySchema = z.string().transform((s, ctx) => {
+  try {
+    return decodeKey(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 export const deviceEntrySchema = z.strictObject({
   id: z.string().min(1).max(128),
@@ -51,8 +54,15 @@ export const deviceEntrySchema = z.strictObject({
   psk: z
     .strictObject({
       identity: z.string().min(1).max(128),
-      key: keySchema,
+      /** The key inline: hex:…, base64:… or text:…. */
+      key: keySchema.optional(),
+      /**
+       * Or a file holding the key in the same notation (e.g. a Kubernetes Secret mounted as files), relative
+       * to the device file's folder. The registry reloads when it changes.
+       */
+      keyFile: z.string().min(1).optional(),
     })
+    .refine((p) => (p.key === undefined) !== (p.keyFile === undefined), 'give exactly one of key and keyFile')
     .optional(),
   /** Source IP(s) that identify this device on NoSec (private APN with static addressing). */
   ip: z
@@ -75,13 +85,18 @@ export interface Device {
   readonly ips: readonly string[];
 }
 
-export function toDevice(entry: z.infer<typeof deviceEntrySchema>): Device {
+export type DeviceEntry = z.infer<typeof deviceEntrySchema>;
+
+/** A device from its entry; `key` is the PSK read from the entry's `keyFile`, when it has one. */
+export function toDevice(entry: DeviceEntry, key?: Buffer): Device {
+  const psk = entry.psk;
+  const pskKey = psk?.key ?? key;
   return {
     id: entry.id,
     thing: entry.thing ?? entry.id,
     codec: entry.codec,
     paths: entry.paths,
-    psk: entry.psk,
+    psk: psk && pskKey ? { identity: psk.identity, key: pskKey } : undefined,
     ips: entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip],
   };
 }

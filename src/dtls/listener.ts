@@ -1,5 +1,6 @@
 /** Binds the DTLS UDP socket and feeds a DtlsServer with every datagram. */
 import type { RemoteInfo, Socket } from 'node:dgram';
+import { socketErrorLog } from '../ops/socket-errors.js';
 import { bindUdp } from '../transport/udp.js';
 import { DtlsServer, type DtlsServerOptions } from './server.js';
 
@@ -17,6 +18,8 @@ export interface DtlsListener {
   /** The port actually bound. */
   readonly port: number;
   readonly socket: Socket;
+  /** Errors the socket reported (each logged at most once a minute); the listener keeps running. */
+  readonly socketErrors: number;
   /** Sends close_notify to every session, then closes the socket. */
   close(): Promise<void>;
 }
@@ -28,11 +31,19 @@ export async function createDtlsListener(opts: DtlsListenerOptions): Promise<Dtl
     send: (datagram, port, address) => socket.send(datagram, port, address),
   });
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.receive(msg, rinfo.address, rinfo.port));
-  socket.on('error', (err) => opts.log.warn({ err: err.message }, 'DTLS socket error'));
+  let socketErrors = 0;
+  const logError = socketErrorLog(opts.log, 'dtls');
+  socket.on('error', (err) => {
+    socketErrors++;
+    logError(err);
+  });
   return {
     server,
     port: socket.address().port,
     socket,
+    get socketErrors() {
+      return socketErrors;
+    },
     async close() {
       await server.close();
       await new Promise<void>((done) => socket.close(() => done()));

@@ -12,6 +12,9 @@ import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { CapReporter, createMetricsRegistry, gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
+import { registerGatewayMetrics } from '../ops/gateway-metrics.js';
+import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
+import { socketErrorLog } from '../ops/socket-errors.js';
 import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
@@ -44,6 +47,9 @@ export interface RunningGateway {
   readonly log: Logger;
   /** Reasons the gateway is not ready for traffic; empty when ready. */
   notReady(): string[];
+  /** Graceful shutdown (SIGTERM): drains as `shutdown` in the config says, then closes. */
+  shutdown(signal?: string): Promise<ShutdownResult>;
+  /** Closes at once; pending separate responses are abandoned. */
   close(): Promise<void>;
 }
 
@@ -56,13 +62,14 @@ export async function startGateway(
   const metrics = createMetricsRegistry();
   const caps = new CapReporter(metrics, log);
   const closers: (() => Promise<void> | void)[] = [() => caps.close()];
-  const closeAll = async () => {
-    for (const c of closers.reverse()) await c();
-  };
+  let closed: Promise<void> | undefined;
+  const closeAll = () =>
+    (closed ??= (async () => {
+      for (const c of closers.reverse()) await c();
+    })());
   try {
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
-    gaugeFrom(metrics, 'cellgate_devices', 'Devices in the registry.', () => registry.size);
     let decoder = overrides.decoder;
     let downlinkCodecs = overrides.downlinkCodecs;
     if (!decoder) {
@@ -84,7 +91,9 @@ export async function startGateway(
     }
     const publisher =
       overrides.publisher ?? (await createPublisher(config.publisher, { log, metrics, caps }));
-    closers.push(() => publisher.close());
+    let publisherClosed: Promise<void> | undefined;
+    const closePublisher = () => (publisherClosed ??= publisher.close());
+    closers.push(closePublisher);
     const downloads = new Downloads(config.downloads, log, (n) => caps.hit('download_cache_bytes', n));
     gaugeFrom(
       metrics,
@@ -133,15 +142,10 @@ export async function startGateway(
         maxPeers: coap.peers.maxEntries,
         idleMs: 60_000,
         onCap: (n) => caps.hit('nosec_peers', n),
+        onSocketError: socketErrorLog(log, 'nosec'),
       });
       const listener = nosec;
       closers.push(() => listener.close());
-      gaugeFrom(
-        metrics,
-        'cellgate_nosec_peers',
-        'NoSec peers (addresses) tracked.',
-        () => listener.peerCount,
-      );
     }
 
     let dtls: DtlsListener | undefined;
@@ -171,6 +175,7 @@ export async function startGateway(
       if (!publisher.ready()) reasons.push('publisher not accepting');
       return reasons;
     };
+    registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
     const http = new HttpSidePort(metrics, { notReady }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
@@ -197,6 +202,24 @@ export async function startGateway(
       http,
       log,
       notReady,
+      shutdown: (signal) =>
+        drainAndClose(
+          {
+            log,
+            markDraining: () => (draining = true),
+            refuseNew: (maxAge) => endpoint.drain(maxAge),
+            whenIdle: (ms) => endpoint.whenIdle(ms, () => (publisher.pending?.() ?? 0) === 0),
+            pending: () => ({
+              inFlight: endpoint.inFlight,
+              unacknowledged: endpoint.stats.outgoing,
+              undelivered: publisher.pending?.() ?? 0,
+            }),
+            closePublisher,
+            close: closeAll,
+          },
+          config.shutdown,
+          signal,
+        ),
       close: async () => {
         draining = true;
         await closeAll();

@@ -11,7 +11,7 @@ import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
 import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import type { Logger } from '../ops/logger.js';
+import { deviceLogger, type Logger } from '../ops/logger.js';
 import { counterFrom, FastHistogram, type MetricsRegistry } from '../ops/metrics.js';
 import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
 import type { TopicRenderer } from '../publish/topic.js';
@@ -90,6 +90,14 @@ export class Gateway implements RequestHandler {
     const device = identify(ex, this.deps.registry, this.deps.identity);
     if (typeof device === 'string') {
       this.count('unauthorized');
+      const log = this.deps.log;
+      if (log.isLevelEnabled('debug')) {
+        const peer = ex.peer;
+        log.debug(
+          { remote: `${peer.address}:${peer.port}`, pskIdentity: peer.pskIdentity, path: ex.path },
+          `uplink refused: ${device}`,
+        );
+      }
       return ex.respond(text(Code.UNAUTHORIZED, device));
     }
     const refusal = this.deps.decoder.refuses?.(device, ex.path, ex.contentFormat);
@@ -156,6 +164,8 @@ export class Gateway implements RequestHandler {
     const started = performance.now();
     this.deps.publisher.publish(message, (err: PublishError | null) => {
       this.publishSeconds.observe((performance.now() - started) / 1000);
+      if (this.deps.log.isLevelEnabled('debug'))
+        this.logUplink(device, message, ex.payload.length, decoded, err);
       if (err) {
         this.count('publish_failed');
         return ex.respond(
@@ -165,6 +175,34 @@ export class Gateway implements RequestHandler {
       this.count('published');
       this.respondToUplink(ex, device, CHANGED);
     });
+  }
+
+  /** One debug line per uplink, with the device's context. */
+  private logUplink(
+    device: Device,
+    msg: PublishMessage,
+    bytes: number,
+    decoded: DecodeResult,
+    err: PublishError | null,
+  ): void {
+    const e = msg.envelope;
+    const fields = {
+      messageId: msg.id,
+      topic: msg.topic,
+      path: e.path,
+      bytes,
+      blocks: e.coap.blocks,
+      codec: decoded.codec,
+      decodeError: decoded.error,
+      remote: `${e.remote.address}:${e.remote.port}`,
+    };
+    const log = deviceLogger(this.deps.log, device);
+    if (err)
+      log.debug(
+        { ...fields, err: err.message, retryAfterSeconds: err.retryAfterSeconds },
+        'uplink not published',
+      );
+    else log.debug(fields, 'uplink published');
   }
 
   private isoTime(ms: number): string {

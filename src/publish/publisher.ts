@@ -40,6 +40,11 @@ export interface Publisher {
   publish(msg: PublishMessage, done: PublishCallback): void;
   /** False while the publisher refuses work (circuit breaker open, shutting down). */
   ready(): boolean;
+  /**
+   * Messages accepted (acknowledged to devices) but not yet delivered to the sink: the outbox's backlog.
+   * Optional; a graceful shutdown waits, within its drain timeout, for it to reach 0 before closing.
+   */
+  pending?(): number;
   /** Stops taking messages and settles (or durably keeps) those in flight. */
   close(): Promise<void>;
 }

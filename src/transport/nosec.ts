@@ -36,6 +36,8 @@ export interface NoSecOptions {
   maxPeers: number;
   idleMs: number;
   onCap: (n: number) => void;
+  /** A socket error (e.g. a send the kernel refused); the listener keeps running. */
+  onSocketError?: (err: Error) => void;
 }
 
 export class NoSecListener {
@@ -43,14 +45,29 @@ export class NoSecListener {
   private previous = new Map<string, NoSecPeer>();
   private readonly rotation: NodeJS.Timeout;
   private readonly onMessage: (data: Buffer, rinfo: RemoteInfo) => void;
+  private readonly onError: (err: Error) => void;
+  /** Datagrams from source port 0: nothing can be sent back to them (a spoofed or broken sender). */
+  portZero = 0;
+  socketErrors = 0;
 
   constructor(
     readonly socket: Socket,
     private readonly sink: DatagramSink,
     private readonly opts: NoSecOptions,
   ) {
-    this.onMessage = (data, rinfo) => this.sink.receive(data, this.peer(rinfo.address, rinfo.port));
+    this.onMessage = (data, rinfo) => {
+      if (rinfo.port === 0) {
+        this.portZero++;
+        return;
+      }
+      this.sink.receive(data, this.peer(rinfo.address, rinfo.port));
+    };
+    this.onError = (err) => {
+      this.socketErrors++;
+      this.opts.onSocketError?.(err);
+    };
     socket.on('message', this.onMessage);
+    socket.on('error', this.onError);
     this.rotation = setInterval(() => this.rotate(), opts.idleMs);
     this.rotation.unref();
   }
@@ -86,6 +103,11 @@ export class NoSecListener {
   close(): Promise<void> {
     clearInterval(this.rotation);
     this.socket.off('message', this.onMessage);
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return new Promise((resolve) =>
+      this.socket.close(() => {
+        this.socket.off('error', this.onError);
+        resolve();
+      }),
+    );
   }
 }

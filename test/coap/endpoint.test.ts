@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeBlock, decodeBlock } from '../../src/coap/block-option.js';
-import { Code, DEFAULT_TRANSMISSION, MessageType, Option } from '../../src/coap/constants.js';
+import { Code, MessageType, Option } from '../../src/coap/constants.js';
 import { CoapEndpoint, type EndpointOptions } from '../../src/coap/endpoint.js';
 import type { CoapResponse, Exchange, RequestHandler } from '../../src/coap/exchange.js';
 import { encodeEmpty, encodeMessage, type OptionEntry } from '../../src/coap/message.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
+import { endpointOptions } from '../support/endpoint-options.js';
 import { FakePeer } from '../support/fake-peer.js';
 
 class TestHandler implements RequestHandler {
@@ -19,23 +20,7 @@ class TestHandler implements RequestHandler {
   }
 }
 
-function options(over: Partial<EndpointOptions> = {}): EndpointOptions {
-  return {
-    transmission: { ...DEFAULT_TRANSMISSION },
-    piggybackWindowMs: 100,
-    maxMessageBytes: 1280,
-    dedup: { maxEntries: 1000, maxBytes: 1_000_000 },
-    blockwise: {
-      maxBodyBytes: 4096,
-      preferredBlockSize: 1024,
-      maxTransfers: 10,
-      maxBytes: 1_000_000,
-      lifetimeMs: 60_000,
-    },
-    maxInFlight: 100,
-    ...over,
-  };
-}
+const options = endpointOptions;
 
 let mid = 1;
 function req(

@@ -32,7 +32,8 @@ export const DEFAULT_DEVICES = [
   { id: 'secure-1', psk: { identity: 'secure-1', key: 'text:secretPSK' } },
 ];
 
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+/** Deep merge of config sections (maps merge; other values replace). */
+export function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];

@@ -1,0 +1,350 @@
+/**
+ * A DTLS 1.2 PSK client, speaking RFC 9146 Connection IDs: the simulator's devices and the tests' clients.
+ * It retransmits its flights on a doubling timer and when the server repeats its flight, so it completes
+ * handshakes through a lossy path. It is socket-agnostic: hand it datagrams (`receive`), it calls `send`.
+ */
+import { createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
+import { parseAlert } from './alert.js';
+import {
+  ContentType,
+  DTLS_1_2,
+  ExtensionType,
+  HandshakeType,
+  RANDOM_BYTES,
+  VERIFY_DATA_BYTES,
+} from './constants.js';
+import { Cursor, EMPTY } from './cursor.js';
+import { CIPHER_SUITES, KEY_BLOCK_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
+import {
+  extendedMasterSecret,
+  keyBlock,
+  masterSecret,
+  pskPremasterSecret,
+  verifyData,
+} from './crypto/prf.js';
+import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
+import { HandshakeHeader, handshakeMessage, readHandshakeHeader } from './handshake.js';
+import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
+
+export interface DtlsClientOptions {
+  identity: string;
+  key: Buffer;
+  /** Cipher suite ids offered, in order (default: CCM_8). */
+  cipherSuites?: number[];
+  /** Offer the connection_id extension with this CID (the CID the client wants to receive; may be empty). */
+  cid?: Buffer;
+  /** Offer the extended master secret (default true). */
+  extendedMasterSecret?: boolean;
+  /** Offer record_size_limit with this value. */
+  recordSizeLimit?: number;
+  /** First retransmission timeout (default 250 ms); doubles up to 8 tries. */
+  retransmitMs?: number;
+}
+
+interface ServerHello {
+  random: Buffer;
+  suite: number;
+  extensions: Map<number, Buffer>;
+}
+
+function parseServerHello(body: Buffer): ServerHello | undefined {
+  const c = new Cursor(body, 0, body.length);
+  c.u16();
+  const random = c.copy(RANDOM_BYTES);
+  c.vec8();
+  const suite = c.u16();
+  c.u8();
+  const extensions = new Map<number, Buffer>();
+  if (c.remaining > 0) {
+    const block = c.vec16();
+    const e = new Cursor(block, 0, block.length);
+    while (e.ok && e.remaining > 0) {
+      const type = e.u16();
+      extensions.set(type, Buffer.from(e.vec16()));
+    }
+    if (!e.ok) return undefined;
+  }
+  return c.ok ? { random, suite, extensions } : undefined;
+}
+
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+function extension(type: number, data: Buffer): Buffer {
+  return Buffer.concat([u16(type), u16(data.length), data]);
+}
+
+type Phase = 'hello' | 'cookie-hello' | 'key-exchange' | 'connected' | 'failed' | 'closed';
+
+export class DtlsClientCore {
+  phase: Phase = 'hello';
+  /** Server's CID: put in the records the client sends ('' when none). */
+  serverCid = '';
+  suite: CipherSuite | undefined;
+  /** Alerts received (description codes). */
+  readonly alerts: number[] = [];
+  /** Application data received, in order. */
+  readonly received: Buffer[] = [];
+  onData?: (data: Buffer) => void;
+  handshakes = 0;
+
+  private readonly random = randomBytes(RANDOM_BYTES);
+  private readonly rec = new RecordHeader();
+  private readonly hh = new HandshakeHeader();
+  private epoch0Seq = 0;
+  private epoch1Seq = 0;
+  private messageSeq = 0;
+  private transcript: Hash = createHash('sha256');
+  private serverHello: ServerHello | undefined;
+  private master: Buffer = EMPTY;
+  private keys: Buffer = EMPTY;
+  private flight: (() => Buffer) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timeoutMs: number;
+  private tries = 0;
+  private expectedServerSeq = 1;
+  private finishedMessage: Buffer = EMPTY;
+  private settle?: { resolve(): void; reject(err: Error): void };
+
+  constructor(
+    private readonly opts: DtlsClientOptions,
+    private readonly send: (datagram: Buffer) => void,
+  ) {
+    this.timeoutMs = opts.retransmitMs ?? 250;
+  }
+
+  /** Starts the handshake; resolves once the server's Finished is verified. */
+  handshake(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.sendFlight(() => this.clientHello(EMPTY));
+    return done;
+  }
+
+  /** An application data record carrying `data` (not sent). */
+  record(data: Buffer, type: number = ContentType.applicationData): Buffer {
+    return sealRecord(
+      this.suite!,
+      this.keys,
+      0,
+      Side.Client,
+      type,
+      DTLS_1_2,
+      1,
+      this.epoch1Seq++,
+      this.serverCid,
+      data,
+    );
+  }
+
+  write(data: Buffer): void {
+    this.send(this.record(data));
+  }
+
+  /** Sends close_notify and stops. */
+  close(): void {
+    if (this.phase === 'connected') this.send(this.record(Buffer.from([1, 0]), ContentType.alert));
+    this.stop('closed');
+  }
+
+  stop(phase: Phase): void {
+    this.phase = phase;
+    clearTimeout(this.timer);
+  }
+
+  receive(datagram: Buffer): void {
+    const rec = this.rec;
+    const cidLength = this.opts.cid?.length ?? 0;
+    for (let off = 0; off < datagram.length;) {
+      off = readRecord(datagram, off, cidLength, rec);
+      if (off < 0) return;
+      if (rec.epoch === 0) this.plaintext(datagram, rec);
+      else this.protected(datagram, rec);
+      if (this.phase === 'failed' || this.phase === 'closed') return;
+    }
+  }
+
+  private plaintext(buf: Buffer, rec: RecordHeader): void {
+    if (rec.type === ContentType.alert) {
+      const a = parseAlert(buf.subarray(rec.bodyOffset, rec.bodyOffset + rec.bodyLength));
+      if (a) this.fail(a.description);
+      return;
+    }
+    if (rec.type !== ContentType.handshake) return;
+    const h = this.hh;
+    const end = rec.bodyOffset + rec.bodyLength;
+    for (let off = rec.bodyOffset; off < end;) {
+      const start = off;
+      off = readHandshakeHeader(buf, off, end, h);
+      if (off < 0 || h.fragmentLength !== h.length) return;
+      const body = buf.subarray(h.bodyOffset, off);
+      const message = buf.subarray(start, off);
+      if (h.type === HandshakeType.helloVerifyRequest && this.phase === 'hello') {
+        const c = new Cursor(body, 0, body.length);
+        c.u16();
+        const cookie = Buffer.from(c.vec8());
+        this.messageSeq = 1;
+        this.phase = 'cookie-hello';
+        this.sendFlight(() => this.clientHello(cookie));
+        return;
+      }
+      if (this.phase === 'key-exchange' && h.type === HandshakeType.serverHello) {
+        // The server repeats flight 4: our flight 5 was lost.
+        this.resend();
+        return;
+      }
+      if (this.phase !== 'cookie-hello' || h.messageSeq !== this.expectedServerSeq) continue;
+      this.expectedServerSeq++;
+      this.transcript.update(message);
+      if (h.type === HandshakeType.serverHello) this.serverHello = parseServerHello(body);
+      else if (h.type === HandshakeType.serverHelloDone) this.keyExchange();
+    }
+  }
+
+  private protected(buf: Buffer, rec: RecordHeader): void {
+    if (!this.suite || this.keys.length === 0) return;
+    const content = openRecord(this.suite, this.keys, 0, Side.Server, buf, rec);
+    if (!content) return;
+    if (rec.type === ContentType.handshake && this.phase === 'key-exchange') {
+      const expected = verifyData(
+        this.master,
+        'server finished',
+        this.transcript.copy().update(this.finishedMessage).digest(),
+      );
+      const got = content.subarray(12);
+      if (
+        content[0] !== HandshakeType.finished ||
+        got.length !== VERIFY_DATA_BYTES ||
+        !timingSafeEqual(got, expected)
+      ) {
+        this.fail(-1);
+        return;
+      }
+      this.stop('connected');
+      this.handshakes++;
+      this.settle?.resolve();
+    } else if (rec.type === ContentType.applicationData && this.phase === 'connected') {
+      this.received.push(content);
+      this.onData?.(content);
+    } else if (rec.type === ContentType.alert) {
+      const a = parseAlert(content);
+      if (a) {
+        this.alerts.push(a.description);
+        if (a.level === 2 || a.description === 0) this.stop('closed');
+      }
+    }
+  }
+
+  private clientHello(cookie: Buffer): Buffer {
+    const suites = this.opts.cipherSuites ?? [0xc0a8];
+    const exts: Buffer[] = [];
+    if (this.opts.extendedMasterSecret !== false)
+      exts.push(extension(ExtensionType.extendedMasterSecret, EMPTY));
+    exts.push(extension(ExtensionType.renegotiationInfo, Buffer.from([0])));
+    if (this.opts.recordSizeLimit)
+      exts.push(extension(ExtensionType.recordSizeLimit, u16(this.opts.recordSizeLimit)));
+    if (this.opts.cid)
+      exts.push(
+        extension(
+          ExtensionType.connectionId,
+          Buffer.concat([Buffer.from([this.opts.cid.length]), this.opts.cid]),
+        ),
+      );
+    const extBlock = Buffer.concat(exts);
+    const body = Buffer.concat([
+      u16(DTLS_1_2),
+      this.random,
+      Buffer.from([0, cookie.length]),
+      cookie,
+      u16(2 * suites.length),
+      Buffer.concat(suites.map(u16)),
+      Buffer.from([1, 0]),
+      u16(extBlock.length),
+      extBlock,
+    ]);
+    const message = handshakeMessage(HandshakeType.clientHello, this.messageSeq, body);
+    if (cookie.length > 0) {
+      this.transcript = createHash('sha256').update(message);
+      this.expectedServerSeq = 1;
+    }
+    return this.plaintextRecord(ContentType.handshake, message);
+  }
+
+  private keyExchange(): void {
+    const sh = this.serverHello;
+    const suite = CIPHER_SUITES.find((s) => s.id === sh?.suite);
+    if (!sh || !suite) {
+      this.fail(-1);
+      return;
+    }
+    this.suite = suite;
+    const cid = sh.extensions.get(ExtensionType.connectionId);
+    this.serverCid = cid ? cid.subarray(1).toString('latin1') : '';
+    const identity = Buffer.from(this.opts.identity, 'utf8');
+    const cke = handshakeMessage(
+      HandshakeType.clientKeyExchange,
+      2,
+      Buffer.concat([u16(identity.length), identity]),
+    );
+    this.transcript.update(cke);
+    const premaster = pskPremasterSecret(this.opts.key);
+    this.master = sh.extensions.has(ExtensionType.extendedMasterSecret)
+      ? extendedMasterSecret(premaster, this.transcript.copy().digest())
+      : masterSecret(premaster, this.random, sh.random);
+    this.keys = keyBlock(this.master, sh.random, this.random, KEY_BLOCK_LENGTH);
+    this.finishedMessage = handshakeMessage(
+      HandshakeType.finished,
+      3,
+      verifyData(this.master, 'client finished', this.transcript.copy().digest()),
+    );
+    this.phase = 'key-exchange';
+    this.tries = 0;
+    this.timeoutMs = this.opts.retransmitMs ?? 250;
+    this.sendFlight(() =>
+      Buffer.concat([
+        this.plaintextRecord(ContentType.handshake, cke),
+        this.plaintextRecord(ContentType.changeCipherSpec, Buffer.from([1])),
+        this.record(this.finishedMessage, ContentType.handshake),
+      ]),
+    );
+  }
+
+  private plaintextRecord(type: number, body: Buffer): Buffer {
+    const out = Buffer.alloc(13 + body.length);
+    body.copy(out, writeRecordHeader(out, 0, type, DTLS_1_2, 0, this.epoch0Seq++, '', body.length));
+    return out;
+  }
+
+  private sendFlight(build: () => Buffer): void {
+    this.flight = build;
+    clearTimeout(this.timer);
+    // Armed before sending: a peer wired back to back answers (and settles the flight) within send().
+    this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
+    this.timer.unref();
+    this.send(build());
+  }
+
+  private resend(): void {
+    if (this.flight) this.sendFlight(this.flight);
+  }
+
+  private onTimer(): void {
+    if (this.phase === 'connected' || this.phase === 'failed' || this.phase === 'closed') return;
+    if (++this.tries > 8) {
+      this.fail(-2);
+      return;
+    }
+    this.timeoutMs *= 2;
+    this.resend();
+  }
+
+  private fail(alert: number): void {
+    this.alerts.push(alert);
+    this.stop('failed');
+    this.settle?.reject(
+      new Error(alert === -2 ? 'handshake timed out' : `handshake failed (alert ${alert})`),
+    );
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The Helm chart without the helm binary: values against values.schema.json (ajv, draft 7), the manifests
+ * rendered by the test renderer (test/support/helm) for the default values and for a full set, each checked
+ * against the Kubernetes schemas of `kubernetes-models` (types, required fields, enums; unknown fields are not
+ * flagged by those schemas), and the manifests checked against each other and against the gateway: the
+ * rendered config loads, ports, selectors and names line up, the shutdown deadline fits the grace period.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { loadConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { readDeviceFile } from '../../src/devices/file-registry.js';
+import { ROOT } from '../support/child-gateway.js';
+import { renderChart, ValuesError, type Manifest } from '../support/helm/chart.js';
+
+const CHART = join(ROOT, 'helm/cellgate');
+
+/** Validates one manifest with its kubernetes-models class. */
+async function validateManifest(m: Manifest): Promise<void> {
+  const { source: _source, ...obj } = m;
+  const modules: Record<string, string> = {
+    v1: 'kubernetes-models/v1',
+    'apps/v1': 'kubernetes-models/apps/v1',
+    'autoscaling/v2': 'kubernetes-models/autoscaling/v2',
+    'policy/v1': 'kubernetes-models/policy/v1',
+    'monitoring.coreos.com/v1': '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1',
+  };
+  const mod = modules[m.apiVersion];
+  if (!mod) throw new Error(`${m.source}: no schema for ${m.apiVersion}`);
+  const classes = (await import(mod)) as Record<string, new (o: unknown) => { validate(): void }>;
+  const Kind = classes[m.kind];
+  if (!Kind) throw new Error(`${m.source}: no schema for ${m.apiVersion} ${m.kind}`);
+  try {
+    new Kind(obj).validate();
+  } catch (err) {
+    throw new Error(`${m.source} (${m.kind} ${m.metadata.name}) is invalid: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+function find(ms: Manifest[], kind: string, name?: string): Manifest {
+  const m = ms.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
+  if (!m) throw new Error(`no ${kind} ${name ?? ''}`);
+  return m;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are checked structurally below */
+type Any = any;
+
+function pod(ms: Manifest[]): Any {
+  const w = ms.find((m) => m.kind === 'Deployment' || m.kind === 'StatefulSet') as Any;
+  return w.spec.template;
+}
+
+const FULL = {
+  replicaCount: 3,
+  autoscaling: { enabled: false },
+  aws: { roleArn: 'arn:aws:iam::123456789012:role/cellgate', region: 'eu-west-1' },
+  devices: { existingSecret: 'fleet-devices' },
+  pskSecret: { name: 'fleet-keys' },
+  adminSecret: { name: 'cellgate-admin', key: 'bearer' },
+  serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
+  service: {
+    scheme: 'internal',
+    annotations: { 'service.beta.kubernetes.io/aws-load-balancer-name': 'cellgate' },
+  },
+  podAnnotations: { team: 'iot' },
+  env: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=768' }],
+  config: { log: { level: 'debug' }, coap: { piggybackWindowMs: 500 } },
+};
+
+describe('helm chart', () => {
+  it('renders the default values into valid Kubernetes objects', async () => {
+    const r = renderChart(CHART);
+    expect(r.manifests.map((m) => m.kind).sort()).toEqual([
+      'ConfigMap',
+      'ConfigMap',
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+      'Service',
+      'ServiceAccount',
+    ]);
+    for (const m of r.manifests) await validateManifest(m);
+  });
+
+  it('renders a full set of values (IRSA, Secrets, ServiceMonitor, no HPA) into valid Kubernetes objects', async () => {
+    const r = renderChart(CHART, FULL);
+    const kinds = r.manifests.map((m) => m.kind);
+    expect(kinds).toContain('ServiceMonitor');
+    expect(kinds).not.toContain('HorizontalPodAutoscaler');
+    expect(kinds.filter((k) => k === 'Secret')).toHaveLength(0); // the device file comes from fleet-devices
+    for (const m of r.manifests) await validateManifest(m);
+    const p = pod(r.manifests);
+    expect(find(r.manifests, 'Deployment').spec).toMatchObject({ replicas: 3 });
+    expect(p.metadata.annotations.team).toBe('iot');
+    const c = p.spec.containers[0];
+    expect(c.env).toEqual(
+      expect.arrayContaining([
+        { name: 'AWS_REGION', value: 'eu-west-1' },
+        { name: 'NODE_OPTIONS', value: '--max-old-space-size=768' },
+      ]),
+    );
+    const volumes = Object.fromEntries(p.spec.volumes.map((v: Any) => [v.name, v]));
+    expect(volumes.devices.secret.secretName).toBe('fleet-devices');
+    expect(volumes.keys.secret.secretName).toBe('fleet-keys');
+    expect(c.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'keys', mountPath: '/etc/cellgate/keys', readOnly: true }]),
+    );
+    expect(volumes.admin.secret).toEqual({
+      secretName: 'cellgate-admin',
+      items: [{ key: 'bearer', path: 'token' }],
+    });
+    const cm = (find(r.manifests, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'] as string;
+    expect(cm).toContain('tokenFile: /etc/cellgate/admin/token');
+    expect(c.volumeMounts).toContainEqual({
+      name: 'admin',
+      mountPath: '/etc/cellgate/admin',
+      readOnly: true,
+    });
+    const sa = find(r.manifests, 'ServiceAccount');
+    expect(sa.metadata.annotations).toEqual({ 'eks.amazonaws.com/role-arn': FULL.aws.roleArn });
+    expect(p.spec.serviceAccountName).toBe(sa.metadata.name);
+    const svc = find(r.manifests, 'Service', 'gw-cellgate');
+    expect(svc.metadata.annotations).toMatchObject({
+      'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
+      'service.beta.kubernetes.io/aws-load-balancer-name': 'cellgate',
+    });
+    const monitor = find(r.manifests, 'ServiceMonitor') as Any;
+    expect(monitor.metadata.labels.release).toBe('prometheus');
+  });
+
+  it('exposes UDP through an NLB with IP targets, health-checked over HTTP on the pods’ port 8080', () => {
+    const ms = renderChart(CHART).manifests;
+    const svc = find(ms, 'Service', 'gw-cellgate') as Any;
+    expect(svc.spec.type).toBe('LoadBalancer');
+    expect(svc.spec.loadBalancerClass).toBe('service.k8s.aws/nlb');
+    const a = svc.metadata.annotations;
+    expect(a).toMatchObject({
+      'service.beta.kubernetes.io/aws-load-balancer-type': 'external',
+      'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
+      'service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol': 'HTTP',
+      'service.beta.kubernetes.io/aws-load-balancer-healthcheck-path': '/readyz',
+    });
+    expect(a['service.beta.kubernetes.io/aws-load-balancer-target-group-attributes']).toMatch(
+      /deregistration_delay\.connection_termination\.enabled=true/,
+    );
+    const c = pod(ms).spec.containers[0];
+    const http = c.ports.find((p: Any) => p.name === 'http');
+    expect(String(http.containerPort)).toBe(
+      a['service.beta.kubernetes.io/aws-load-balancer-healthcheck-port'],
+    );
+    expect(svc.spec.ports.map((p: Any) => [p.name, p.protocol, p.port])).toEqual([
+      ['coap', 'UDP', 5683],
+      ['coaps', 'UDP', 5684],
+    ]);
+    // Every Service port targets a container port of the same name and protocol.
+    for (const s of [svc, find(ms, 'Service', 'gw-cellgate-http') as Any]) {
+      for (const p of s.spec.ports) {
+        const target = c.ports.find((cp: Any) => cp.name === p.targetPort);
+        expect(target?.protocol, `${s.metadata.name} ${p.name}`).toBe(p.protocol);
+      }
+      expect(pod(ms).metadata.labels).toMatchObject(s.spec.selector);
+    }
+    // Only the port the gateway serves is exposed.
+    const noNosec = renderChart(CHART, { config: { coap: { nosec: false } } }).manifests;
+    expect((find(noNosec, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
+      'coaps',
+    ]);
+    const noDtls = renderChart(CHART, { config: { dtls: { enabled: false } } }).manifests;
+    expect((find(noDtls, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
+      'coap',
+    ]);
+  });
+
+  it('renders a configuration the gateway loads, with the ports, paths and deadlines the manifests expect', () => {
+    for (const values of [{}, FULL]) {
+      const ms = renderChart(CHART, values).manifests;
+      const dir = mkdtempSync(join(tmpdir(), 'cellgate-chart-'));
+      const file = join(dir, 'cellgate.yaml');
+      writeFileSync(file, (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml']);
+      const { config } = loadConfig(file, {});
+      expect(config.coap).toMatchObject({ bind: '0.0.0.0', port: 5683, dtlsPort: 5684 });
+      expect(config.http).toMatchObject({ bind: '0.0.0.0', port: 8080 });
+      expect(config.devices.file).toBe('/etc/cellgate/devices/devices.yaml');
+      const p = pod(ms);
+      const c = p.spec.containers[0];
+      expect(c.env).toContainEqual({ name: 'CELLGATE_CONFIG', value: '/etc/cellgate/config/cellgate.yaml' });
+      const mounts = Object.fromEntries(c.volumeMounts.map((m: Any) => [m.name, m.mountPath]));
+      expect(mounts).toMatchObject({ config: '/etc/cellgate/config', devices: '/etc/cellgate/devices' });
+      const volumeNames = p.spec.volumes.map((v: Any) => v.name);
+      for (const name of Object.keys(mounts)) expect(volumeNames).toContain(name);
+      // The pod outlives the gateway's own shutdown deadline, and probes use the gateway's endpoints.
+      expect(p.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(config.shutdown.deadlineMs);
+      expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+      expect(p.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+      expect(c.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+      });
+      expect(p.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+      // The root file system is read-only: what the gateway writes must sit on the writable data volume.
+      const data = c.volumeMounts.find((m: Any) => m.name === 'data');
+      expect(data).toMatchObject({ mountPath: '/var/lib/cellgate' });
+      expect(data.readOnly).toBeUndefined();
+      expect(config.publisher.outbox.dir.startsWith('/var/lib/cellgate/')).toBe(true);
+      expect(config.downloads.dir.startsWith('/var/lib/cellgate/')).toBe(true);
+    }
+    // Values under config override the defaults but not what the chart owns.
+    const ms = renderChart(CHART, { config: { coap: { port: 9999, piggybackWindowMs: 250 } } }).manifests;
+    const text = (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'] as string;
+    expect(text).toContain('port: 5683');
+    expect(text).toContain('piggybackWindowMs: 250');
+  });
+
+  it('puts a device list into a Secret the registry reads, and mounts it as a folder (no subPath)', () => {
+    const list = [{ id: 'meter-1' }, { id: 'tracker-17', psk: { identity: 'tracker-17', key: 'hex:0a0b' } }];
+    const ms = renderChart(CHART, { devices: { list } }).manifests;
+    const secret = find(ms, 'Secret', 'gw-cellgate-devices') as Any;
+    const dir = mkdtempSync(join(tmpdir(), 'cellgate-chart-'));
+    writeFileSync(join(dir, 'devices.yaml'), secret.stringData['devices.yaml']);
+    expect(readDeviceFile(join(dir, 'devices.yaml')).map((d) => d.id)).toEqual(['meter-1', 'tracker-17']);
+    const p = pod(ms);
+    expect(p.spec.volumes.find((v: Any) => v.name === 'devices').secret.secretName).toBe(
+      secret.metadata.name,
+    );
+    for (const m of p.spec.containers[0].volumeMounts) expect(m.subPath).toBeUndefined();
+    // With no devices, the Secret still holds a valid (empty) device file.
+    const empty = find(renderChart(CHART).manifests, 'Secret') as Any;
+    writeFileSync(join(dir, 'empty.yaml'), empty.stringData['devices.yaml']);
+    expect(readDeviceFile(join(dir, 'empty.yaml'))).toEqual([]);
+    const cm = renderChart(CHART, { devices: { existingConfigMap: 'fleet' } }).manifests;
+    expect(pod(cm).spec.volumes.find((v: Any) => v.name === 'devices').configMap.name).toBe('fleet');
+  });
+
+  it('lines up the HPA, the PodDisruptionBudget and the ServiceMonitor with what they select', () => {
+    const ms = renderChart(CHART, { serviceMonitor: { enabled: true } }).manifests;
+    const deploy = find(ms, 'Deployment') as Any;
+    expect(deploy.spec.replicas).toBeUndefined(); // the HPA owns the replica count
+    const hpa = find(ms, 'HorizontalPodAutoscaler') as Any;
+    expect(hpa.spec.scaleTargetRef).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: deploy.metadata.name,
+    });
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 10 });
+    const pdb = find(ms, 'PodDisruptionBudget') as Any;
+    expect(pod(ms).metadata.labels).toMatchObject(pdb.spec.selector.matchLabels);
+    expect(deploy.spec.selector.matchLabels).toEqual(pdb.spec.selector.matchLabels);
+    const monitor = find(ms, 'ServiceMonitor') as Any;
+    const http = find(ms, 'Service', 'gw-cellgate-http') as Any;
+    expect(http.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(find(ms, 'Service', 'gw-cellgate').metadata.labels).not.toMatchObject(
+      monitor.spec.selector.matchLabels,
+    );
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
+    expect(http.spec.ports.map((p: Any) => p.name)).toContain('http');
+  });
+
+  it('makes a StatefulSet with a volume per pod when persistence is on (a durable outbox)', async () => {
+    const ms = renderChart(CHART, {
+      persistence: { enabled: true, storageClass: 'gp3', size: '20Gi' },
+      config: {
+        publisher: { type: 'aws-iot', endpoint: 'x-ats.iot.eu-west-1.amazonaws.com', ack: 'after-outbox' },
+      },
+    }).manifests;
+    for (const m of ms) await validateManifest(m);
+    expect(ms.map((m) => m.kind)).not.toContain('Deployment');
+    const sts = find(ms, 'StatefulSet') as Any;
+    expect(sts.spec.volumeClaimTemplates).toEqual([
+      {
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: 'gp3',
+          resources: { requests: { storage: '20Gi' } },
+        },
+      },
+    ]);
+    expect(sts.spec.template.spec.volumes.map((v: Any) => v.name)).not.toContain('data');
+    expect(sts.spec.serviceName).toBe('gw-cellgate-http');
+    expect((find(ms, 'HorizontalPodAutoscaler') as Any).spec.scaleTargetRef).toMatchObject({
+      kind: 'StatefulSet',
+      name: sts.metadata.name,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cellgate-chart-'));
+    writeFileSync(
+      join(dir, 'cellgate.yaml'),
+      (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'],
+    );
+    const { config } = loadConfig(join(dir, 'cellgate.yaml'), {});
+    expect(config.publisher).toMatchObject({ type: 'aws-iot', ack: 'after-outbox' });
+    expect(config.publisher.outbox.dir).toBe('/var/lib/cellgate/outbox');
+  });
+
+  it('ships the Grafana dashboard in a ConfigMap, byte for byte', () => {
+    const cm = find(renderChart(CHART).manifests, 'ConfigMap', 'gw-cellgate-dashboard') as Any;
+    expect(cm.metadata.labels.grafana_dashboard).toBe('1');
+    const file = readFileSync(join(CHART, 'dashboards/cellgate.json'), 'utf8');
+    expect(cm.data['cellgate.json']).toBe(file);
+    expect(JSON.parse(cm.data['cellgate.json']).uid).toBe('cellgate');
+  });
+
+  it('renders NOTES.txt with the Service name, and warns when IRSA or devices are missing', () => {
+    const notes = renderChart(CHART).notes;
+    expect(notes).toContain('kubectl -n iot get service gw-cellgate');
+    expect(notes).toContain('simulate --host gw-cellgate.iot.svc');
+    expect(notes).toContain('aws.roleArn is not set');
+    expect(notes).toContain('no devices are configured yet');
+    expect(notes).toContain('config.publisher.type is "stdout"');
+    const iot = renderChart(CHART, { config: { publisher: { type: 'aws-iot', endpoint: 'e' } } }).notes;
+    expect(iot).not.toContain('config.publisher.type is');
+    const full = renderChart(CHART, FULL).notes;
+    expect(full).not.toContain('aws.roleArn is not set');
+    expect(full).not.toContain('no devices are configured');
+  });
+
+  it('rejects values the schema does not allow, naming them', () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ replicas: 3 }, /must NOT have additional properties/],
+      [{ replicaCount: -1 }, /\/replicaCount must be >= 0/],
+      [{ service: { scheme: 'public' } }, /\/service\/scheme must be equal to one of the allowed values/],
+      [{ aws: { roleArn: 'my-role' } }, /\/aws\/roleArn must match pattern/],
+      [{ config: { coap: { port: 'five' } } }, /\/config\/coap\/port must be integer/],
+      [{ config: { bogus: {} } }, /\/config must NOT have additional properties/],
+      [
+        { config: { log: { level: 'loud' } } },
+        /\/config\/log\/level must be equal to one of the allowed values/,
+      ],
+      [{ serviceMonitor: { interval: 'often' } }, /\/serviceMonitor\/interval must match pattern/],
+      [{ resources: { requests: { cpu: 'lots' } } }, /\/resources\/requests\/cpu/],
+    ];
+    for (const [values, msg] of bad) {
+      expect(() => renderChart(CHART, values), JSON.stringify(values)).toThrow(ValuesError);
+      expect(() => renderChart(CHART, values), JSON.stringify(values)).toThrow(msg);
+    }
+  });
+
+  it('fails the render for contradictory values, saying why', () => {
+    expect(() => renderChart(CHART, { devices: { existingSecret: 'a', existingConfigMap: 'b' } })).toThrow(
+      /set existingSecret or existingConfigMap, not both/,
+    );
+    expect(() => renderChart(CHART, { devices: { existingSecret: 'a', list: [{ id: 'x' }] } })).toThrow(
+      /list cannot be combined/,
+    );
+    expect(() =>
+      renderChart(CHART, { config: { coap: { nosec: false }, dtls: { enabled: false } } }),
+    ).toThrow(/coap\.nosec and dtls\.enabled are both false: nothing to serve/);
+  });
+
+  it('validates config with the gateway’s own schema (run `npm run helm:schema` after changing src/config)', () => {
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as {
+      properties: { config: Record<string, unknown> };
+    };
+    const { $schema: _s, ...expected } = z.toJSONSchema(configSchema, { io: 'input', target: 'draft-7' });
+    const { description: _d, ...actual } = schema.properties.config;
+    expect(actual).toEqual(expected);
+  });
+});
