@@ -12,8 +12,22 @@ import { scenarios } from './scenarios/index.js';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const quick = args.includes('--quick');
-  const wanted = args.filter((a) => !a.startsWith('--'));
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(
+      'usage: npm run bench -- [--quick] [scenario…]\n\n' +
+        scenarios.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n') +
+        '\n',
+    );
+    return;
+  }
+  const flags = args.filter((a) => a.startsWith('-'));
+  const badFlags = flags.filter((f) => f !== '--quick');
+  if (badFlags.length) {
+    process.stderr.write(`unknown option(s): ${badFlags.join(', ')} (try --help)\n`);
+    process.exit(2);
+  }
+  const quick = flags.includes('--quick');
+  const wanted = args.filter((a) => !a.startsWith('-'));
   const unknown = wanted.filter((w) => !scenarios.some((s) => s.name === w));
   if (unknown.length) {
     process.stderr.write(
