@@ -136,12 +136,15 @@ export function dedupEntryBytes(n = 200_000): { measured: number; accounted: num
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const before = process.memoryUsage();
-  const cache = new DedupCache(n, Number.MAX_SAFE_INTEGER, () => undefined);
+  const cache = new DedupCache(n, Number.MAX_SAFE_INTEGER, 247_000, 145_000, () => undefined);
   const keys = Array.from({ length: 100 }, (_, i) => `udp:10.0.0.${i}:5683`);
   for (let i = 0; i < n; i++) {
-    const e = cache.add(keys[i % 100], Math.floor(i / 100), Date.now() + 1e6);
+    const key = keys[i % 100];
+    const mid = Math.floor(i / 100);
+    cache.add(key, mid, true, Date.now());
     cache.setResponse(
-      e,
+      key,
+      mid,
       encodeMessage({
         type: MessageType.ACK,
         code: Code.CHANGED,

@@ -27,7 +27,7 @@ import {
   OPTION_DEFS,
   type TransmissionParameters,
 } from './constants.js';
-import { DedupCache, type DedupEntry } from './dedup.js';
+import { DedupCache, EMPTY_ACKED } from './dedup.js';
 import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
 import {
   CoapMessage,
@@ -98,8 +98,10 @@ class ServerExchange implements Exchange {
     readonly payload: Buffer,
     readonly blocks: number,
     readonly receivedAt: number,
-    readonly dedup: DedupEntry,
   ) {}
+
+  /** An empty ACK was sent: the response will be a separate CON response. */
+  emptyAcked = false;
 
   get query(): readonly string[] {
     return (this.queryCache ??= this.request.strings(Option.URI_QUERY));
@@ -118,7 +120,7 @@ class ServerExchange implements Exchange {
   }
 
   get acknowledged(): boolean {
-    return this.dedup.emptyAcked;
+    return this.emptyAcked;
   }
 
   respond(response: CoapResponse): void {
@@ -196,7 +198,13 @@ export class CoapEndpoint {
       szxForSize(Math.max(16, opts.maxMessageBytes - 64)),
     );
     const caps = deps.caps;
-    this.dedup = new DedupCache(opts.dedup.maxEntries, opts.dedup.maxBytes, (n) => caps.hit('coap_dedup', n));
+    this.dedup = new DedupCache(
+      opts.dedup.maxEntries,
+      opts.dedup.maxBytes,
+      this.conLifetimeMs,
+      this.nonLifetimeMs,
+      (n) => caps.hit('coap_dedup', n),
+    );
     this.block1 = new Block1Assembler({ ...opts.blockwise, preferredSzx: this.preferredSzx }, (cap, n) =>
       caps.hit(cap, n),
     );
@@ -379,16 +387,13 @@ export class CoapEndpoint {
     const now = Date.now();
     const seen = this.dedup.get(peer.key, msg.messageId, now);
     if (seen !== undefined) {
-      if (seen.response !== null) this.send(peer, seen.response);
-      else if (seen.emptyAcked) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
+      if (typeof seen === 'string') this.send(peer, Buffer.from(seen, 'latin1'));
+      else if (seen === EMPTY_ACKED) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
+      // IN_PROGRESS: the response is on its way.
       return;
     }
     const isCon = msg.type === MessageType.CON;
-    const entry = this.dedup.add(
-      peer.key,
-      msg.messageId,
-      now + (isCon ? this.conLifetimeMs : this.nonLifetimeMs),
-    );
+    this.dedup.add(peer.key, msg.messageId, isCon, now);
 
     // Options (RFC 7252 §5.4): unrecognised or malformed critical options → 4.02 (CON) or rejection (NON).
     const nums = msg.optNumbers;
@@ -406,26 +411,20 @@ export class CoapEndpoint {
         if (!isCon) {
           this.reject('bad_option_non');
           const rst = encodeEmpty(MessageType.RST, msg.messageId);
-          this.dedup.setResponse(entry, rst);
+          this.dedup.setResponse(peer.key, msg.messageId, rst);
           this.send(peer, rst);
           return;
         }
         const name = def ? def.name : `option ${n}`;
-        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, `Unrecognized or malformed ${name}`);
+        return this.answerDirect(msg, peer, Code.BAD_OPTION, `Unrecognized or malformed ${name}`);
       }
       if (n === Option.PROXY_URI || n === Option.PROXY_SCHEME) {
-        return this.answerDirect(
-          msg,
-          peer,
-          entry,
-          Code.PROXYING_NOT_SUPPORTED,
-          'This gateway is not a proxy',
-        );
+        return this.answerDirect(msg, peer, Code.PROXYING_NOT_SUPPORTED, 'This gateway is not a proxy');
       }
     }
     const method = msg.code;
     if (method > Code.IPATCH) {
-      return this.answerDirect(msg, peer, entry, Code.METHOD_NOT_ALLOWED, 'Unknown method');
+      return this.answerDirect(msg, peer, Code.METHOD_NOT_ALLOWED, 'Unknown method');
     }
 
     let payload = msg.payload;
@@ -442,29 +441,29 @@ export class CoapEndpoint {
     }
     if (this.drainMaxAge >= 0 && !continuesTransfer(method, b1, b2)) {
       this.reject('draining');
-      return this.answerDirect(msg, peer, entry, Code.SERVICE_UNAVAILABLE, 'Shutting down', [
+      return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Shutting down', [
         [Option.MAX_AGE, this.drainMaxAge],
       ]);
     }
     if (size1 !== undefined && size1 > this.opts.blockwise.maxBodyBytes && hasBody(method)) {
-      return this.answerTooLarge(msg, peer, entry, b1);
+      return this.answerTooLarge(msg, peer, b1);
     }
     if (b1 !== undefined && hasBody(method)) {
       block1 = decodeBlock(b1);
       const r = this.block1.receive(blockKey, block1, payload, size1, now);
       switch (r.status) {
         case Block1Status.CONTINUE:
-          return this.answerDirect(msg, peer, entry, Code.CONTINUE, undefined, [
+          return this.answerDirect(msg, peer, Code.CONTINUE, undefined, [
             [Option.BLOCK1, encodeBlock(block1.num, true, r.szx)],
           ]);
         case Block1Status.INCOMPLETE:
-          return this.answerDirect(msg, peer, entry, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
+          return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
             [Option.BLOCK1, b1],
           ]);
         case Block1Status.TOO_LARGE:
-          return this.answerTooLarge(msg, peer, entry, b1);
+          return this.answerTooLarge(msg, peer, b1);
         case Block1Status.BAD_REQUEST:
-          return this.answerDirect(msg, peer, entry, Code.BAD_REQUEST, r.reason);
+          return this.answerDirect(msg, peer, Code.BAD_REQUEST, r.reason);
         case Block1Status.COMPLETE:
           payload = r.body as Buffer;
           blocks = r.blocks as number;
@@ -473,8 +472,7 @@ export class CoapEndpoint {
     }
     if (b2 !== undefined) {
       block2 = decodeBlock(b2);
-      if (block2.szx === 7)
-        return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'BERT is not used over UDP');
+      if (block2.szx === 7) return this.answerDirect(msg, peer, Code.BAD_OPTION, 'BERT is not used over UDP');
       if (block2.num > 0 && !isSafeMethod(method)) {
         // A later block of a response to a non-idempotent request: serve it from the held body.
         const held = this.block2.get(blockKey, now);
@@ -482,32 +480,22 @@ export class CoapEndpoint {
           return this.answerDirect(
             msg,
             peer,
-            entry,
             Code.REQUEST_ENTITY_INCOMPLETE,
             'No response body is held for this URI; repeat the request',
           );
         }
-        return this.answerBlock(
-          msg,
-          peer,
-          entry,
-          held.code,
-          held.body,
-          held.contentFormat,
-          held.etag,
-          block2,
-        );
+        return this.answerBlock(msg, peer, held.code, held.body, held.contentFormat, held.etag, block2);
       }
     }
 
     if (this.inFlight >= this.opts.maxInFlight) {
       this.reject('busy');
-      return this.answerDirect(msg, peer, entry, Code.SERVICE_UNAVAILABLE, 'Busy', [
+      return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Busy', [
         [Option.MAX_AGE, RESPONSE_BUSY_MAX_AGE],
       ]);
     }
 
-    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now, entry);
+    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now);
     if (block1) {
       ex.block1Szx = Math.min(block1.szx, this.preferredSzx);
       ex.block1Num = block1.num;
@@ -535,18 +523,18 @@ export class CoapEndpoint {
   }
 
   private emptyAck(ex: ServerExchange): void {
-    if (ex.dedup.emptyAcked || this.closed) return;
-    ex.dedup.emptyAcked = true;
+    if (ex.emptyAcked || this.closed) return;
+    ex.emptyAcked = true;
+    this.dedup.setEmptyAcked(ex.peer.key, ex.request.messageId);
     this.send(ex.peer, encodeEmpty(MessageType.ACK, ex.request.messageId));
   }
 
-  private answerTooLarge(msg: CoapMessage, peer: Peer, entry: DedupEntry, b1: number | undefined): void {
+  private answerTooLarge(msg: CoapMessage, peer: Peer, b1: number | undefined): void {
     const options: OptionEntry[] = [[Option.SIZE1, this.opts.blockwise.maxBodyBytes]];
     if (b1 !== undefined) options.push([Option.BLOCK1, b1]);
     this.answerDirect(
       msg,
       peer,
-      entry,
       Code.REQUEST_ENTITY_TOO_LARGE,
       `Body over ${this.opts.blockwise.maxBodyBytes} bytes`,
       options,
@@ -557,12 +545,11 @@ export class CoapEndpoint {
   private answerDirect(
     msg: CoapMessage,
     peer: Peer,
-    entry: DedupEntry,
     code: number,
     diagnostic: string | undefined,
     options?: OptionEntry[],
   ): void {
-    this.reply(msg, peer, entry, code, options, diagnostic ? Buffer.from(diagnostic) : undefined);
+    this.reply(msg, peer, code, options, diagnostic ? Buffer.from(diagnostic) : undefined, false);
   }
 
   /**
@@ -573,19 +560,19 @@ export class CoapEndpoint {
   private reply(
     msg: CoapMessage,
     peer: Peer,
-    entry: DedupEntry,
     code: number,
     options: OptionEntry[] | undefined,
     payload: Buffer | undefined,
+    /** An empty ACK was already sent for the request. */
+    emptyAcked: boolean,
   ): void {
     this.count(msg.code, code);
     const isCon = msg.type === MessageType.CON;
     if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
       if (isCon) {
         const ack = encodeEmpty(MessageType.ACK, msg.messageId);
-        const sent = entry.emptyAcked;
-        this.dedup.setResponse(entry, ack);
-        if (!sent) this.send(peer, ack);
+        this.dedup.setResponse(peer.key, msg.messageId, ack);
+        if (!emptyAcked) this.send(peer, ack);
       }
       return;
     }
@@ -597,14 +584,13 @@ export class CoapEndpoint {
       options,
       payload,
     });
-    this.dedup.setResponse(entry, bytes);
+    this.dedup.setResponse(peer.key, msg.messageId, bytes);
     this.send(peer, bytes);
   }
 
   private answerBlock(
     msg: CoapMessage,
     peer: Peer,
-    entry: DedupEntry,
     code: number,
     body: Buffer,
     contentFormat: number | undefined,
@@ -613,12 +599,12 @@ export class CoapEndpoint {
   ): void {
     const szx = Math.min(block2.szx, this.preferredSzx);
     const slice = sliceBlock(body, block2.num, szx);
-    if (!slice) return this.answerDirect(msg, peer, entry, Code.BAD_OPTION, 'Block2 number past the end');
+    if (!slice) return this.answerDirect(msg, peer, Code.BAD_OPTION, 'Block2 number past the end');
     const options: OptionEntry[] = [[Option.BLOCK2, encodeBlock(block2.num, slice.more, szx)]];
     if (contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, contentFormat]);
     if (etag) options.push([Option.ETAG, etag]);
     if (msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
-    this.reply(msg, peer, entry, code, options, slice.payload);
+    this.reply(msg, peer, code, options, slice.payload, false);
   }
 
   private nextMid(peer: Peer): number {
@@ -688,9 +674,9 @@ export class CoapEndpoint {
     const peer = ex.peer;
     const code = res.code;
     const isCon = msg.type === MessageType.CON;
-    const separate = res.confirmable === true || (isCon && ex.dedup.emptyAcked);
+    const separate = res.confirmable === true || (isCon && ex.emptyAcked);
     if (!separate || suppressed(msg.uint(Option.NO_RESPONSE), code)) {
-      return this.reply(msg, peer, ex.dedup, code, options, payload);
+      return this.reply(msg, peer, code, options, payload, ex.emptyAcked);
     }
     this.count(ex.method, code);
     // Separate CON response (RFC 7252 §5.2.2), retransmitted until the peer acknowledges it.
