@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
+import { applyRuntime } from './ops/runtime.js';
 import { DeviceFileError } from './devices/file-registry.js';
 import { healthcheck, healthcheckUrl } from './ops/healthcheck.js';
 import { exitOnTermination } from './ops/shutdown.js';
@@ -46,6 +47,7 @@ function configFile(argv: string[]): string | undefined {
 
 async function start(argv: string[]): Promise<number> {
   const loaded = loadConfig(configFile(argv));
+  applyRuntime(loaded.config.runtime);
   const gw = await startGateway(loaded);
   exitOnTermination(gw, loaded.config.shutdown);
   process.on('SIGHUP', () => void gw.registry.reload());

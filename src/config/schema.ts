@@ -9,6 +9,7 @@ import { downlinkSchema } from './downlink.js';
 import { codecsSchema } from './codecs.js';
 import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
+import { runtimeSchema } from './runtime.js';
 import { shutdownSchema } from './shutdown.js';
 
 export const configSchema = z.strictObject({
@@ -23,6 +24,7 @@ export const configSchema = z.strictObject({
   admin: adminSchema,
   log: logSchema,
   shutdown: shutdownSchema,
+  runtime: runtimeSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -25,6 +25,7 @@ describe('config', () => {
     });
     expect(c.downloads.dir).toBe('files');
     expect(c.coap.transmission).toMatchObject({ ackTimeoutMs: 2000, ackRandomFactor: 1.5, maxRetransmit: 4 });
+    expect(c.runtime.heapGrowingPercent).toBe(50);
   });
 
   it('resolves relative paths against the config file folder', () => {
