@@ -28,6 +28,7 @@ import {
   type TransmissionParameters,
 } from './constants.js';
 import { DedupCache, EMPTY_ACKED } from './dedup.js';
+import { Fifo } from './fifo.js';
 import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
 import {
   CoapMessage,
@@ -76,10 +77,21 @@ class Outgoing {
   ) {}
 }
 
+/**
+ * A CON exchange waiting for its answer, queued until its piggyback window ends. The exchange lets go of its
+ * ticket when answered, so a queued ticket never keeps an answered exchange (and its datagram) alive.
+ */
+class AckWait {
+  constructor(
+    public ex: ServerExchange | null,
+    readonly deadline: number,
+  ) {}
+}
+
 class ServerExchange implements Exchange {
   responded = false;
-  /** Empty ACK already sent (the response will be separate). */
-  timer: NodeJS.Timeout | undefined = undefined;
+  /** Its place in the piggyback-window queue while unanswered. */
+  wait: AckWait | null = null;
   private queryCache: string[] | undefined;
   /** SZX and NUM of the last Block1 block (the final response echoes it), or -1. */
   block1Szx = -1;
@@ -163,6 +175,11 @@ export class CoapEndpoint {
   private readonly block1: Block1Assembler;
   private readonly block2: Block2Store;
   private readonly outgoing = new Map<string, Outgoing>();
+  /** CON exchanges not answered yet, in the order their piggyback windows end. */
+  private readonly awaiting = new Fifo<AckWait>();
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** How often the piggyback windows are checked: a quarter of the window, at most 25 ms. */
+  private readonly ackTickMs: number;
   private readonly conLifetimeMs: number;
   private readonly nonLifetimeMs: number;
   private readonly preferredSzx: number;
@@ -191,6 +208,7 @@ export class CoapEndpoint {
     this.log = deps.log;
     const t = opts.transmission;
     this.conLifetimeMs = opts.dedup.lifetimeMs ?? exchangeLifetimeMs(t);
+    this.ackTickMs = Math.max(1, Math.min(25, Math.floor(opts.piggybackWindowMs / 4)));
     this.nonLifetimeMs = Math.min(this.conLifetimeMs, opts.dedup.lifetimeMs ?? nonLifetimeMs(t));
     // The block size must leave room for the header, token and options within one message.
     this.preferredSzx = Math.min(
@@ -512,7 +530,39 @@ export class CoapEndpoint {
     }
     if (!ex.responded && isCon) {
       if (this.opts.piggybackWindowMs === 0) this.sendEmptyAck(ex);
-      else ex.timer = setTimeout(onPiggybackWindow, this.opts.piggybackWindowMs, ex);
+      else this.awaitAnswer(ex, now);
+    }
+  }
+
+  /**
+   * Watches a CON exchange the handler has not answered yet: if the piggyback window passes first, it gets an
+   * empty ACK. One timer serves all of them: the window is the same for every exchange, so a FIFO of them is
+   * in deadline order, and a tick pops those whose window has passed (answered ones are just dropped).
+   */
+  private awaitAnswer(ex: ServerExchange, now: number): void {
+    ex.wait = new AckWait(ex, now + this.opts.piggybackWindowMs);
+    this.awaiting.push(ex.wait);
+    if (this.ackTimer === undefined) {
+      this.ackTimer = setInterval(onAckTick, this.ackTickMs, this);
+      this.ackTimer.unref();
+    }
+  }
+
+  /** Sends empty ACKs to exchanges whose piggyback window has passed. */
+  ackTick(): void {
+    const now = Date.now();
+    const awaiting = this.awaiting;
+    for (let w = awaiting.peek(); w !== undefined; w = awaiting.peek()) {
+      if (w.ex !== null && w.deadline > now) break;
+      awaiting.shift();
+      if (w.ex !== null) {
+        w.ex.wait = null;
+        this.sendEmptyAck(w.ex);
+      }
+    }
+    if (awaiting.length === 0 && this.ackTimer !== undefined) {
+      clearInterval(this.ackTimer);
+      this.ackTimer = undefined;
     }
   }
 
@@ -626,9 +676,9 @@ export class CoapEndpoint {
   /** Sends the handler's response for an exchange. */
   sendResponse(ex: ServerExchange, res: CoapResponse): void {
     this.inFlight--;
-    if (ex.timer !== undefined) {
-      clearTimeout(ex.timer);
-      ex.timer = undefined;
+    if (ex.wait !== null) {
+      ex.wait.ex = null;
+      ex.wait = null;
     }
     const msg = ex.request;
     const code = res.code;
@@ -782,6 +832,9 @@ export class CoapEndpoint {
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
+    clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
+    this.awaiting.clear();
     for (const out of this.outgoing.values()) {
       clearTimeout(out.timer);
       out.onDelivered?.(false);
@@ -793,9 +846,8 @@ export class CoapEndpoint {
   }
 }
 
-function onPiggybackWindow(ex: ServerExchange): void {
-  ex.timer = undefined;
-  ex.endpoint.sendEmptyAck(ex);
+function onAckTick(endpoint: CoapEndpoint): void {
+  endpoint.ackTick();
 }
 
 function onRetransmitTimer(endpoint: CoapEndpoint, out: Outgoing): void {
