@@ -8,6 +8,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ContentType } from '../constants.js';
+import type { CcmKey } from './ccm.js';
 import { writeRecordHeader, writeSeq48, type RecordHeader } from '../record.js';
 import { EXPLICIT_NONCE_LENGTH, KEY_LENGTH, SALT_LENGTH, type CipherSuite } from './cipher-suites.js';
 
@@ -99,6 +100,8 @@ export function sealRecord(
   seq: number,
   cid: string,
   content: Buffer,
+  /** Reusable CCM contexts for this key (CCM suites), else a one-shot cipher is made. */
+  ccm?: CcmKey,
 ): Buffer {
   let plaintext = content;
   let aad: Buffer;
@@ -115,6 +118,15 @@ export function sealRecord(
   setSalt(keys, at, side);
   nonce.writeUInt16BE(epoch, SALT_LENGTH);
   writeSeq48(nonce, SALT_LENGTH + 2, seq);
+  const cidRecordType = cid.length > 0 ? ContentType.tls12Cid : type;
+  if (ccm !== undefined && suite.ccm) {
+    const bodyLength = EXPLICIT_NONCE_LENGTH + plaintext.length + suite.tagLength;
+    const out = Buffer.allocUnsafe(13 + cid.length + bodyLength);
+    let p = writeRecordHeader(out, 0, cidRecordType, version, epoch, seq, cid, bodyLength);
+    p += nonce.copy(out, p, SALT_LENGTH);
+    ccm.seal(nonce, aad, plaintext, suite.tagLength, out, p);
+    return out;
+  }
   const key = writeKey(keys, at, side);
   let ct: Buffer;
   let tag: Buffer;
@@ -133,16 +145,7 @@ export function sealRecord(
   }
   const bodyLength = EXPLICIT_NONCE_LENGTH + ct.length + tag.length;
   const out = Buffer.allocUnsafe(13 + cid.length + bodyLength);
-  let p = writeRecordHeader(
-    out,
-    0,
-    cid.length > 0 ? ContentType.tls12Cid : type,
-    version,
-    epoch,
-    seq,
-    cid,
-    bodyLength,
-  );
+  let p = writeRecordHeader(out, 0, cidRecordType, version, epoch, seq, cid, bodyLength);
   p += nonce.copy(out, p, SALT_LENGTH);
   p += ct.copy(out, p);
   tag.copy(out, p);
@@ -161,6 +164,8 @@ export function openRecord(
   side: Side,
   buf: Buffer,
   rec: RecordHeader,
+  /** Reusable CCM contexts for this key (CCM suites), else a one-shot decipher is made. */
+  ccm?: CcmKey,
 ): Buffer | undefined {
   const ctLength = rec.bodyLength - EXPLICIT_NONCE_LENGTH - suite.tagLength;
   if (ctLength < 0) return undefined;
@@ -174,7 +179,32 @@ export function openRecord(
   const ctStart = body + EXPLICIT_NONCE_LENGTH;
   const ct = buf.subarray(ctStart, ctStart + ctLength);
   const tag = buf.subarray(ctStart + ctLength, ctStart + ctLength + suite.tagLength);
-  const key = writeKey(keys, at, side);
+  let plaintext: Buffer;
+  if (ccm !== undefined && suite.ccm) {
+    const opened = ccm.open(nonce, aad, ct, tag);
+    if (opened === undefined) return undefined;
+    plaintext = opened;
+  } else {
+    const opened = openOneShot(suite, writeKey(keys, at, side), aad, ct, tag, ctLength);
+    if (opened === undefined) return undefined;
+    plaintext = opened;
+  }
+  if (!cidRecord) return plaintext;
+  let end = plaintext.length - 1;
+  while (end >= 0 && plaintext[end] === 0) end--;
+  if (end < 0) return undefined;
+  rec.type = plaintext[end];
+  return plaintext.subarray(0, end);
+}
+
+function openOneShot(
+  suite: CipherSuite,
+  key: Buffer,
+  aad: Buffer,
+  ct: Buffer,
+  tag: Buffer,
+  ctLength: number,
+): Buffer | undefined {
   let plaintext: Buffer;
   try {
     if (suite.ccm) {
@@ -193,10 +223,5 @@ export function openRecord(
   } catch {
     return undefined;
   }
-  if (!cidRecord) return plaintext;
-  let end = plaintext.length - 1;
-  while (end >= 0 && plaintext[end] === 0) end--;
-  if (end < 0) return undefined;
-  rec.type = plaintext[end];
-  return plaintext.subarray(0, end);
+  return plaintext;
 }
