@@ -59,10 +59,11 @@ export const sandboxSchema = z
       .number()
       .min(0)
       .max(100)
-      .default(1)
+      .default(0)
       .describe(
-        'How long a message may wait for others to share its batch to a worker (0: only those that arrive ' +
-          'in the same event-loop turn). Larger batches cost the gateway thread less per message.',
+        'How long a message may wait for others to share its batch to a worker. 0 (the default) sends what ' +
+          'arrived in the same event-loop turn: under load those are many already, and a device waiting for ' +
+          'its answer is not kept waiting for company. A longer wait makes batches larger at the cost of latency.',
       ),
     maxBatch: z
       .number()

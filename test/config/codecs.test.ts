@@ -18,7 +18,7 @@ describe('config: codecs section', () => {
         workers: 1,
         maxHeapMb: 64,
         callTimeoutMs: 100,
-        batchDelayMs: 1,
+        batchDelayMs: 0,
         maxBatch: 256,
         maxQueue: 10_000,
         maxQueueBytes: 16 * 1024 * 1024,

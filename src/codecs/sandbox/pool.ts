@@ -2,9 +2,10 @@
  * The sandbox pool: worker threads that run payload-formatter scripts and isolated codec plugins, so a
  * script that throws, loops forever or eats memory costs one worker restart, never the gateway.
  *
- * Messages queue in the gateway thread and go to a worker in batches: one batch per worker at a time, a
- * message waiting at most `batchDelayMs` for company, so batches grow with the load and the gateway thread
- * pays a few microseconds per message, not one postMessage each. Each worker has a JS heap limit (`resourceLimits`). A call that runs longer than the time limit is
+ * Messages queue in the gateway thread and go to a worker in batches: one batch per worker at a time, with
+ * the messages that arrived in the same event-loop turn (or within `batchDelayMs`), so batches grow with the
+ * load and the gateway thread pays a few microseconds per message, not one postMessage each. Each worker has
+ * a JS heap limit (`resourceLimits`). A call that runs longer than the time limit is
  * found through shared progress counters and its worker is terminated; the messages of its batch that were
  * not at fault go to the next worker, the culprit fails with reason `timeout` (or `memory`). A codec that
  * takes down workers three times within a minute is disabled for a minute.
