@@ -12,6 +12,9 @@ import { SimStats, type SimSummary } from './stats.js';
 import { resolveHost, UdpChannel } from './udp-channel.js';
 
 /** A device's path to the gateway. */
+
+/** When stopped, how long uplinks already sent may still be answered. */
+const ABORT_GRACE_MS = 1000;
 export interface DeviceLink extends DatagramChannel {
   /** Comes back from a new source port (a DTLS link keeps its session when it has a Connection ID). */
   rebind(): Promise<void>;
@@ -76,9 +79,14 @@ export async function runSimulation(
       const timer = setTimeout(wake, ms);
       sleepers.add(wake);
     });
+  // Stopping: no new uplinks; those in flight get a moment to be answered before they are given up.
+  let giveUp: NodeJS.Timeout | undefined;
   const onAbort = () => {
-    for (const c of clients) c.abort();
     for (const wake of [...sleepers]) wake();
+    giveUp = setTimeout(() => {
+      for (const c of clients) c.abort();
+    }, ABORT_GRACE_MS);
+    giveUp.unref();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   const t0 = performance.now();
@@ -155,6 +163,7 @@ export async function runSimulation(
     await Promise.all(Array.from({ length: opts.devices }, (_, k) => runDevice(k)));
   } finally {
     clearInterval(ticker);
+    clearTimeout(giveUp);
     signal?.removeEventListener('abort', onAbort);
     if (ticker && out) out.write(tty ? `\r${stats.progressLine()}\x1b[K\n` : `${stats.progressLine()}\n`);
   }
