@@ -4,15 +4,14 @@
  * In-process (CPU time, little affected by other load): handshakes per second (cookie exchange included)
  * and CoAP exchanges per second, client and server back to back; resident memory per idle session.
  *
- * Under load: the reference load generator dtlsload (C, OpenSSL) against the whole gateway (CoAP engine,
- * raw codec, null sink) and against libcoap's coap-server-openssl — handshakes per second, then CON POSTs
- * (20-byte payload, one in flight per session) with 200 and 10,000 sessions, with each server's CPU time
- * per operation and resident memory per session. dtlsload is compiled from DTLSLOAD_SRC, by default
- * ../shared/tools/dtlsload.c beside the repository (needs cc and libssl-dev); without it that part is skipped.
+ * Under load: a DTLS load generator against the whole gateway (CoAP engine, raw codec, null sink) and against
+ * libcoap's coap-server-openssl — handshakes per second, then CON POSTs (20-byte payload, one in flight per
+ * session) with 200 and 10,000 sessions, with each server's CPU time per operation and resident memory per
+ * session. The load generator is bench/dtls-load.ts (cellgate's own DTLS client), or any program with the
+ * same arguments and output named by DTLS_LOAD_COMMAND (e.g. a C one built on OpenSSL, to cross-check or to
+ * drive a server harder than a Node client can).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
 import { spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
 import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
@@ -25,16 +24,21 @@ async function node(ctx: BenchContext, script: string, args: string[]): Promise<
   return (await output(child)).trim();
 }
 
-function dtlsload(ctx: BenchContext): string | undefined {
-  const root = resolve(ctx.dist, '..');
-  const src = resolve(root, process.env.DTLSLOAD_SRC ?? '../shared/tools/dtlsload.c');
-  if (!existsSync(src)) return undefined;
-  const bin = join(root, '.bench', 'dtlsload');
-  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(join(root, '.bench'), { recursive: true });
-    execFileSync('cc', ['-O2', '-o', bin, src, '-lssl', '-lcrypto']);
-  }
-  return bin;
+/** The load generator: a command and the arguments that come before the generator's own. */
+interface LoadCommand {
+  command: string;
+  args: string[];
+  name: string;
+}
+
+function loadCommand(ctx: BenchContext): LoadCommand {
+  const external = process.env.DTLS_LOAD_COMMAND;
+  if (external) return { command: external, args: [], name: external };
+  return {
+    command: process.execPath,
+    args: [join(ctx.dist, 'bench', 'dtls-load.js')],
+    name: 'bench/dtls-load',
+  };
 }
 
 interface Load {
@@ -45,13 +49,14 @@ interface Load {
 }
 
 async function load(
-  bin: string,
+  gen: LoadCommand,
   port: number,
   sessions: number,
   parallel: number,
   seconds: number,
 ): Promise<Load> {
-  const child = spawnPinned(1, bin, [
+  const child = spawnPinned(1, gen.command, [
+    ...gen.args,
     '127.0.0.1',
     String(port),
     String(sessions),
@@ -62,7 +67,7 @@ async function load(
     'dev',
     KEY_HEX,
   ]);
-  // dtlsload exits 1 when some handshakes failed; its figures are still printed.
+  // The generator exits 1 when some handshakes failed; its figures are still printed.
   const out = await output(child).catch((err: Error) => err.message);
   const hs = /handshakes ok=(\d+) failed=(\d+) .* rate=(\d+)\/s/.exec(out);
   const ex = /done=\d+ rate=(\d+)\/s p50_ms=[\d.]+ p99_ms=([\d.]+)/.exec(out);
@@ -120,7 +125,7 @@ async function underLoad(
   name: string,
   start: (ctx: BenchContext, port: number) => Promise<Server>,
   port: number,
-  bin: string,
+  gen: LoadCommand,
   warmUp: boolean,
 ): Promise<void> {
   const seconds = ctx.quick ? 3 : 10;
@@ -135,10 +140,10 @@ async function underLoad(
     try {
       // A running Node server has its code compiled: 2,000 handshakes first (the same devices, whose
       // sessions the measured run replaces).
-      if (warmUp) await load(bin, server.port, 2000, 100, 0);
+      if (warmUp) await load(gen, server.port, 2000, 100, 0);
       const rss0 = rssBytes(server.pid);
       const cpu0 = cpuSeconds(server.pid);
-      const r = await load(bin, server.port, run.sessions, run.parallel, run.seconds);
+      const r = await load(gen, server.port, run.sessions, run.parallel, run.seconds);
       const cpu = cpuSeconds(server.pid) - cpu0;
       const label = `${name.padEnd(22)} ${String(run.sessions).padStart(6)} sessions`;
       if (run.seconds === 0) {
@@ -171,17 +176,14 @@ async function underLoad(
 export const dtls: Scenario = {
   name: 'dtls',
   description:
-    'CoAP over DTLS 1.2 PSK: in-process rates, idle-session memory, the gateway vs libcoap coap-server-openssl under dtlsload',
+    'CoAP over DTLS 1.2 PSK: in-process rates, idle-session memory, the gateway vs libcoap coap-server-openssl under load',
   async run(ctx) {
     const quick = ctx.quick;
     ctx.log(await node(ctx, 'dtls-handshakes.js', [quick ? '5000' : '20000', quick ? '50000' : '200000']));
     ctx.log(await node(ctx, 'dtls-sessions.js', [quick ? '10000' : '100000']));
-    const bin = dtlsload(ctx);
-    if (!bin) {
-      ctx.log('dtlsload not found (set DTLSLOAD_SRC to dtlsload.c): load runs skipped');
-      return;
-    }
-    await underLoad(ctx, 'cellgate (null sink)', cellgate, 47783, bin, true);
-    await underLoad(ctx, 'libcoap openssl', libcoap, 47786, bin, false);
+    const gen = loadCommand(ctx);
+    ctx.log(`load generator: ${gen.name} (set DTLS_LOAD_COMMAND to use another)`);
+    await underLoad(ctx, 'cellgate (null sink)', cellgate, 47783, gen, true);
+    await underLoad(ctx, 'libcoap openssl', libcoap, 47786, gen, false);
   },
 };

@@ -1,0 +1,159 @@
+/**
+ * A DTLS 1.2 PSK load generator built on cellgate's own DTLS client: SESSIONS sessions (PSK identity
+ * `<ID_PREFIX><i>`), PARALLEL handshakes at a time (cookie exchange included), then SECONDS of CoAP CON POSTs
+ * with a PAYLOAD_BYTES payload to PATH, one in flight per session. Prints the handshake rate, then the
+ * exchange rate and latency percentiles, one line each.
+ *
+ *   node dist/bench/dtls-load.js HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [SUITE]
+ *
+ * SUITE is CCM_8 (default), GCM or CCM. Any other program taking these arguments and printing these lines
+ * can stand in for it (the `dtls` bench scenario takes one from DTLS_LOAD_COMMAND).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { DtlsClientCore } from '../src/dtls/client.js';
+import { LatencyHistogram } from './histogram.js';
+
+const SUITES: Record<string, number> = { CCM_8: 0xc0a8, GCM: 0x00a8, CCM: 0xc0a4 };
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 2000;
+
+const [host, portArg, sessionsArg, parallelArg, secondsArg, payloadArg, path, idPrefix, keyHex, suiteArg] =
+  process.argv.slice(2);
+if (!keyHex) {
+  process.stderr.write(
+    'usage: dtls-load HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [CCM_8|GCM|CCM]\n',
+  );
+  process.exit(2);
+}
+const port = Number(portArg);
+const sessions = Number(sessionsArg);
+const parallel = Number(parallelArg);
+const seconds = Number(secondsArg);
+const key = Buffer.from(keyHex, 'hex');
+const suite = SUITES[suiteArg ?? 'CCM_8'];
+if (suite === undefined) {
+  process.stderr.write(`unknown suite ${suiteArg}\n`);
+  process.exit(2);
+}
+
+/** A CoAP CON POST to PATH with a payload, Message ID and token patched per request. */
+function requestTemplate(): Buffer {
+  const p = Buffer.from(path);
+  if (p.length >= 13) throw new Error('path too long for this generator');
+  return Buffer.concat([
+    Buffer.from([0x44, 0x02, 0, 0, 0, 0, 0, 0, 0xb0 | p.length]),
+    p,
+    Buffer.from([0xff]),
+    Buffer.alloc(Number(payloadArg), 0x61),
+  ]);
+}
+
+class Session {
+  readonly socket: Socket;
+  readonly core: DtlsClientCore;
+  readonly request = requestTemplate();
+  mid = Math.floor(Math.random() * 65536);
+  sentAt = 0;
+
+  constructor(readonly index: number) {
+    this.socket = createSocket('udp4');
+    this.core = new DtlsClientCore(
+      { identity: `${idPrefix}${index}`, key, cipherSuites: [suite], retransmitMs: 1000 },
+      (d) => this.socket.send(d, port, host),
+    );
+    this.socket.on('message', (m: Buffer) => this.core.receive(m));
+  }
+
+  bind(): Promise<void> {
+    return new Promise((resolve) => this.socket.bind(0, () => resolve()));
+  }
+
+  send(): void {
+    this.mid = (this.mid + 1) & 0xffff;
+    this.request[2] = this.mid >> 8;
+    this.request[3] = this.mid & 0xff;
+    this.request.writeUInt32BE(this.index, 4);
+    this.sentAt = performance.now();
+    this.core.write(this.request);
+  }
+}
+
+async function handshakes(all: Session[]): Promise<{ ok: number; failed: number; seconds: number }> {
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < all.length) {
+      const s = all[next++];
+      await s.bind();
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('handshake timeout')), HANDSHAKE_TIMEOUT_MS).unref(),
+      );
+      try {
+        await Promise.race([s.core.handshake(), timeout]);
+        ok++;
+      } catch {
+        failed++;
+        s.core.stop('failed');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));
+  return { ok, failed, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function exchanges(live: Session[]): Promise<void> {
+  const hist = new LatencyHistogram();
+  let done = 0;
+  let non2xx = 0;
+  let lost = 0;
+  let stopping = false;
+  for (const s of live) {
+    s.core.onData = (m: Buffer) => {
+      if (m.length < 4 || ((m[2] << 8) | m[3]) !== s.mid || s.sentAt === 0) return;
+      hist.record(performance.now() - s.sentAt);
+      s.sentAt = 0;
+      done++;
+      if (m[1] >> 5 !== 2) non2xx++;
+      if (!stopping) s.send();
+    };
+  }
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const s of live) {
+      if (s.sentAt !== 0 && now - s.sentAt > REQUEST_TIMEOUT_MS) {
+        lost++;
+        s.sentAt = 0;
+        if (!stopping) s.send();
+      }
+    }
+  }, 100);
+  const t0 = performance.now();
+  for (const s of live) s.send();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  stopping = true;
+  const elapsed = (performance.now() - t0) / 1000;
+  clearInterval(sweeper);
+  process.stdout.write(
+    `sessions=${live.length} seconds=${elapsed.toFixed(1)} done=${done} rate=${Math.round(done / elapsed)}/s ` +
+      `p50_ms=${hist.quantile(0.5).toFixed(3)} p99_ms=${hist.quantile(0.99).toFixed(3)} lost=${lost} retrans=0 non2xx=${non2xx}\n`,
+  );
+}
+
+async function main(): Promise<void> {
+  const all = Array.from({ length: sessions }, (_, i) => new Session(i));
+  const hs = await handshakes(all);
+  process.stdout.write(
+    `handshakes ok=${hs.ok} failed=${hs.failed} seconds=${hs.seconds.toFixed(2)} rate=${Math.round(hs.ok / hs.seconds)}/s\n`,
+  );
+  const live = all.filter((s) => s.core.phase === 'connected');
+  if (seconds > 0 && live.length > 0) await exchanges(live);
+  for (const s of all) {
+    s.core.stop('closed');
+    s.socket.close();
+  }
+  process.exit(hs.failed > 0 ? 1 : 0);
+}
+
+void main();
