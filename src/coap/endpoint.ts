@@ -185,6 +185,7 @@ export class CoapEndpoint {
   private readonly preferredSzx: number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
+  private readonly caps: CapReporter;
   private closed = false;
   /** Max-Age of the 5.03 given to new requests while draining; -1 while taking new exchanges. */
   private drainMaxAge = -1;
@@ -216,6 +217,7 @@ export class CoapEndpoint {
       szxForSize(Math.max(16, opts.maxMessageBytes - 64)),
     );
     const caps = deps.caps;
+    this.caps = caps;
     this.dedup = new DedupCache(
       opts.dedup.maxEntries,
       opts.dedup.maxBytes,
@@ -752,6 +754,7 @@ export class CoapEndpoint {
     const out = new Outgoing(key, peer, bytes, timeout, res.onDelivered);
     if (this.outgoing.size >= this.opts.maxInFlight) {
       // Too many unacknowledged responses: send once without tracking.
+      this.caps.hit('coap_separate_responses');
       this.send(peer, bytes);
       res.onDelivered?.(false);
       return;

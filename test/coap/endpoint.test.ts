@@ -234,6 +234,26 @@ describe('CoAP endpoint', () => {
       expect(delivered).toBe(false);
     });
 
+    it('past its cap on unacknowledged separate responses, sends untracked and reports the cap', async () => {
+      vi.useFakeTimers();
+      make({ piggybackWindowMs: 0, maxInFlight: 1 });
+      handler.answer = undefined;
+      const delivered: boolean[] = [];
+      for (let i = 0; i < 2; i++) {
+        endpoint.receive(req(MessageType.CON, Code.POST), peer);
+        handler.seen[i].respond({ code: Code.CHANGED, onDelivered: (d) => delivered.push(d) });
+      }
+      expect(peer.take().map((m) => m.type)).toEqual([
+        MessageType.ACK,
+        MessageType.CON,
+        MessageType.ACK,
+        MessageType.CON,
+      ]);
+      expect(delivered).toEqual([false]);
+      expect(endpoint.stats.outgoing).toBe(1);
+      expect(await metrics.metrics()).toMatch(/cellgate_cap_hits_total\{cap="coap_separate_responses"\} 1/);
+    });
+
     it('sends a confirmable response when the handler asks for one', () => {
       endpoint.receive(req(MessageType.CON, Code.POST), peer);
       handler.answer = () => ({ code: Code.CHANGED, confirmable: true });
