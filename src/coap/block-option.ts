@@ -24,6 +24,3 @@ export function szxForSize(bytes: number): number {
   while (szx > 0 && blockSize(szx) > bytes) szx--;
   return szx;
 }
-
-/** NUM is at most 20 bits (RFC 7959 §2.2). */
-export const MAX_BLOCK_NUM = 0xfffff;

@@ -9,8 +9,6 @@ export const enum MessageType {
   RST = 3,
 }
 
-export const TYPE_NAMES = ['CON', 'NON', 'ACK', 'RST'] as const;
-
 /** Builds a code byte from its class and detail, e.g. code(2, 4) = 2.04. */
 export function code(cls: number, detail: number): number {
   return (cls << 5) | detail;
@@ -188,10 +186,6 @@ export const DEFAULT_TRANSMISSION: TransmissionParameters = {
 
 export function maxTransmitSpanMs(p: TransmissionParameters): number {
   return p.ackTimeoutMs * (2 ** p.maxRetransmit - 1) * p.ackRandomFactor;
-}
-
-export function maxTransmitWaitMs(p: TransmissionParameters): number {
-  return p.ackTimeoutMs * (2 ** (p.maxRetransmit + 1) - 1) * p.ackRandomFactor;
 }
 
 /** EXCHANGE_LIFETIME: 247 s with the default parameters. */

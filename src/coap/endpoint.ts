@@ -531,7 +531,7 @@ export class CoapEndpoint {
         ex.respond({ code: Code.INTERNAL_SERVER_ERROR, payload: Buffer.from('Internal error') });
     }
     if (!ex.responded && isCon) {
-      if (this.opts.piggybackWindowMs === 0) this.sendEmptyAck(ex);
+      if (this.opts.piggybackWindowMs === 0) this.emptyAck(ex);
       else this.awaitAnswer(ex, now);
     }
   }
@@ -559,7 +559,7 @@ export class CoapEndpoint {
       awaiting.shift();
       if (w.ex !== null) {
         w.ex.wait = null;
-        this.sendEmptyAck(w.ex);
+        this.emptyAck(w.ex);
       }
     }
     if (awaiting.length === 0 && this.ackTimer !== undefined) {
@@ -568,12 +568,7 @@ export class CoapEndpoint {
     }
   }
 
-  /** The piggyback window passed without a response: acknowledge now, answer separately later. */
-  sendEmptyAck(ex: ServerExchange): void {
-    if (ex.responded) return;
-    this.emptyAck(ex);
-  }
-
+  /** Acknowledges a CON request at once with an empty ACK; its response will come separately. */
   private emptyAck(ex: ServerExchange): void {
     if (ex.emptyAcked || this.closed) return;
     ex.emptyAcked = true;
