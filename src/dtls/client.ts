@@ -3,7 +3,7 @@
  * It retransmits its flights on a doubling timer and when the server repeats its flight, so it completes
  * handshakes through a lossy path. It is socket-agnostic: hand it datagrams (`receive`), it calls `send`.
  */
-import { createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseAlert } from './alert.js';
 import {
   ContentType,
@@ -23,6 +23,7 @@ import {
   verifyData,
 } from './crypto/prf.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
+import { HmacSha256, Sha256 } from './crypto/sha256.js';
 import { HandshakeHeader, handshakeMessage, readHandshakeHeader } from './handshake.js';
 import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
 
@@ -97,9 +98,9 @@ export class DtlsClientCore {
   private epoch0Seq = 0;
   private epoch1Seq = 0;
   private messageSeq = 0;
-  private transcript: Hash = createHash('sha256');
+  private transcript = new Sha256();
   private serverHello: ServerHello | undefined;
-  private master: Buffer = EMPTY;
+  private master: HmacSha256 | undefined;
   private keys: Buffer = EMPTY;
   private flight: (() => Buffer) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -154,6 +155,13 @@ export class DtlsClientCore {
     clearTimeout(this.timer);
   }
 
+  /** Gives up a handshake in progress: the promise `handshake` returned rejects with `reason`. */
+  abort(reason: string): void {
+    if (this.phase === 'connected' || this.phase === 'failed' || this.phase === 'closed') return;
+    this.stop('failed');
+    this.settle?.reject(new Error(reason));
+  }
+
   receive(datagram: Buffer): void {
     const rec = this.rec;
     const cidLength = this.opts.cid?.length ?? 0;
@@ -204,7 +212,7 @@ export class DtlsClientCore {
   }
 
   private protected(buf: Buffer, rec: RecordHeader): void {
-    if (!this.suite || this.keys.length === 0) return;
+    if (!this.suite || !this.master || this.keys.length === 0) return;
     const content = openRecord(this.suite, this.keys, 0, Side.Server, buf, rec);
     if (!content) return;
     if (rec.type === ContentType.handshake && this.phase === 'key-exchange') {
@@ -266,7 +274,7 @@ export class DtlsClientCore {
     ]);
     const message = handshakeMessage(HandshakeType.clientHello, this.messageSeq, body);
     if (cookie.length > 0) {
-      this.transcript = createHash('sha256').update(message);
+      this.transcript = new Sha256().update(message);
       this.expectedServerSeq = 1;
     }
     return this.plaintextRecord(ContentType.handshake, message);
@@ -290,14 +298,16 @@ export class DtlsClientCore {
     );
     this.transcript.update(cke);
     const premaster = pskPremasterSecret(this.opts.key);
-    this.master = sh.extensions.has(ExtensionType.extendedMasterSecret)
-      ? extendedMasterSecret(premaster, this.transcript.copy().digest())
-      : masterSecret(premaster, this.random, sh.random);
+    this.master = new HmacSha256(
+      sh.extensions.has(ExtensionType.extendedMasterSecret)
+        ? extendedMasterSecret(premaster, this.transcript.digest())
+        : masterSecret(premaster, this.random, sh.random),
+    );
     this.keys = keyBlock(this.master, sh.random, this.random, KEY_BLOCK_LENGTH);
     this.finishedMessage = handshakeMessage(
       HandshakeType.finished,
       3,
-      verifyData(this.master, 'client finished', this.transcript.copy().digest()),
+      verifyData(this.master, 'client finished', this.transcript.digest()),
     );
     this.phase = 'key-exchange';
     this.tries = 0;

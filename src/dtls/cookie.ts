@@ -5,10 +5,14 @@
  * The secret rotates lazily when a cookie is made or checked: no timer.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { HmacSha256 } from './crypto/hmac.js';
+import { HmacSha256 } from './crypto/sha256.js';
 import type { ClientHello } from './handshake.js';
 
 export const COOKIE_BYTES = 16;
+
+/** Scratch: the fixed fields (a ClientHello has at most 32,767 suites) and the address, and the MAC. */
+const FIXED = Buffer.alloc(5 + 0x10000 + 64);
+const MAC = Buffer.alloc(32);
 
 export class CookieJar {
   private current = new HmacSha256(randomBytes(32));
@@ -30,31 +34,39 @@ export class CookieJar {
     this.rotatedAt = t;
   }
 
-  private compute(secret: HmacSha256, address: string, port: number, hello: ClientHello): Buffer {
+  /** The MAC over the client's address and the ClientHello fields a client must repeat, into `mac`. */
+  private compute(secret: HmacSha256, address: string, port: number, hello: ClientHello): void {
     // address length | port | client_version | cipher_suites, then the address and the other fields.
     const n = hello.cipherSuites.length;
-    const fixed = Buffer.allocUnsafe(5 + 2 * n);
-    fixed[0] = address.length;
-    fixed.writeUInt16BE(port, 1);
-    fixed.writeUInt16BE(hello.clientVersion, 3);
-    for (let i = 0; i < n; i++) fixed.writeUInt16BE(hello.cipherSuites[i], 5 + 2 * i);
-    const mac = secret.mac([fixed, address, hello.random, hello.sessionId, hello.compressionMethods]);
-    return mac.subarray(0, COOKIE_BYTES);
+    FIXED[0] = address.length;
+    FIXED.writeUInt16BE(port, 1);
+    FIXED.writeUInt16BE(hello.clientVersion, 3);
+    for (let i = 0; i < n; i++) FIXED.writeUInt16BE(hello.cipherSuites[i], 5 + 2 * i);
+    const end = 5 + 2 * n + FIXED.write(address, 5 + 2 * n, 64, 'latin1');
+    secret
+      .begin()
+      .update(FIXED, 0, end)
+      .update(hello.random)
+      .update(hello.sessionId)
+      .update(hello.compressionMethods);
+    secret.end(MAC);
   }
 
   /** The cookie for this client and ClientHello. */
   make(address: string, port: number, hello: ClientHello): Buffer {
     this.rotate();
-    return this.compute(this.current, address, port, hello);
+    this.compute(this.current, address, port, hello);
+    return Buffer.from(MAC.subarray(0, COOKIE_BYTES));
   }
 
   /** Whether the ClientHello carries a cookie made for this client with the current or previous secret. */
   verify(address: string, port: number, hello: ClientHello): boolean {
     if (hello.cookie.length !== COOKIE_BYTES) return false;
     this.rotate();
-    return (
-      timingSafeEqual(this.compute(this.current, address, port, hello), hello.cookie) ||
-      timingSafeEqual(this.compute(this.previous, address, port, hello), hello.cookie)
-    );
+    const cookie = MAC.subarray(0, COOKIE_BYTES);
+    this.compute(this.current, address, port, hello);
+    if (timingSafeEqual(cookie, hello.cookie)) return true;
+    this.compute(this.previous, address, port, hello);
+    return timingSafeEqual(cookie, hello.cookie);
   }
 }

@@ -1,5 +1,5 @@
 /** What a handshake in progress holds; dropped as a whole when the handshake ends. */
-import type { Hash } from 'node:crypto';
+import type { HmacSha256, Sha256 } from './crypto/sha256.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { Reassembler } from './reassembly.js';
 
@@ -27,7 +27,8 @@ export class Handshake {
   identity = '';
   unknownIdentity = false;
   deviceId: string | undefined = undefined;
-  master: Buffer | null = null;
+  /** The master secret, as the HMAC key the PRF uses for the key block and both Finished messages. */
+  master: HmacSha256 | null = null;
   /** Epoch-1 records that arrived before the keys (the PSK lookup is asynchronous). */
   readonly early: Buffer[] = [];
   /** message_seq of the server's next message. */
@@ -39,7 +40,7 @@ export class Handshake {
     readonly serverRandom: Buffer,
     readonly suite: CipherSuite,
     readonly extendedMasterSecret: boolean,
-    readonly transcript: Hash,
+    readonly transcript: Sha256,
     /** message_seq of the ClientHello that started it (a repeat means flight 4 was lost). */
     readonly helloSeq: number,
     /** Source IP, for the per-address cap. */

@@ -13,7 +13,7 @@
  * the client's first application data shows it arrived. An unknown identity continues with a random key, so
  * it fails exactly like a wrong key: decrypt_error, no hint which.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Device } from '../devices/device.js';
@@ -42,6 +42,7 @@ import {
   verifyData,
 } from './crypto/prf.js';
 import { random, randomString } from './crypto/random.js';
+import { HmacSha256, Sha256 } from './crypto/sha256.js';
 import { CookieJar } from './cookie.js';
 import { encodeServerExtensions } from './extensions.js';
 import { finishedFlight, helloVerifyRequest, packPlaintext, renumber } from './flights.js';
@@ -371,7 +372,7 @@ export class Handshaker {
       random(RANDOM_BYTES),
       suite,
       ext.extendedMasterSecret,
-      createHash('sha256'),
+      new Sha256(),
       helloSeq,
       address,
       Date.now(),
@@ -472,7 +473,7 @@ export class Handshaker {
       return;
     }
     hashMessage(hs, m);
-    hs.sessionHash = hs.transcript.copy().digest();
+    hs.sessionHash = hs.transcript.digest();
     hs.identity = identity.toString('utf8');
     // The client has flight 4: it sent flight 5.
     this.stopTimer(hs);
@@ -500,9 +501,11 @@ export class Handshaker {
     hs.unknownIdentity = psk === undefined;
     hs.deviceId = psk ? device?.id : undefined;
     const premaster = pskPremasterSecret(psk ?? random(16));
-    hs.master = hs.extendedMasterSecret
-      ? extendedMasterSecret(premaster, hs.sessionHash as Buffer)
-      : masterSecret(premaster, hs.clientRandom, hs.serverRandom);
+    hs.master = new HmacSha256(
+      hs.extendedMasterSecret
+        ? extendedMasterSecret(premaster, hs.sessionHash as Buffer)
+        : masterSecret(premaster, hs.clientRandom, hs.serverRandom),
+    );
     const store = this.host.keys;
     s.keySlot = store.alloc();
     keyBlock(hs.master, hs.serverRandom, hs.clientRandom, KEY_BLOCK_LENGTH).copy(
@@ -523,7 +526,7 @@ export class Handshaker {
   }
 
   private finished(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
-    const master = hs.master as Buffer;
+    const master = hs.master as HmacSha256;
     const expected = verifyData(master, 'client finished', hs.sessionHash as Buffer);
     if (m.body.length !== VERIFY_DATA_BYTES || !timingSafeEqual(m.body, expected)) {
       this.badRecord(s, hs);

@@ -3,24 +3,52 @@
  * (RFC 4279 §2) and the extended master secret (RFC 7627 §4).
  */
 import { MASTER_SECRET_BYTES, VERIFY_DATA_BYTES } from '../constants.js';
-import { HmacSha256 } from './hmac.js';
+import { HmacSha256 } from './sha256.js';
+
+const labelBytes = new Map<string, Buffer>();
+
+function label(text: string): Buffer {
+  let bytes = labelBytes.get(text);
+  if (!bytes) labelBytes.set(text, (bytes = Buffer.from(text, 'latin1')));
+  return bytes;
+}
+
+const a = new Uint8Array(32);
+const last = new Uint8Array(32);
+
+/**
+ * A secret used as a PRF key several times (the master secret: key block and both Finished), given as its
+ * HMAC key so the pad states are computed once.
+ */
+export type PrfSecret = Buffer | HmacSha256;
 
 /** P_SHA256(secret, label + seed) truncated to `length` bytes; the seed may come in parts. */
-function pSha256(secret: Buffer, label: string, seed: readonly Buffer[], length: number): Buffer {
-  const hmac = new HmacSha256(secret);
+function pSha256(secret: PrfSecret, labelText: string, seed: readonly Uint8Array[], length: number): Buffer {
+  const hmac = secret instanceof HmacSha256 ? secret : new HmacSha256(secret);
+  const l = label(labelText);
   const out = Buffer.allocUnsafe(length);
-  let a = hmac.mac([label, ...seed]);
-  let filled = 0;
-  for (;;) {
-    const block = hmac.mac([a, label, ...seed]);
-    filled += block.copy(out, filled, 0, Math.min(block.length, length - filled));
+  // A(1) = HMAC(secret, label + seed); each block is HMAC(secret, A(i) + label + seed); A(i+1) = HMAC(A(i)).
+  let h = hmac.begin().update(l);
+  for (const s of seed) h.update(s);
+  hmac.end(a);
+  for (let filled = 0; ;) {
+    h = hmac.begin().update(a).update(l);
+    for (const s of seed) h.update(s);
+    if (length - filled >= 32) {
+      hmac.end(out, filled);
+      filled += 32;
+    } else {
+      hmac.end(last);
+      for (; filled < length; filled++) out[filled] = last[filled & 31];
+    }
     if (filled === length) return out;
-    a = hmac.mac([a]);
+    hmac.begin().update(a);
+    hmac.end(a);
   }
 }
 
 /** PRF(secret, label, seed) = P_SHA256(secret, label + seed). */
-export function prf(secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
+export function prf(secret: PrfSecret, label: string, seed: Buffer, length: number): Buffer {
   return pSha256(secret, label, [seed], length);
 }
 
@@ -43,13 +71,18 @@ export function extendedMasterSecret(premaster: Buffer, sessionHash: Buffer): Bu
   return prf(premaster, 'extended master secret', sessionHash, MASTER_SECRET_BYTES);
 }
 
-export function keyBlock(master: Buffer, serverRandom: Buffer, clientRandom: Buffer, length: number): Buffer {
+export function keyBlock(
+  master: PrfSecret,
+  serverRandom: Buffer,
+  clientRandom: Buffer,
+  length: number,
+): Buffer {
   return pSha256(master, 'key expansion', [serverRandom, clientRandom], length);
 }
 
 export type FinishedLabel = 'client finished' | 'server finished';
 
 /** Finished.verify_data over the hash of the handshake messages. */
-export function verifyData(master: Buffer, label: FinishedLabel, handshakeHash: Buffer): Buffer {
+export function verifyData(master: PrfSecret, label: FinishedLabel, handshakeHash: Buffer): Buffer {
   return prf(master, label, handshakeHash, VERIFY_DATA_BYTES);
 }
