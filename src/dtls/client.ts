@@ -9,6 +9,7 @@ import {
   ContentType,
   DTLS_1_2,
   ExtensionType,
+  HANDSHAKE_HEADER_BYTES,
   HandshakeType,
   RANDOM_BYTES,
   VERIFY_DATA_BYTES,
@@ -24,7 +25,7 @@ import {
 } from './crypto/prf.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { HmacSha256, Sha256 } from './crypto/sha256.js';
-import { HandshakeHeader, handshakeMessage, readHandshakeHeader } from './handshake.js';
+import { HandshakeHeader, handshakeMessage, readHandshakeHeader, writeHandshakeHeader } from './handshake.js';
 import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
 
 export interface DtlsClientOptions {
@@ -72,10 +73,6 @@ function u16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n);
   return b;
-}
-
-function extension(type: number, data: Buffer): Buffer {
-  return Buffer.concat([u16(type), u16(data.length), data]);
 }
 
 type Phase = 'hello' | 'cookie-hello' | 'key-exchange' | 'connected' | 'failed' | 'closed';
@@ -245,39 +242,53 @@ export class DtlsClientCore {
     }
   }
 
+  /** The ClientHello record, written in one buffer: record header, handshake header, body. */
   private clientHello(cookie: Buffer): Buffer {
     const suites = this.opts.cipherSuites ?? [0xc0a8];
-    const exts: Buffer[] = [];
-    if (this.opts.extendedMasterSecret !== false)
-      exts.push(extension(ExtensionType.extendedMasterSecret, EMPTY));
-    exts.push(extension(ExtensionType.renegotiationInfo, Buffer.from([0])));
-    if (this.opts.recordSizeLimit)
-      exts.push(extension(ExtensionType.recordSizeLimit, u16(this.opts.recordSizeLimit)));
-    if (this.opts.cid)
-      exts.push(
-        extension(
-          ExtensionType.connectionId,
-          Buffer.concat([Buffer.from([this.opts.cid.length]), this.opts.cid]),
-        ),
-      );
-    const extBlock = Buffer.concat(exts);
-    const body = Buffer.concat([
-      u16(DTLS_1_2),
-      this.random,
-      Buffer.from([0, cookie.length]),
-      cookie,
-      u16(2 * suites.length),
-      Buffer.concat(suites.map(u16)),
-      Buffer.from([1, 0]),
-      u16(extBlock.length),
-      extBlock,
-    ]);
-    const message = handshakeMessage(HandshakeType.clientHello, this.messageSeq, body);
+    const ems = this.opts.extendedMasterSecret !== false;
+    const rsl = this.opts.recordSizeLimit;
+    const cid = this.opts.cid;
+    const extLength = (ems ? 4 : 0) + 5 + (rsl ? 6 : 0) + (cid ? 5 + cid.length : 0);
+    const bodyLength = 2 + RANDOM_BYTES + 2 + cookie.length + 2 + 2 * suites.length + 2 + 2 + extLength;
+    const out = Buffer.allocUnsafe(13 + HANDSHAKE_HEADER_BYTES + bodyLength);
+    const message = writeRecordHeader(
+      out,
+      0,
+      ContentType.handshake,
+      DTLS_1_2,
+      0,
+      this.epoch0Seq++,
+      '',
+      HANDSHAKE_HEADER_BYTES + bodyLength,
+    );
+    let o = writeHandshakeHeader(out, message, HandshakeType.clientHello, this.messageSeq, bodyLength);
+    o = out.writeUInt16BE(DTLS_1_2, o);
+    o += this.random.copy(out, o);
+    out[o++] = 0; // session_id
+    out[o++] = cookie.length;
+    o += cookie.copy(out, o);
+    o = out.writeUInt16BE(2 * suites.length, o);
+    for (const suite of suites) o = out.writeUInt16BE(suite, o);
+    out[o++] = 1; // compression_methods: null
+    out[o++] = 0;
+    o = out.writeUInt16BE(extLength, o);
+    if (ems) o = out.writeUInt32BE((ExtensionType.extendedMasterSecret << 16) >>> 0, o);
+    o = out.writeUInt32BE(((ExtensionType.renegotiationInfo << 16) | 1) >>> 0, o);
+    out[o++] = 0;
+    if (rsl) {
+      o = out.writeUInt32BE(((ExtensionType.recordSizeLimit << 16) | 2) >>> 0, o);
+      o = out.writeUInt16BE(rsl, o);
+    }
+    if (cid) {
+      o = out.writeUInt32BE(((ExtensionType.connectionId << 16) | (1 + cid.length)) >>> 0, o);
+      out[o++] = cid.length;
+      o += cid.copy(out, o);
+    }
     if (cookie.length > 0) {
-      this.transcript = new Sha256().update(message);
+      this.transcript = new Sha256().update(out, message, o);
       this.expectedServerSeq = 1;
     }
-    return this.plaintextRecord(ContentType.handshake, message);
+    return out;
   }
 
   private keyExchange(): void {

@@ -63,7 +63,7 @@ import type { DtlsStats, HandshakeFailure } from './metrics.js';
 import { FragmentResult, type HandshakeMessage } from './reassembly.js';
 import type { RecordHeader } from './record.js';
 import { DtlsSession, type SessionHost } from './session.js';
-import type { SessionTable } from './session-table.js';
+import type { AddressKey, SessionTable } from './session-table.js';
 
 /**
  * Epoch-1 records held while the PSK is looked up: only the client's Finished belongs there (under 100
@@ -84,7 +84,7 @@ export interface HandshakeHost extends SessionHost {
    * A new ClientHello with a valid cookie came from the address the established session `s` is bound to:
    * make way for the new handshake.
    */
-  unbind(s: DtlsSession, addressKey: string): void;
+  unbind(s: DtlsSession, addressKey: AddressKey): void;
   /** The handshake completed: put the session in service. */
   establish(s: DtlsSession): void;
   /** Feeds an epoch-1 record held during the PSK lookup back into the record layer. */
@@ -137,7 +137,7 @@ export class Handshaker {
     rec: RecordHeader,
     address: string,
     port: number,
-    addressKey: string,
+    addressKey: AddressKey,
     bound: DtlsSession | undefined,
   ): void {
     const h = this.header;
@@ -265,7 +265,7 @@ export class Handshaker {
     rec: RecordHeader,
     address: string,
     port: number,
-    addressKey: string,
+    addressKey: AddressKey,
     bound: DtlsSession | undefined,
   ): void {
     const h = this.header;
@@ -348,7 +348,7 @@ export class Handshaker {
     recordSeq: number,
     address: string,
     port: number,
-    addressKey: string,
+    addressKey: AddressKey,
   ): void {
     const host = this.host;
     const ext = hello.extensions;

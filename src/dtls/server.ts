@@ -24,7 +24,7 @@ import { DtlsStats, registerDtlsMetrics } from './metrics.js';
 import { readRecord, RecordHeader } from './record.js';
 import { replayFresh, replayMark } from './replay-window.js';
 import { DtlsSession } from './session.js';
-import { addressKey, MemorySessionTable, type SessionTable } from './session-table.js';
+import { addressKey, MemorySessionTable, type AddressKey, type SessionTable } from './session-table.js';
 
 export interface DtlsServerOptions {
   config: DtlsConfig;
@@ -122,7 +122,7 @@ export class DtlsServer implements HandshakeHost {
   receive(datagram: Buffer, address: string, port: number): void {
     const rec = this.rec;
     const stats = this.stats;
-    let key: string | undefined;
+    let key: AddressKey | undefined;
     let off = 0;
     while (off < datagram.length) {
       off = readRecord(datagram, off, this.cidLength, rec);
@@ -223,7 +223,7 @@ export class DtlsServer implements HandshakeHost {
     );
   }
 
-  unbind(s: DtlsSession, key: string): void {
+  unbind(s: DtlsSession, key: AddressKey): void {
     // Without a Connection ID the client cannot reach its old session any more.
     if (s.cid === '') this.endSession(s);
     else this.table.unbindAddress(key, s);
@@ -265,7 +265,7 @@ export class DtlsServer implements HandshakeHost {
     rec: RecordHeader,
     address: string,
     port: number,
-    key: string,
+    key: AddressKey,
     bound: DtlsSession | undefined,
   ): void {
     switch (rec.type) {

@@ -14,11 +14,11 @@ export interface SessionTable {
   readonly size: number;
   byCid(cid: string): DtlsSession | undefined;
   /** Session bound to a source address: one in its handshake, or one without a Connection ID. */
-  byAddress(key: string): DtlsSession | undefined;
+  byAddress(key: AddressKey): DtlsSession | undefined;
   byDevice(deviceId: string): DtlsSession | undefined;
-  bindAddress(key: string, s: DtlsSession): void;
+  bindAddress(key: AddressKey, s: DtlsSession): void;
   /** Unbinds `key` if it is bound to `s`. */
-  unbindAddress(key: string, s: DtlsSession): void;
+  unbindAddress(key: AddressKey, s: DtlsSession): void;
   bindCid(s: DtlsSession): void;
   /** Puts an established session in service (indexed by device, newest activity). */
   establish(s: DtlsSession): void;
@@ -30,14 +30,39 @@ export interface SessionTable {
   byActivity(): IterableIterator<DtlsSession>;
 }
 
-/** The key a session is bound under for its source address. */
-export function addressKey(address: string, port: number): string {
-  return address + '/' + port;
+/** The key a session is bound under for its source address: a number for IPv4, else a string. */
+export type AddressKey = string | number;
+
+/**
+ * `a.b.c.d` and the port as one number (address × 65536 + port, exact below 2^53), so the per-datagram
+ * lookup builds no string; other addresses as `address/port`.
+ */
+export function addressKey(address: string, port: number): AddressKey {
+  let ip = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i) - 48;
+    if (c >= 0 && c <= 9) {
+      octet = octet * 10 + c;
+      if (++digits > 3) return address + '/' + port;
+    } else if (c === -2 && digits > 0 && octet <= 255 && dots < 3) {
+      ip = ip * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return address + '/' + port;
+    }
+  }
+  if (dots !== 3 || digits === 0 || octet > 255) return address + '/' + port;
+  return (ip * 256 + octet) * 65536 + port;
 }
 
 export class MemorySessionTable implements SessionTable {
   private readonly cids = new Map<string, DtlsSession>();
-  private readonly addresses = new Map<string, DtlsSession>();
+  private readonly addresses = new Map<AddressKey, DtlsSession>();
   /** Established sessions by device, in order of last activity (a touch re-inserts). */
   private readonly devices = new Map<string, DtlsSession>();
 
@@ -49,7 +74,7 @@ export class MemorySessionTable implements SessionTable {
     return this.cids.get(cid);
   }
 
-  byAddress(key: string): DtlsSession | undefined {
+  byAddress(key: AddressKey): DtlsSession | undefined {
     return this.addresses.get(key);
   }
 
@@ -57,11 +82,11 @@ export class MemorySessionTable implements SessionTable {
     return this.devices.get(deviceId);
   }
 
-  bindAddress(key: string, s: DtlsSession): void {
+  bindAddress(key: AddressKey, s: DtlsSession): void {
     this.addresses.set(key, s);
   }
 
-  unbindAddress(key: string, s: DtlsSession): void {
+  unbindAddress(key: AddressKey, s: DtlsSession): void {
     if (this.addresses.get(key) === s) this.addresses.delete(key);
   }
 
