@@ -34,7 +34,7 @@ export class CookieJar {
     this.rotatedAt = t;
   }
 
-  /** The MAC over the client's address and the ClientHello fields a client must repeat, into `mac`. */
+  /** The MAC over the client's address and the ClientHello fields a client must repeat, into MAC. */
   private compute(secret: HmacSha256, address: string, port: number, hello: ClientHello): void {
     // address length | port | client_version | cipher_suites, then the address and the other fields.
     const n = hello.cipherSuites.length;

@@ -40,6 +40,7 @@ function pSha256(secret: PrfSecret, labelText: string, seed: readonly Uint8Array
     } else {
       hmac.end(last);
       for (; filled < length; filled++) out[filled] = last[filled & 31];
+      last.fill(0);
     }
     if (filled === length) return out;
     hmac.begin().update(a);

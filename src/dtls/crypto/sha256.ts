@@ -208,6 +208,9 @@ export class HmacSha256 {
     pad.set(IV);
     compress(pad, k, 0);
     this.pads.set(pad, 8);
+    // No copy of the key is left behind in the scratch block or the message schedule.
+    k.fill(0);
+    W.fill(0);
   }
 
   /** Starts a MAC: add the message with `update`, then `end` (one MAC at a time: the state is shared). */
