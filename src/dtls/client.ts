@@ -332,6 +332,7 @@ export class DtlsClientCore {
         : masterSecret(premaster, this.random, sh.random),
     );
     this.keys = keyBlock(this.master, sh.random, this.random, KEY_BLOCK_LENGTH);
+    this.ccmKeys = undefined;
     this.finishedMessage = handshakeMessage(
       HandshakeType.finished,
       3,
