@@ -135,6 +135,8 @@ async function underLoad(
     { sessions: 10_000, parallel: 100, seconds },
   ];
   let handshakeCpu = 0;
+  /** Rate and CPU per exchange by session count. */
+  const bySessions = new Map<number, { rate: number; micros: number }>();
   for (const run of runs) {
     const server = await start(ctx, port);
     try {
@@ -166,10 +168,19 @@ async function underLoad(
             `server CPU ${micros.toFixed(1)} us/exchange (handshakes subtracted)`,
         );
         ctx.record(`dtls.${name}.exchanges.${run.sessions}`, { ...r, cpuMicros: micros });
+        bySessions.set(run.sessions, { rate: r.exchangesPerSecond, micros });
       }
     } finally {
       await server.stop();
     }
+  }
+  const few = bySessions.get(200);
+  const many = bySessions.get(10_000);
+  if (few && many && few.rate > 0 && few.micros > 0) {
+    ctx.log(
+      `${name.padEnd(22)} 10000 vs 200 sessions: ${((1 - many.rate / few.rate) * 100).toFixed(0)} % lower rate, ` +
+        `${((many.micros / few.micros - 1) * 100).toFixed(0)} % more server CPU per exchange`,
+    );
   }
 }
 
