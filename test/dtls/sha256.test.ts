@@ -4,6 +4,15 @@ import { HmacSha256, Sha256, sha256 } from '../../src/dtls/crypto/sha256.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
+/** HMAC over the concatenation of `parts`, through begin/update/end. */
+function mac(hmac: HmacSha256, parts: Uint8Array[]): Buffer {
+  const h = hmac.begin();
+  for (const p of parts) h.update(p);
+  const out = Buffer.alloc(32);
+  hmac.end(out);
+  return out;
+}
+
 /** A deterministic byte source, so a failure can be replayed. */
 function bytes(seed: number, n: number): Buffer {
   const out = Buffer.alloc(n);
@@ -115,15 +124,15 @@ describe('HMAC-SHA256 (RFC 4231 test cases)', () => {
       '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2',
     ],
   ];
-  for (const [name, key, data, mac] of cases) {
+  for (const [name, key, data, expected] of cases) {
     it(`test case ${name}`, () => {
-      expect(new HmacSha256(key).mac([data]).toString('hex')).toBe(mac);
+      expect(mac(new HmacSha256(key), [data]).toString('hex')).toBe(expected);
     });
   }
 
   it('test case 5 (output truncated to 128 bits)', () => {
-    const mac = new HmacSha256(Buffer.alloc(20, 0x0c)).mac([Buffer.from('Test With Truncation')]);
-    expect(mac.subarray(0, 16).toString('hex')).toBe('a3b6167473100ee06e0c796c2955552b');
+    const tag = mac(new HmacSha256(Buffer.alloc(20, 0x0c)), [Buffer.from('Test With Truncation')]);
+    expect(tag.subarray(0, 16).toString('hex')).toBe('a3b6167473100ee06e0c796c2955552b');
   });
 
   it('agrees with node:crypto for keys of 0–130 bytes and messages in parts, one key used many times', () => {
@@ -133,7 +142,7 @@ describe('HMAC-SHA256 (RFC 4231 test cases)', () => {
       for (const len of [0, 1, 31, 55, 56, 64, 77, 119, 120, 200]) {
         const data = bytes(k * 1000 + len, len);
         const cut = len >> 1;
-        const ours = hmac.mac([data.subarray(0, cut), data.subarray(cut)]);
+        const ours = mac(hmac, [data.subarray(0, cut), data.subarray(cut)]);
         expect(ours.toString('hex'), `key ${k} bytes, message ${len}`).toBe(
           createHmac('sha256', key).update(data).digest('hex'),
         );

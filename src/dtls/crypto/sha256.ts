@@ -95,10 +95,6 @@ export class Sha256 {
     return this;
   }
 
-  reset(): this {
-    return this.resetTo(IV, 0, 0);
-  }
-
   /** A copy that goes on independently. */
   copy(): Sha256 {
     const c = new Sha256();
@@ -222,14 +218,5 @@ export class HmacSha256 {
   end(out: Uint8Array, off = 0): void {
     inner.digestInto(innerDigest, 0);
     outer.resetTo(this.pads, 8, 64).update(innerDigest).digestInto(out, off);
-  }
-
-  /** HMAC over the concatenation of `parts`. */
-  mac(parts: readonly Uint8Array[]): Buffer {
-    const h = this.begin();
-    for (const p of parts) h.update(p);
-    const out = Buffer.allocUnsafe(32);
-    this.end(out);
-    return out;
   }
 }
