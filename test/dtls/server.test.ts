@@ -194,6 +194,24 @@ describe('handshake', () => {
     c.stop('closed');
   });
 
+  it('lets a client give up a handshake: its promise rejects and it sends nothing more', async () => {
+    h = new DtlsHarness();
+    let toServer = 0;
+    h.drop = (dir) => {
+      if (dir === 'to-server') toServer++;
+      return dir === 'to-client'; // the server's answers never arrive
+    };
+    const c = h.client({ retransmitMs: 20 });
+    const done = c.handshake();
+    await until(() => toServer >= 2, 1000, 'a retransmitted ClientHello');
+    c.abort('given up');
+    await expect(done).rejects.toThrow('given up');
+    expect(c.phase).toBe('failed');
+    const sent = toServer;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(toServer).toBe(sent);
+  });
+
   it('holds only a few small epoch-1 records while the PSK is looked up', async () => {
     let release: (d: ReturnType<typeof device>) => void = () => undefined;
     h = new DtlsHarness({}, [], () => new Promise((r) => (release = r)));
