@@ -33,11 +33,8 @@ export interface SessionTable {
 /** The key a session is bound under for its source address: a number for IPv4, else a string. */
 export type AddressKey = string | number;
 
-/**
- * `a.b.c.d` and the port as one number (address × 65536 + port, exact below 2^53), so the per-datagram
- * lookup builds no string; other addresses as `address/port`.
- */
-export function addressKey(address: string, port: number): AddressKey {
+/** A dotted-quad IPv4 address as a number below 2^32, or -1 for anything else. */
+function ipv4Number(address: string): number {
   let ip = 0;
   let octet = 0;
   let digits = 0;
@@ -46,18 +43,26 @@ export function addressKey(address: string, port: number): AddressKey {
     const c = address.charCodeAt(i) - 48;
     if (c >= 0 && c <= 9) {
       octet = octet * 10 + c;
-      if (++digits > 3) return address + '/' + port;
+      if (++digits > 3) return -1;
     } else if (c === -2 && digits > 0 && octet <= 255 && dots < 3) {
       ip = ip * 256 + octet;
       octet = 0;
       digits = 0;
       dots++;
     } else {
-      return address + '/' + port;
+      return -1;
     }
   }
-  if (dots !== 3 || digits === 0 || octet > 255) return address + '/' + port;
-  return (ip * 256 + octet) * 65536 + port;
+  return dots === 3 && digits > 0 && octet <= 255 ? ip * 256 + octet : -1;
+}
+
+/**
+ * `a.b.c.d` and the port as one number (address × 65536 + port, exact below 2^53), so the per-datagram
+ * lookup builds no string; other addresses as `address/port`.
+ */
+export function addressKey(address: string, port: number): AddressKey {
+  const ip = ipv4Number(address);
+  return ip < 0 ? address + '/' + port : ip * 65536 + port;
 }
 
 export class MemorySessionTable implements SessionTable {
