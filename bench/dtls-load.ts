@@ -16,11 +16,6 @@ import { LatencyHistogram } from './histogram.js';
 const SUITES: Record<string, number> = { CCM_8: 0xc0a8, GCM: 0x00a8, CCM: 0xc0a4 };
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 2000;
-/**
- * Sessions that keep reusable AES contexts: like the server (`dtls.activeCipherContexts`), a bounded number,
- * as more of them cost more in CPU cache misses than they save.
- */
-const REUSABLE_CONTEXT_SESSIONS = 1024;
 
 const [host, portArg, sessionsArg, parallelArg, secondsArg, payloadArg, path, idPrefix, keyHex, suiteArg] =
   process.argv.slice(2);
@@ -68,7 +63,6 @@ class Session {
         key,
         cipherSuites: [suite],
         retransmitMs: 1000,
-        reuseCipherContexts: index < REUSABLE_CONTEXT_SESSIONS,
       },
       (d) => this.socket.send(d),
     );

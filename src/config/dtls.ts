@@ -64,17 +64,6 @@ export const dtlsSchema = z
       .min(10_000)
       .default(24 * 3600_000)
       .describe('A session with no authenticated record for this long is removed (devices sleep for hours).'),
-    activeCipherContexts: z
-      .number()
-      .int()
-      .min(0)
-      .default(1024)
-      .describe(
-        'Sessions exchanging records often (two within 2 s: block-wise transfers, chatty devices) keep reusable ' +
-          'AES contexts for CCM suites, which roughly halves the cost of each record; about 4.8 KB each while ' +
-          'active, dropped after 10 s without records. Cap on such sessions (0 disables); others use one-shot ' +
-          'ciphers. Many thousands of active contexts cost more in CPU caches than they save.',
-      ),
     maxSessions: z
       .number()
       .int()

@@ -3,7 +3,7 @@
  * It retransmits its flights on a doubling timer and when the server repeats its flight, so it completes
  * handshakes through a lossy path. It is socket-agnostic: hand it datagrams (`receive`), it calls `send`.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { parseAlert } from './alert.js';
 import {
   ContentType,
@@ -15,8 +15,8 @@ import {
   VERIFY_DATA_BYTES,
 } from './constants.js';
 import { Cursor, EMPTY } from './cursor.js';
-import { CcmKey } from './crypto/ccm.js';
-import { CIPHER_SUITES, KEY_BLOCK_LENGTH, KEY_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
+import { CIPHER_SUITES, KEY_BLOCK_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
+import { random } from './crypto/random.js';
 import {
   extendedMasterSecret,
   keyBlock,
@@ -42,11 +42,6 @@ export interface DtlsClientOptions {
   recordSizeLimit?: number;
   /** First retransmission timeout (default 250 ms); doubles up to 8 tries. */
   retransmitMs?: number;
-  /**
-   * Keep reusable AES-CCM contexts for the session's records once connected (~5 KB per session): cheaper
-   * per record for a client that sends many, such as a load generator.
-   */
-  reuseCipherContexts?: boolean;
 }
 
 interface ServerHello {
@@ -95,7 +90,7 @@ export class DtlsClientCore {
   onData?: (data: Buffer) => void;
   handshakes = 0;
 
-  private readonly random = randomBytes(RANDOM_BYTES);
+  private readonly random = random(RANDOM_BYTES);
   private readonly rec = new RecordHeader();
   private readonly hh = new HandshakeHeader();
   private epoch0Seq = 0;
@@ -112,7 +107,6 @@ export class DtlsClientCore {
   private expectedServerSeq = 1;
   private finishedMessage: Buffer = EMPTY;
   private settle?: { resolve(): void; reject(err: Error): void };
-  private ccmKeys: [CcmKey, CcmKey] | undefined;
 
   constructor(
     private readonly opts: DtlsClientOptions,
@@ -128,15 +122,6 @@ export class DtlsClientCore {
     return done;
   }
 
-  /** The session's reusable CCM contexts (client write, server write), when asked for and connected. */
-  private ccm(): [CcmKey, CcmKey] | undefined {
-    if (!this.opts.reuseCipherContexts || this.phase !== 'connected' || !this.suite?.ccm) return undefined;
-    return (this.ccmKeys ??= [
-      new CcmKey(this.keys.subarray(0, KEY_LENGTH)),
-      new CcmKey(this.keys.subarray(KEY_LENGTH, 2 * KEY_LENGTH)),
-    ]);
-  }
-
   /** An application data record carrying `data` (not sent). */
   record(data: Buffer, type: number = ContentType.applicationData): Buffer {
     return sealRecord(
@@ -150,7 +135,6 @@ export class DtlsClientCore {
       this.epoch1Seq++,
       this.serverCid,
       data,
-      this.ccm()?.[0],
     );
   }
 
@@ -227,7 +211,7 @@ export class DtlsClientCore {
 
   private protected(buf: Buffer, rec: RecordHeader): void {
     if (!this.suite || !this.master || this.keys.length === 0) return;
-    const content = openRecord(this.suite, this.keys, 0, Side.Server, buf, rec, this.ccm()?.[1]);
+    const content = openRecord(this.suite, this.keys, 0, Side.Server, buf, rec);
     if (!content) return;
     if (rec.type === ContentType.handshake && this.phase === 'key-exchange') {
       const expected = verifyData(
@@ -332,7 +316,6 @@ export class DtlsClientCore {
         : masterSecret(premaster, this.random, sh.random),
     );
     this.keys = keyBlock(this.master, sh.random, this.random, KEY_BLOCK_LENGTH);
-    this.ccmKeys = undefined;
     this.finishedMessage = handshakeMessage(
       HandshakeType.finished,
       3,

@@ -10,12 +10,11 @@
 import type { DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
-import { gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
+import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import type { Peer } from '../transport/peer.js';
 import { encodeAlert, endsSession, parseAlert } from './alert.js';
 import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from './constants.js';
-import { CcmKey } from './crypto/ccm.js';
-import { KEY_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
+import type { CipherSuite } from './crypto/cipher-suites.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
 import { KeyStore } from './key-store.js';
@@ -49,21 +48,6 @@ function onSweep(server: DtlsServer): void {
 
 const CLOSE_NOTIFY = encodeAlert(AlertLevel.warning, AlertDescription.closeNotify);
 
-/** A session exchanging records often keeps these (CCM suites): no cipher object is made per record. */
-class ActiveCiphers {
-  constructor(
-    readonly client: CcmKey,
-    readonly server: CcmKey,
-    /** Seconds (server clock) of the last record that used them. */
-    public used: number,
-  ) {}
-}
-
-/** Two application records within this many seconds make a session active. */
-const ACTIVE_WITHIN_S = 2;
-/** Active ciphers unused for this many seconds are dropped. */
-const ACTIVE_IDLE_S = 10;
-
 export class DtlsServer implements HandshakeHost {
   readonly table: SessionTable = new MemorySessionTable();
   readonly stats = new DtlsStats();
@@ -74,8 +58,6 @@ export class DtlsServer implements HandshakeHost {
   private readonly config: DtlsConfig;
   private readonly handshaker: Handshaker;
   private readonly rec = new RecordHeader();
-  /** Reusable CCM contexts of active sessions, by key slot; capped by `dtls.activeCipherContexts`. */
-  private readonly activeCiphers = new Map<number, ActiveCiphers>();
   private readonly replayRec = new RecordHeader();
   private readonly cidLength: number;
   private readonly t0 = Date.now();
@@ -98,12 +80,6 @@ export class DtlsServer implements HandshakeHost {
       sessions: () => this.table.size,
       handshakes: () => this.handshaker.active,
     });
-    gaugeFrom(
-      opts.metrics,
-      'cellgate_dtls_active_cipher_contexts',
-      'Sessions holding reusable AES contexts because they exchange records often.',
-      () => this.activeCiphers.size,
-    );
     this.sweeper = setInterval(onSweep, SWEEP_MS, this);
     this.sweeper.unref();
   }
@@ -171,8 +147,6 @@ export class DtlsServer implements HandshakeHost {
   /** Expires idle sessions and stale handshakes (called every second). */
   sweep(): void {
     const now = this.clock();
-    for (const [slot, a] of this.activeCiphers)
-      if (now - a.used > ACTIVE_IDLE_S) this.activeCiphers.delete(slot);
     const limit = now - Math.ceil(this.config.idleTimeoutMs / 1000);
     for (const s of this.table.byActivity()) {
       if (s.lastActive > limit) break;
@@ -216,7 +190,6 @@ export class DtlsServer implements HandshakeHost {
         seq,
         s.peerCid,
         content,
-        s.suite.ccm ? this.activeCiphers.get(slot)?.server : undefined,
       ),
       s.address,
       s.port,
@@ -309,7 +282,6 @@ export class DtlsServer implements HandshakeHost {
       stats.recordsDropped.replay++;
       return;
     }
-    const fast = hs === null ? this.ciphers(s, slot) : undefined;
     const content = openRecord(
       s.suite as CipherSuite,
       this.keys.slab(slot),
@@ -317,7 +289,6 @@ export class DtlsServer implements HandshakeHost {
       Side.Client,
       buf,
       rec,
-      fast?.client,
     );
     if (!content) {
       if (hs) this.handshaker.badRecord(s, hs);
@@ -357,35 +328,9 @@ export class DtlsServer implements HandshakeHost {
     }
   }
 
-  /**
-   * The reusable CCM contexts of an established session that exchanges records often: made on its second
-   * application record within ACTIVE_WITHIN_S, while there is room; undefined otherwise.
-   */
-  private ciphers(s: DtlsSession, slot: number): ActiveCiphers | undefined {
-    if (!s.suite?.ccm) return undefined;
-    const now = this.clock();
-    let a = this.activeCiphers.get(slot);
-    if (a !== undefined) {
-      a.used = now;
-      return a;
-    }
-    if (s.lastData < 0 || now - s.lastData > ACTIVE_WITHIN_S) return undefined;
-    if (this.activeCiphers.size >= this.config.activeCipherContexts) return undefined;
-    const keys = this.keys.slab(slot);
-    const at = this.keys.offset(slot);
-    a = new ActiveCiphers(
-      new CcmKey(keys.subarray(at, at + KEY_LENGTH)),
-      new CcmKey(keys.subarray(at + KEY_LENGTH, at + 2 * KEY_LENGTH)),
-      now,
-    );
-    this.activeCiphers.set(slot, a);
-    return a;
-  }
-
   private applicationData(s: DtlsSession, content: Buffer): void {
     // The client got flight 6.
     s.finishedSeq = -1;
-    s.lastData = this.clock();
     try {
       this.deliver(content, s);
     } catch (err) {
@@ -410,10 +355,7 @@ export class DtlsServer implements HandshakeHost {
   }
 
   discard(s: DtlsSession): void {
-    if (s.keySlot >= 0) {
-      this.activeCiphers.delete(s.keySlot);
-      this.keys.release(s.keySlot);
-    }
+    if (s.keySlot >= 0) this.keys.release(s.keySlot);
     s.keySlot = -1;
     this.table.remove(s);
   }

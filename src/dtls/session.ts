@@ -35,8 +35,6 @@ export class DtlsSession implements Peer, ReplayState {
   sendLimit = 16384;
   /** Seconds (server clock) of the last authenticated record. */
   lastActive = 0;
-  /** Seconds (server clock) of the last application data record, -1 before the first. */
-  lastData = -1;
   /** Handshake in progress; null once established. */
   hs: Handshake | null = null;
   /**

@@ -5,10 +5,13 @@
  *
  * Keys are laid out like the AEAD key block (client key, server key, client salt, server salt) at offset
  * `at` of a buffer. Scratch buffers for nonce and additional data are reused (Node copies them).
+ *
+ * CCM suites run on the WebAssembly SIMD AES (`ccm.ts`); GCM, and CCM where WebAssembly SIMD is missing, on a
+ * one-shot Node cipher per record.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ContentType } from '../constants.js';
-import type { CcmKey } from './ccm.js';
+import { ccmAvailable, ccmFits, ccmOpen, ccmSeal } from './ccm.js';
 import { writeRecordHeader, writeSeq48, type RecordHeader } from '../record.js';
 import { EXPLICIT_NONCE_LENGTH, KEY_LENGTH, SALT_LENGTH, type CipherSuite } from './cipher-suites.js';
 
@@ -100,8 +103,6 @@ export function sealRecord(
   seq: number,
   cid: string,
   content: Buffer,
-  /** Reusable CCM contexts for this key (CCM suites), else a one-shot cipher is made. */
-  ccm?: CcmKey,
 ): Buffer {
   let plaintext = content;
   let aad: Buffer;
@@ -119,12 +120,12 @@ export function sealRecord(
   nonce.writeUInt16BE(epoch, SALT_LENGTH);
   writeSeq48(nonce, SALT_LENGTH + 2, seq);
   const cidRecordType = cid.length > 0 ? ContentType.tls12Cid : type;
-  if (ccm !== undefined && suite.ccm) {
+  if (suite.ccm && ccmAvailable && ccmFits(plaintext.length, aad.length)) {
     const bodyLength = EXPLICIT_NONCE_LENGTH + plaintext.length + suite.tagLength;
     const out = Buffer.allocUnsafe(13 + cid.length + bodyLength);
     let p = writeRecordHeader(out, 0, cidRecordType, version, epoch, seq, cid, bodyLength);
     p += nonce.copy(out, p, SALT_LENGTH);
-    ccm.seal(nonce, aad, plaintext, suite.tagLength, out, p);
+    ccmSeal(keys, at + side * KEY_LENGTH, nonce, aad, plaintext, suite.tagLength, out, p);
     return out;
   }
   const key = writeKey(keys, at, side);
@@ -164,8 +165,6 @@ export function openRecord(
   side: Side,
   buf: Buffer,
   rec: RecordHeader,
-  /** Reusable CCM contexts for this key (CCM suites), else a one-shot decipher is made. */
-  ccm?: CcmKey,
 ): Buffer | undefined {
   const ctLength = rec.bodyLength - EXPLICIT_NONCE_LENGTH - suite.tagLength;
   if (ctLength < 0) return undefined;
@@ -180,8 +179,8 @@ export function openRecord(
   const ct = buf.subarray(ctStart, ctStart + ctLength);
   const tag = buf.subarray(ctStart + ctLength, ctStart + ctLength + suite.tagLength);
   let plaintext: Buffer;
-  if (ccm !== undefined && suite.ccm) {
-    const opened = ccm.open(nonce, aad, ct, tag);
+  if (suite.ccm && ccmAvailable && ccmFits(ctLength, aad.length)) {
+    const opened = ccmOpen(keys, at + side * KEY_LENGTH, nonce, aad, ct, tag);
     if (opened === undefined) return undefined;
     plaintext = opened;
   } else {
