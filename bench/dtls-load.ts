@@ -117,8 +117,16 @@ async function handshakes(all: Session[]): Promise<{ ok: number; failed: number;
   return { ok, failed, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * Sessions start their first request in waves of this many, this far apart: all at once, 10,000 requests
+ * overflow the server's socket buffer and most sessions would sit out the first REQUEST_TIMEOUT_MS waiting to
+ * retransmit, so the run would measure far fewer busy sessions than asked for.
+ */
+const WAVE = 500;
+const WAVE_MS = 10;
+
 async function exchanges(live: Session[]): Promise<void> {
-  const hist = new LatencyHistogram();
+  let hist = new LatencyHistogram();
   let done = 0;
   let non2xx = 0;
   let lost = 0;
@@ -143,8 +151,16 @@ async function exchanges(live: Session[]): Promise<void> {
       }
     }
   }, 100);
+  for (let i = 0; i < live.length; i += WAVE) {
+    for (const s of live.slice(i, i + WAVE)) s.send();
+    if (i + WAVE < live.length) await new Promise((r) => setTimeout(r, WAVE_MS));
+  }
+  // The measurement starts once every session has a request in flight.
+  hist = new LatencyHistogram();
+  done = 0;
+  non2xx = 0;
+  lost = 0;
   const t0 = performance.now();
-  for (const s of live) s.send();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   stopping = true;
   const elapsed = (performance.now() - t0) / 1000;

@@ -10,10 +10,14 @@
  * session. The load generator is bench/dtls-load.ts (cellgate's own DTLS client), or any program with the
  * same arguments and output named by DTLS_LOAD_COMMAND (e.g. a C one built on OpenSSL, to cross-check or to
  * drive a server harder than a Node client can).
+ *
+ * Last, the floor: a bare Node UDP socket that only turns each CON into an ACK (bench/udp-ack-server.ts),
+ * driven by NoSec clients, 200 and then 10,000 of them: how much slower many peers make any Node UDP server
+ * on this machine (kernel and libuv), before CoAP or DTLS does any work.
  */
 import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
-import { spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
+import { coapLoad, spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
 import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
 const KEY_HEX = '73656372657450534b'; // "secretPSK"
@@ -184,6 +188,35 @@ async function underLoad(
   }
 }
 
+/** The bare UDP ACK server with 200 and with 10,000 clients, one CON in flight each. */
+async function floor(ctx: BenchContext, port: number): Promise<void> {
+  const seconds = ctx.quick ? 3 : 8;
+  const rates = new Map<number, number>();
+  for (const devices of [200, 10_000]) {
+    const server = spawnPinned(0, process.execPath, [
+      join(ctx.dist, 'bench', 'udp-ack-server.js'),
+      String(port),
+    ]);
+    try {
+      await waitForCoap(port);
+      const r = await coapLoad(ctx, port, devices, ['--seconds', String(seconds), '--warmup', '1']);
+      rates.set(devices, r.rate);
+      ctx.log(
+        `${'bare UDP ACK server'.padEnd(22)} ${String(devices).padStart(6)} clients   ${String(r.rate).padStart(6)} exchanges/s  p99 ${r.p99ms} ms  lost ${r.lost}`,
+      );
+      ctx.record(`dtls.floor.${devices}`, r);
+    } finally {
+      await stop(server);
+    }
+  }
+  const few = rates.get(200) ?? 0;
+  const many = rates.get(10_000) ?? 0;
+  if (few > 0)
+    ctx.log(
+      `${'bare UDP ACK server'.padEnd(22)} 10000 vs 200 clients: ${((1 - many / few) * 100).toFixed(0)} % lower rate`,
+    );
+}
+
 export const dtls: Scenario = {
   name: 'dtls',
   description:
@@ -196,5 +229,6 @@ export const dtls: Scenario = {
     ctx.log(`load generator: ${gen.name} (set DTLS_LOAD_COMMAND to use another)`);
     await underLoad(ctx, 'cellgate (null sink)', cellgate, 47783, gen, true);
     await underLoad(ctx, 'libcoap openssl', libcoap, 47786, gen, false);
+    await floor(ctx, 47789);
   },
 };
