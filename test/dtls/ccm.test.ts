@@ -1,6 +1,15 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { aesSimd, AREA_BYTES, CTR_AREA, MAC_AREA, sbox } from '../../src/dtls/crypto/aes-simd.js';
+import {
+  aesSimd,
+  AREA_BYTES,
+  CTR_AREA,
+  KEY,
+  MAC,
+  MAC_AREA,
+  ROUND_KEYS,
+  sbox,
+} from '../../src/dtls/crypto/aes-simd.js';
 import { ccmAvailable, ccmFits, ccmOpen, ccmSeal } from '../../src/dtls/crypto/ccm.js';
 import { prng, randomBytes } from '../support/prng.js';
 
@@ -41,14 +50,14 @@ const aes = aesSimd;
 /** Encrypts blocks with the module (ECB: the counter area), and the CBC-MAC of other blocks. */
 function aesRun(key: Buffer, ecbIn: Buffer, macIn: Buffer): { ecb: Buffer; mac: Buffer } {
   const a = aes!;
-  key.copy(a.memory, a.key);
+  key.copy(a.memory, KEY);
   a.expand();
   ecbIn.copy(a.memory, CTR_AREA);
   macIn.copy(a.memory, MAC_AREA);
   a.run(macIn.length / 16, ecbIn.length / 16, 0);
   return {
     ecb: Buffer.from(a.memory.subarray(CTR_AREA, CTR_AREA + ecbIn.length)),
-    mac: Buffer.from(a.memory.subarray(a.mac, a.mac + 16)),
+    mac: Buffer.from(a.memory.subarray(MAC, MAC + 16)),
   };
 }
 
@@ -190,8 +199,8 @@ describe('AES-CCM', () => {
     const key = randomBytes(rand, 16);
     const sealed = seal(key, randomBytes(rand, 12), randomBytes(rand, 13), randomBytes(rand, 30), 8);
     expect(sealed.length).toBe(38);
-    // Round keys, key and MAC occupy bytes 256 to 480; the key is at `aes.key`.
-    expect(aes!.memory.subarray(256, aes!.key + 16).every((b) => b === 0)).toBe(true);
+    // Round keys and key occupy bytes ROUND_KEYS (256) to KEY + 16 (464).
+    expect(aes!.memory.subarray(ROUND_KEYS, KEY + 16).every((b) => b === 0)).toBe(true);
     expect(aes!.memory.indexOf(key)).toBe(-1);
   });
 });

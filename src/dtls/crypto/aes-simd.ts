@@ -15,9 +15,11 @@
 import { FunctionBuilder, I32, ModuleBuilder, V128 } from './wasm-writer.js';
 
 const SBOX = 0;
-const ROUND_KEYS = 256;
-const KEY = 448;
-const MAC = 464;
+export const ROUND_KEYS = 256;
+/** Where the caller puts the key before `expand()`. */
+export const KEY = 448;
+/** Where `run` leaves the CBC-MAC. */
+export const MAC = 464;
 const PAGE = 65536;
 /** Where the CBC-MAC input goes (B0, encoded additional data, message), up to AREA_BYTES. */
 export const MAC_AREA = PAGE;
@@ -200,10 +202,8 @@ function run(): FunctionBuilder {
 }
 
 export interface AesSimd {
-  /** The module's memory: the key goes at `key`, blocks in the two areas, the MAC comes out at `mac`. */
+  /** The module's memory: the key goes at KEY, blocks in the two areas, the MAC comes out at MAC. */
   readonly memory: Buffer;
-  readonly key: number;
-  readonly mac: number;
   expand(): void;
   run(macBlocks: number, ctrBlocks: number, wipe: number): void;
 }
@@ -230,7 +230,7 @@ export function loadAesSimd(): AesSimd | undefined {
     expand(): void;
     run(m: number, c: number, w: number): void;
   };
-  return { memory: Buffer.from(e.memory.buffer), key: KEY, mac: MAC, expand: e.expand, run: e.run };
+  return { memory: Buffer.from(e.memory.buffer), expand: e.expand, run: e.run };
 }
 
 /** The process's instance (the CCM code and its tests share it), or undefined without WebAssembly SIMD. */

@@ -9,9 +9,9 @@
  * Sealing runs both in one call (interleaved); opening first makes the keystream, then MACs the plaintext.
  * Results are identical to Node's `aes-128-ccm` (the tests check RFC 3610 / SP 800-38C vectors and random
  * ones against it). The tag check does not stop at the first differing byte. Where WebAssembly SIMD is not
- * available, `ccmAvailable` is false and callers use Node's cipher.
+ * available, `ccmFits` is always false and callers use Node's cipher.
  */
-import { aesSimd, AREA_BYTES, CTR_AREA, MAC_AREA } from './aes-simd.js';
+import { aesSimd, AREA_BYTES, CTR_AREA, KEY, MAC, MAC_AREA } from './aes-simd.js';
 
 const NONCE_LENGTH = 12;
 /** Bytes of the length field: 15 - nonce length. */
@@ -19,15 +19,16 @@ const L = 3;
 
 const aes = aesSimd;
 const mem = aes?.memory ?? Buffer.alloc(0);
-const KEY = aes?.key ?? 0;
-const MAC = aes?.mac ?? 0;
 
 /** Whether this process has the WebAssembly SIMD AES. */
 export const ccmAvailable = aes !== undefined;
 
-/** Whether a message of `length` bytes with `aadLength` bytes of additional data fits one call. */
+/**
+ * Whether a message of `length` bytes with `aadLength` bytes of additional data can be sealed or opened here:
+ * the SIMD AES is available and the message fits one call.
+ */
 export function ccmFits(length: number, aadLength: number): boolean {
-  return 16 * (2 + ((2 + aadLength + 15) >> 4) + ((length + 15) >> 4)) <= AREA_BYTES;
+  return ccmAvailable && 16 * (2 + ((2 + aadLength + 15) >> 4) + ((length + 15) >> 4)) <= AREA_BYTES;
 }
 
 /** Copies `n` bytes; a loop beats a native call for the few dozen bytes of most records. */

@@ -11,7 +11,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ContentType } from '../constants.js';
-import { ccmAvailable, ccmFits, ccmOpen, ccmSeal } from './ccm.js';
+import { ccmFits, ccmOpen, ccmSeal } from './ccm.js';
 import { writeRecordHeader, writeSeq48, type RecordHeader } from '../record.js';
 import { EXPLICIT_NONCE_LENGTH, KEY_LENGTH, SALT_LENGTH, type CipherSuite } from './cipher-suites.js';
 
@@ -28,8 +28,13 @@ const cidAads: Buffer[] = [];
 /** Inner plaintext scratch for tls12_cid records (content | real_type). */
 let inner = Buffer.alloc(2048);
 
+/** Where `side`'s write key starts in the key block at `at`. */
+function writeKeyAt(at: number, side: Side): number {
+  return at + side * KEY_LENGTH;
+}
+
 function writeKey(keys: Buffer, at: number, side: Side): Buffer {
-  const start = at + side * KEY_LENGTH;
+  const start = writeKeyAt(at, side);
   return keys.subarray(start, start + KEY_LENGTH);
 }
 
@@ -120,12 +125,12 @@ export function sealRecord(
   nonce.writeUInt16BE(epoch, SALT_LENGTH);
   writeSeq48(nonce, SALT_LENGTH + 2, seq);
   const cidRecordType = cid.length > 0 ? ContentType.tls12Cid : type;
-  if (suite.ccm && ccmAvailable && ccmFits(plaintext.length, aad.length)) {
+  if (suite.ccm && ccmFits(plaintext.length, aad.length)) {
     const bodyLength = EXPLICIT_NONCE_LENGTH + plaintext.length + suite.tagLength;
     const out = Buffer.allocUnsafe(13 + cid.length + bodyLength);
     let p = writeRecordHeader(out, 0, cidRecordType, version, epoch, seq, cid, bodyLength);
     p += nonce.copy(out, p, SALT_LENGTH);
-    ccmSeal(keys, at + side * KEY_LENGTH, nonce, aad, plaintext, suite.tagLength, out, p);
+    ccmSeal(keys, writeKeyAt(at, side), nonce, aad, plaintext, suite.tagLength, out, p);
     return out;
   }
   const key = writeKey(keys, at, side);
@@ -179,8 +184,8 @@ export function openRecord(
   const ct = buf.subarray(ctStart, ctStart + ctLength);
   const tag = buf.subarray(ctStart + ctLength, ctStart + ctLength + suite.tagLength);
   let plaintext: Buffer;
-  if (suite.ccm && ccmAvailable && ccmFits(ctLength, aad.length)) {
-    const opened = ccmOpen(keys, at + side * KEY_LENGTH, nonce, aad, ct, tag);
+  if (suite.ccm && ccmFits(ctLength, aad.length)) {
+    const opened = ccmOpen(keys, writeKeyAt(at, side), nonce, aad, ct, tag);
     if (opened === undefined) return undefined;
     plaintext = opened;
   } else {
