@@ -6,7 +6,7 @@
 #   docker run --rm -p 5683:5683/udp -p 5684:5684/udp -p 8080:8080 -v "$PWD/conf:/etc/cellgate:ro" cellgate
 #   docker run --rm cellgate simulate --host gateway.example --devices 10 --count 5
 
-ARG NODE_MAJOR=20
+ARG NODE_MAJOR=24
 
 FROM node:${NODE_MAJOR}-bookworm-slim AS build
 WORKDIR /src

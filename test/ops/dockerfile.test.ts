@@ -102,9 +102,9 @@ describe('Dockerfile', () => {
   it('builds in one stage and runs on a small base in another, as a numeric non-root user', () => {
     expect(dockerfile.length).toBeGreaterThanOrEqual(2);
     expect(dockerfile[0]).toMatchObject({ name: 'build' });
-    expect(dockerfile[0].base).toMatch(/^node:20-bookworm-slim$/);
+    expect(dockerfile[0].base).toMatch(/^node:24-bookworm-slim$/);
     expect(runtime.name).toBe('runtime');
-    expect(runtime.base).toBe('gcr.io/distroless/nodejs20-debian12:nonroot');
+    expect(runtime.base).toBe('gcr.io/distroless/nodejs24-debian12:nonroot');
     // Nothing of the build toolchain reaches the runtime stage except through explicit COPYs.
     expect(ops(runtime, 'RUN')).toEqual([]);
     const user = ops(runtime, 'USER');
