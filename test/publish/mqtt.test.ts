@@ -8,7 +8,8 @@ import { parseConfig } from '../../src/config/load.js';
 import { createPublisher } from '../../src/publish/index.js';
 import { mqttFailureKind } from '../../src/publish/mqtt.js';
 import type { Publisher } from '../../src/publish/publisher.js';
-import { freePort, makePki, removePki, Subscriber, TlsBroker, type Pki } from '../support/mosquitto.js';
+import { makePki, removePki, Subscriber, TlsBroker, type Pki } from '../support/mosquitto.js';
+import { freePort } from '../support/system.js';
 import { deps, message, metricValue, publish } from './helpers.js';
 
 const SHARED = 1883;

@@ -4,10 +4,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tcpReachable } from './system.js';
+import { freePort, tcpReachable } from './system.js';
 
 export interface Received {
   topic: string;
@@ -107,18 +106,6 @@ export class Subscriber {
   stop(): void {
     this.proc.kill('SIGTERM');
   }
-}
-
-/** A port nothing listens on right now (the broker binds it next). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Pki {

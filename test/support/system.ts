@@ -4,7 +4,7 @@
  * Services that are down are started. Nothing is skipped silently.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 
 export interface SystemPeer {
   command: string;
@@ -19,6 +19,7 @@ export const SYSTEM_PEERS: SystemPeer[] = [
   { command: 'gnutls-cli', pkg: 'gnutls-bin' },
   { command: 'openssl', pkg: 'openssl' },
   { command: 'redis-server', pkg: 'redis-server' },
+  { command: 'redis-cli', pkg: 'redis-tools' },
   { command: 'mosquitto', pkg: 'mosquitto' },
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients' },
   { command: 'aws', pkg: 'awscli' },
@@ -62,6 +63,18 @@ export function tcpReachable(port: number, host = '127.0.0.1', timeoutMs = 500):
     s.setTimeout(timeoutMs, () => done(false));
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
+  });
+}
+
+/** A TCP port nothing listens on right now (the server the caller starts binds it next). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
   });
 }
 
