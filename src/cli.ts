@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { codecCommand } from './codecs/cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { KeyringError } from './state/sealing.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
@@ -104,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DeviceFileError) {
+    if (err instanceof ConfigError || err instanceof DeviceFileError || err instanceof KeyringError) {
       process.stderr.write(`cellgate: ${err.message}\n`);
       process.exit(78);
     }

@@ -1,5 +1,6 @@
-/** The `downlink` section: shadow source, command queue, per-thing cache and the Redis connection they share. */
+/** The `downlink` section: shadow source, command queue and per-thing cache (Redis settings: `state.redis`). */
 import { z } from 'zod';
+import { deprecatedDownlinkRedisSchema } from './state.js';
 
 const MB = 1024 * 1024;
 
@@ -35,7 +36,7 @@ export const downlinkSchema = z
           .enum(['memory', 'redis', 'aws-iot'])
           .default('memory')
           .describe(
-            'Where desired state lives: in this process, in Redis (shared by replicas) or in AWS IoT Device Shadow.',
+            'Where desired state lives: in this process, in Redis (`state.redis`, shared by replicas) or in AWS IoT Device Shadow. Default: `redis` when `state.store` is redis, else `memory`.',
           ),
         name: z
           .string()
@@ -84,7 +85,9 @@ export const downlinkSchema = z
         store: z
           .enum(['memory', 'redis'])
           .default('memory')
-          .describe('Where command queues live: in this process or in Redis (shared by replicas).'),
+          .describe(
+            'Where command queues live: in this process or in Redis (`state.redis`, shared by replicas). Default: `redis` when `state.store` is redis, else `memory`.',
+          ),
         maxPerResponse: z
           .number()
           .int()
@@ -151,16 +154,7 @@ export const downlinkSchema = z
           .describe('Cap on bytes of cached downlinks.'),
       })
       .prefault({}),
-    redis: z
-      .strictObject({
-        url: z
-          .string()
-          .default('redis://127.0.0.1:6379')
-          .describe('Redis URL for the redis shadow source and command store (redis:// or rediss://).'),
-        keyPrefix: z.string().default('cellgate:').describe('Prefix of every Redis key and channel.'),
-        commandTimeoutMs: z.number().int().min(50).default(1000).describe('Time-out of one Redis command.'),
-      })
-      .prefault({}),
+    redis: deprecatedDownlinkRedisSchema,
   })
   .describe(
     'Downlinks piggybacked on uplink responses: desired state from a named device shadow and queued commands (see docs/downlinks.md).',

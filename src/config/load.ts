@@ -96,6 +96,10 @@ function resolvePaths(config: Config, baseDir: string): void {
       if (isModulePath(entry)) plugins[name] = resolveFrom(baseDir, entry);
     } else if (isModulePath(entry.module)) entry.module = resolveFrom(baseDir, entry.module);
   }
+  const state = config.state;
+  if (state.encryptionKeyFile) state.encryptionKeyFile = resolveFrom(baseDir, state.encryptionKeyFile);
+  for (const k of ['passwordFile', 'tlsCaFile'] as const)
+    if (state.redis[k]) state.redis[k] = resolveFrom(baseDir, state.redis[k]);
   const admin = config.admin;
   if (admin.tokenFile) admin.tokenFile = resolveFrom(baseDir, admin.tokenFile);
   if (admin.sigv4.secretAccessKeyFile)

@@ -11,8 +11,10 @@ import { dtlsSchema } from './dtls.js';
 import { publisherSchema } from './publisher.js';
 import { runtimeSchema } from './runtime.js';
 import { shutdownSchema } from './shutdown.js';
+import { checkStateUse, foldStateInput, stateSchema } from './state.js';
 
-export const configSchema = z.strictObject({
+/** The sections, as documented (docs/configuration.md, the Helm values schema). */
+export const configShape = z.strictObject({
   coap: coapSchema,
   dtls: dtlsSchema,
   http: httpSchema,
@@ -25,7 +27,11 @@ export const configSchema = z.strictObject({
   log: logSchema,
   shutdown: shutdownSchema,
   runtime: runtimeSchema,
+  state: stateSchema,
 });
 
+/** What the loader validates: the deprecated `downlink.redis` folded into `state.redis` first. */
+export const configSchema = z.preprocess(foldStateInput, configShape.superRefine(checkStateUse));
+
 export type Config = z.infer<typeof configSchema>;
-export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigInput = z.input<typeof configShape>;

@@ -53,8 +53,6 @@ export interface DownlinkOptions {
   ttlMs: number;
   maxPerResponse: number;
   cache: { maxEntries: number; maxBytes: number };
-  /** Called last by `close()` (e.g. closes the Redis connection the stores share). */
-  release?: () => Promise<void>;
   /** Settles once the stores' change feed is listening. */
   listening?: () => Promise<void>;
 }
@@ -616,6 +614,5 @@ export class Downlinks {
     this.cache.clear();
     await this.commands.close();
     await this.shadows.close();
-    await this.opts.release?.();
   }
 }

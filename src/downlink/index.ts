@@ -8,7 +8,7 @@ import { gaugeFrom } from '../ops/metrics.js';
 import type { CommandLimits, CommandStore } from '../state/command-store.js';
 import { MemoryCommandStore } from '../state/memory-command-store.js';
 import { RedisCommandStore } from '../state/redis-command-store.js';
-import { RedisConnection } from '../state/redis.js';
+import type { RedisConnection } from '../state/redis.js';
 import { AdminApi } from './admin-api.js';
 import { AwsIotShadowSource, awsIotShadowOptions } from './aws-iot-shadows.js';
 import { Downlinks, type DownlinkDeps } from './downlinks.js';
@@ -19,14 +19,24 @@ import type { ShadowSource } from './shadow-source.js';
 export { Downlinks } from './downlinks.js';
 export type { DownlinkCodecs } from './encoding.js';
 
-/** The downlink layer, or undefined when `downlink.enabled` is false. */
-export function createDownlinks(config: DownlinkConfig, deps: DownlinkDeps): Downlinks | undefined {
+/** Whether the downlink stores chosen in `config` keep their state in Redis. */
+export function downlinksUseRedis(config: DownlinkConfig): boolean {
+  return config.enabled && (config.shadow.source === 'redis' || config.commands.store === 'redis');
+}
+
+/**
+ * The downlink layer, or undefined when `downlink.enabled` is false. `redis` is the process's shared
+ * connection (`state.redis`), required when `downlinksUseRedis(config)`; its owner closes it.
+ */
+export function createDownlinks(
+  config: DownlinkConfig,
+  deps: DownlinkDeps,
+  redis?: RedisConnection,
+): Downlinks | undefined {
   if (!config.enabled) return undefined;
-  const { caps, metrics, log } = deps;
-  const redis =
-    config.shadow.source === 'redis' || config.commands.store === 'redis'
-      ? new RedisConnection(config.redis, log)
-      : undefined;
+  const { caps, metrics } = deps;
+  if (downlinksUseRedis(config) && !redis)
+    throw new Error('the redis downlink stores need a Redis connection');
   const storeEntries: Record<string, () => number> = {};
   const storeBytes: Record<string, () => number> = {};
 
@@ -87,7 +97,6 @@ export function createDownlinks(config: DownlinkConfig, deps: DownlinkDeps): Dow
       ttlMs: sh.source === 'memory' && cmd.store === 'memory' ? Number.POSITIVE_INFINITY : config.cache.ttlMs,
       maxPerResponse: cmd.maxPerResponse,
       cache: config.cache,
-      release: redis ? () => redis.close() : undefined,
       listening: redis ? () => redis.subscribed : undefined,
     },
     shadows,

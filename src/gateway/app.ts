@@ -7,7 +7,13 @@ import type { UplinkDecoder } from '../codecs/codec.js';
 import { CodecRegistry } from '../codecs/registry.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { createDownlinks, mountAdminApi, type DownlinkCodecs, type Downlinks } from '../downlink/index.js';
+import {
+  createDownlinks,
+  downlinksUseRedis,
+  mountAdminApi,
+  type DownlinkCodecs,
+  type Downlinks,
+} from '../downlink/index.js';
 import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
@@ -21,6 +27,8 @@ import { compileTopic } from '../publish/topic.js';
 import { createDtlsListener, type DtlsListener } from '../dtls/listener.js';
 import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
+import { stateDeprecations } from '../config/state.js';
+import { openSharedState } from '../state/shared.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
 
@@ -68,6 +76,10 @@ export async function startGateway(
       for (const c of closers.reverse()) await c();
     })());
   try {
+    for (const line of stateDeprecations(config)) log.warn(line);
+    // One Redis connection for every shared store of this process (state.redis).
+    const state = openSharedState(config.state, log, downlinksUseRedis(config.downlink));
+    closers.push(() => state.close());
     const registry = overrides.registry ?? new FileRegistry(config.devices.file, log, config.devices.watch);
     closers.push(() => registry.close());
     let decoder = overrides.decoder;
@@ -111,15 +123,14 @@ export async function startGateway(
       log,
       metrics,
     });
-    const downlinks = createDownlinks(config.downlink, {
-      log,
-      metrics,
-      caps,
-      codecs: downlinkCodecs,
-    });
+    const downlinks = createDownlinks(
+      config.downlink,
+      { log, metrics, caps, codecs: downlinkCodecs },
+      state.redis,
+    );
     if (downlinks) closers.push(() => downlinks.close());
     downlinks?.attach(gateway, registry, config.coap.identity);
-    await downlinks?.ready(config.downlink.redis.commandTimeoutMs);
+    await downlinks?.ready(config.state.redis.commandTimeoutMs);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
       {
@@ -173,10 +184,12 @@ export async function startGateway(
       const reasons: string[] = [];
       if (draining) reasons.push('draining');
       if (!publisher.ready()) reasons.push('publisher not accepting');
+      reasons.push(...state.notReady());
       return reasons;
     };
+    const details = () => ({ store: state.report() });
     registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
-    const http = new HttpSidePort(metrics, { notReady }, log);
+    const http = new HttpSidePort(metrics, { notReady, details }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log);
     const httpPort = await http.listen(config.http.bind, config.http.port);
     closers.push(() => http.close());

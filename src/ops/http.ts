@@ -1,6 +1,6 @@
 /**
  * The HTTP side port: `/healthz` (the process is alive), `/readyz` (ready for traffic: listeners up, not
- * draining, publisher accepting) and `/metrics` (Prometheus). Other parts add routes (the admin API).
+ * draining, publisher accepting, the shared state store reached) and `/metrics` (Prometheus). Other parts add routes (the admin API).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
@@ -11,6 +11,8 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse, url: URL) 
 export interface Readiness {
   /** Reasons the gateway is not ready; empty when it is. */
   notReady(): string[];
+  /** More of what `/readyz` reports (e.g. the shared state store), merged into its body. */
+  details?(): Record<string, unknown>;
 }
 
 export class HttpSidePort {
@@ -39,7 +41,11 @@ export class HttpSidePort {
           return json(res, 200, { status: 'ok' });
         case '/readyz': {
           const reasons = this.readiness.notReady();
-          return json(res, reasons.length ? 503 : 200, { ready: reasons.length === 0, reasons });
+          return json(res, reasons.length ? 503 : 200, {
+            ready: reasons.length === 0,
+            reasons,
+            ...this.readiness.details?.(),
+          });
         }
         case '/metrics': {
           const body = await this.metrics.metrics();

@@ -1,40 +1,157 @@
 /**
- * The Redis connection shared by the Redis-backed stores, and a change feed over Redis pub/sub so every
- * replica hears at once that a thing's shared state changed (and drops what it cached about it).
+ * The one Redis connection every shared store of a process uses (downlink shadows and command queues, DTLS
+ * sessions, deduplication), made from `state.redis`: standalone or Redis Cluster, redis:// or rediss://
+ * (TLS), the password from the URL or a file, a time-out on every command, reconnection with a bounded
+ * back-off. Also a change feed over Redis pub/sub, so every replica hears at once that a thing's shared state
+ * changed (and drops what it cached about it).
  */
-import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Logger } from '../ops/logger.js';
 
 export interface RedisOptions {
+  /** redis:// or rediss:// URL (`state.redis.url`). */
   url: string;
+  /** Prefix of every key and channel (`state.redis.keyPrefix`). */
   keyPrefix: string;
   commandTimeoutMs: number;
+  connectTimeoutMs?: number;
+  /** File holding the password; overrides a password in the URL. */
+  passwordFile?: string;
+  /** Redis Cluster: discover the nodes from `url`, route by key slot. */
+  cluster?: boolean;
+  /** PEM CA for rediss:// with a private CA. */
+  tlsCaFile?: string;
 }
 
+/** What the stores call: the commands of a standalone client, which a cluster client has as well. */
+export type RedisClient = Redis | Cluster;
+
 const ERROR_LOG_INTERVAL_MS = 30_000;
+const MAX_BACKOFF_MS = 2000;
+
+/** Reconnect after 50 ms, 100 ms, … up to 2 s between attempts, for ever. */
+function backoff(times: number): number {
+  return Math.min(times * 50, MAX_BACKOFF_MS);
+}
+
+/** Connection settings for ioredis from the URL and the options (the password file read now). */
+export function redisClientOptions(opts: RedisOptions): {
+  host: string;
+  port: number;
+  options: IoRedisOptions;
+} {
+  let u: URL;
+  try {
+    u = new URL(opts.url);
+  } catch {
+    throw new Error(`state.redis.url is not a URL: ${redactUrl(opts.url)}`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new Error(`state.redis.url must start with redis:// or rediss://, not ${u.protocol}//`);
+  let password = u.password ? decodeURIComponent(u.password) : undefined;
+  if (opts.passwordFile) {
+    try {
+      password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new Error(`cannot read state.redis.passwordFile: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  const options: IoRedisOptions = {
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password,
+    db: opts.cluster ? undefined : db,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: opts.connectTimeoutMs ?? 5000,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+    retryStrategy: backoff,
+    // A primary that became a replica in a fail-over answers READONLY: reconnect and send again.
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
+  if (u.protocol === 'rediss:') {
+    options.tls = { servername: u.hostname };
+    if (opts.tlsCaFile) {
+      try {
+        options.tls.ca = readFileSync(opts.tlsCaFile);
+      } catch (err) {
+        throw new Error(`cannot read state.redis.tlsCaFile: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+  return { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : 6379, options };
+}
+
+/** A client for the settings: `Redis.Cluster` when `cluster` is set, else a standalone client. */
+export function createRedisClient(opts: RedisOptions): RedisClient {
+  const { host, port, options } = redisClientOptions(opts);
+  if (!opts.cluster) return new Redis({ ...options, host, port });
+  const { retryStrategy: _r, ...redisOptions } = options;
+  const cluster: ClusterOptions = {
+    redisOptions,
+    clusterRetryStrategy: backoff,
+    enableAutoPipelining: true,
+    slotsRefreshTimeout: opts.connectTimeoutMs ?? 5000,
+    // ElastiCache with in-transit encryption: the certificate names the configuration endpoint, while
+    // CLUSTER SLOTS answers with node addresses; connect to those names as given.
+    dnsLookup: options.tls ? (address, done) => done(null, address) : undefined,
+  };
+  return new Cluster([{ host, port }], cluster);
+}
 
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: RedisClient;
   readonly prefix: string;
-  private subscriber: Redis | undefined;
+  readonly cluster: boolean;
+  private subscriber: RedisClient | undefined;
   /** Settles once the change feed's subscription is in place (at once when nothing listens). */
   subscribed: Promise<void> = Promise.resolve();
   private readonly listeners: ((thing: string) => void)[] = [];
   private readonly channel: string;
   private lastErrorLog = 0;
+  /** Whether the client has been connected at least once since start. */
+  private everReady = false;
 
   constructor(
     private readonly opts: RedisOptions,
     private readonly log: Logger,
   ) {
     this.prefix = opts.keyPrefix;
+    this.cluster = opts.cluster === true;
     this.channel = `${opts.keyPrefix}downlink:changed`;
-    this.client = new Redis(opts.url, {
-      commandTimeout: opts.commandTimeoutMs,
-      maxRetriesPerRequest: 1,
-      enableAutoPipelining: true,
-    });
+    this.client = createRedisClient(opts);
     this.client.on('error', (err: Error) => this.logError(err));
+    this.client.on('ready', () => {
+      if (this.everReady) this.log.info({ url: redactUrl(opts.url) }, 'redis connection restored');
+      this.everReady = true;
+    });
+  }
+
+  /** Connected and accepting commands now. */
+  get ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  /** Connected at least once since start. */
+  get reached(): boolean {
+    return this.everReady;
+  }
+
+  /** Settles when the client is ready, or rejects after `ms`. */
+  waitReady(ms: number): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        reject(new Error(`Redis not reachable within ${ms} ms (${redactUrl(this.opts.url)})`));
+      }, ms);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.client.once('ready', onReady);
+    });
   }
 
   private logError(err: Error): void {
@@ -53,7 +170,8 @@ export class RedisConnection {
   onChange(listener: (thing: string) => void): void {
     this.listeners.push(listener);
     if (this.subscriber) return;
-    const sub = this.client.duplicate();
+    const c = this.client;
+    const sub = c instanceof Cluster ? c.duplicate() : c.duplicate();
     this.subscriber = sub;
     sub.on('error', (err: Error) => this.logError(err));
     sub.on('message', (_channel: string, thing: string) => {

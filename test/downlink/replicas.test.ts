@@ -3,7 +3,9 @@
  * delivers; a confirmation on either clears it for both; changes reach the other replica's cache at once
  * (Redis pub/sub), long before its cache TTL.
  */
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/ops/logger.js';
 import { jsonUplink } from '../support/downlink.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { dropPrefix, testRedis, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -20,17 +22,42 @@ describe('replicas sharing Redis', () => {
   const admin = (gw: TestGateway, path: string, init?: RequestInit) =>
     fetch(`http://127.0.0.1:${gw.ports.http}${path}`, init);
 
+  const logLines: { msg: string; level: string }[] = [];
+
   beforeAll(async () => {
-    const config = {
-      downlink: {
-        shadow: { source: 'redis' },
-        commands: { store: 'redis' },
-        redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
-        cache: { ttlMs: 60_000 },
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean))
+          logLines.push(JSON.parse(line) as { msg: string; level: string });
+        done();
       },
-    };
-    a = await startTestGateway({ config });
-    b = await startTestGateway({ config });
+    });
+    // Replica a still uses the deprecated downlink.redis keys; b the state section.
+    a = await startTestGateway({
+      config: {
+        downlink: {
+          shadow: { source: 'redis' },
+          commands: { store: 'redis' },
+          redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
+          cache: { ttlMs: 60_000 },
+        },
+      },
+      overrides: { log: createLogger('info', sink) },
+    });
+    b = await startTestGateway({
+      config: {
+        downlink: { shadow: { source: 'redis' }, commands: { store: 'redis' }, cache: { ttlMs: 60_000 } },
+        state: { redis: { url: TEST_REDIS_URL, keyPrefix: prefix } },
+      },
+    });
+  });
+
+  it('logs a deprecation warning for each downlink.redis key it still reads', () => {
+    const warnings = logLines.filter((l) => l.level === 'warn').map((l) => l.msg);
+    expect(warnings).toContain('downlink.redis.url is deprecated and read as state.redis.url: move it there');
+    expect(warnings).toContain(
+      'downlink.redis.keyPrefix is deprecated and read as state.redis.keyPrefix: move it there',
+    );
   });
   afterAll(async () => {
     await a.stop();

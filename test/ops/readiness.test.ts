@@ -1,10 +1,13 @@
 /** Readiness and the gateway-level metrics: draining, the publisher refusing work, build info, the UDP socket. */
+import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NoSecListener } from '../../src/transport/nosec.js';
 import type { Peer } from '../../src/transport/peer.js';
 import { startTestGateway } from '../support/gateway.js';
+import { uniquePrefix } from '../support/redis.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 async function get(port: number, path: string): Promise<{ status: number; text: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -29,7 +32,7 @@ describe('readiness', () => {
       const stopping = gw.shutdown('SIGTERM');
       const r = await get(gw.ports.http, '/readyz');
       expect(r.status).toBe(503);
-      expect(JSON.parse(r.text)).toEqual({ ready: false, reasons: ['draining'] });
+      expect(JSON.parse(r.text)).toEqual({ ready: false, reasons: ['draining'], store: { kind: 'memory' } });
       m = await get(gw.ports.http, '/metrics');
       expect(m.text).toMatch(/^cellgate_ready 0$/m);
       expect(m.text).toMatch(/^cellgate_draining 1$/m);
@@ -46,7 +49,11 @@ describe('readiness', () => {
       gw.recorder.failWithRetryAfter = 30;
       const r = await get(gw.ports.http, '/readyz');
       expect(r.status).toBe(503);
-      expect(JSON.parse(r.text)).toEqual({ ready: false, reasons: ['publisher not accepting'] });
+      expect(JSON.parse(r.text)).toEqual({
+        ready: false,
+        reasons: ['publisher not accepting'],
+        store: { kind: 'memory' },
+      });
       gw.recorder.failWithRetryAfter = undefined;
       expect((await get(gw.ports.http, '/readyz')).status).toBe(200);
     } finally {
@@ -87,6 +94,48 @@ describe('NoSec socket', () => {
       expect(m.text).toContain('cellgate_nosec_peers ');
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('readiness with the redis state store', () => {
+  const key = randomBytes(32).toString('base64');
+  const redisConfig = (port: number) => ({
+    state: {
+      store: 'redis',
+      encryptionKeyFile: 'state.key',
+      redis: { url: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('readyz'), commandTimeoutMs: 300 },
+    },
+  });
+
+  it('waits for the store once, then reports it without taking the replica out when it goes away', async () => {
+    const proxy = await startTcpProxy(6379);
+    proxy.cut();
+    const gw = await startTestGateway({ config: redisConfig(proxy.port), files: { '../state.key': key } });
+    try {
+      let r = await get(gw.ports.http, '/readyz');
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.text)).toEqual({
+        ready: false,
+        reasons: ['state store not reached yet'],
+        store: { kind: 'redis', cluster: false, reachable: false },
+      });
+      proxy.restore();
+      await expect
+        .poll(async () => (await get(gw.ports.http, '/readyz')).status, { timeout: 5000 })
+        .toBe(200);
+      r = await get(gw.ports.http, '/readyz');
+      expect(JSON.parse(r.text)).toMatchObject({ ready: true, store: { kind: 'redis', reachable: true } });
+      // Sessions held here keep working through an outage: the replica stays ready and says what is wrong.
+      proxy.cut();
+      await expect
+        .poll(async () => JSON.parse((await get(gw.ports.http, '/readyz')).text) as unknown, {
+          timeout: 5000,
+        })
+        .toMatchObject({ ready: true, reasons: [], store: { kind: 'redis', reachable: false } });
+    } finally {
+      await gw.stop();
+      await proxy.close();
     }
   });
 });
