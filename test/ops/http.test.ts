@@ -14,7 +14,7 @@ describe('HTTP side port', () => {
     expect(h.status).toBe(200);
     const r = await fetch(url('/readyz'));
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ ready: true, reasons: [] });
+    expect(await r.json()).toEqual({ ready: true, reasons: [], store: { kind: 'memory' } });
     expect((await fetch(url('/nope'))).status).toBe(404);
   });
 
