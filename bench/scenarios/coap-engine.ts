@@ -18,6 +18,7 @@ import { NullPublisher } from '../../src/publish/stream.js';
 import { compileTopic } from '../../src/publish/topic.js';
 import type { Peer } from '../../src/transport/peer.js';
 import type { Scenario } from '../lib/context.js';
+import { MemoryDedupStore } from '../../src/state/memory-dedup-store.js';
 
 class SinkPeer implements Peer {
   readonly transport = 'coap' as const;
@@ -69,6 +70,8 @@ export async function engineCostMicros(
     downloads: new Downloads({ dir: '.', cacheBytes: 0, maxFileBytes: 1 }, log, () => undefined),
     topic: compileTopic('cellgate/{thing}/{path}'),
     identity: { queryKey: 'id', byAddress: true },
+    dedup: new MemoryDedupStore({ maxEntries: 1000, maxBytes: 1 << 20, onCap: () => undefined }),
+    exchangeLifetimeMs: 247_000,
     log,
     metrics,
   });

@@ -11,13 +11,21 @@
  */
 import { blockSize, type BlockValue } from './block-option.js';
 
+/** Diagnostic of the 4.08 answered to a block of a transfer that is not held. */
+export const NO_TRANSFER = 'no block-wise transfer in progress for this URI';
+
 export const enum Block1Status {
   /** More blocks expected: answer 2.31 Continue. */
   CONTINUE,
   /** The body is complete. */
   COMPLETE,
-  /** 4.08 Request Entity Incomplete: block out of order or the transfer is unknown. */
+  /** 4.08 Request Entity Incomplete: block out of order. */
   INCOMPLETE,
+  /**
+   * A later block of a transfer this endpoint does not hold (never saw its first block, or it expired): 4.08
+   * unless the handler can answer the last block of an upload completed elsewhere.
+   */
+  ORPHANED,
   /** 4.13 Request Entity Too Large: announced or actual size over the limit. */
   TOO_LARGE,
   /** 4.00 Bad Request: e.g. a non-final block whose payload is not the block size. */
@@ -126,11 +134,7 @@ export class Block1Assembler {
     } else if (!t || t.expiresAt <= now) {
       if (t) this.drop(key, t);
       this.failed++;
-      return {
-        status: Block1Status.INCOMPLETE,
-        szx,
-        reason: 'no block-wise transfer in progress for this URI',
-      };
+      return { status: Block1Status.ORPHANED, szx, reason: NO_TRANSFER };
     } else if (offset !== t.length) {
       return this.fail(
         key,

@@ -452,6 +452,7 @@ export class CoapEndpoint {
     let block1: BlockValue | undefined;
     let block2: BlockValue | undefined;
     let blockKey = '';
+    let orphaned = false;
     const b1 = msg.uint(Option.BLOCK1);
     const b2 = msg.uint(Option.BLOCK2);
     const path = msg.joined(Option.URI_PATH, '/');
@@ -476,6 +477,16 @@ export class CoapEndpoint {
           return this.answerDirect(msg, peer, Code.CONTINUE, undefined, [
             [Option.BLOCK1, encodeBlock(block1.num, true, r.szx)],
           ]);
+        case Block1Status.ORPHANED:
+          // The last block of an upload this endpoint holds nothing of: the handler may know it completed.
+          if (block1.more || this.handler.handleOrphanedBlock === undefined) {
+            return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
+              [Option.BLOCK1, b1],
+            ]);
+          }
+          orphaned = true;
+          blocks = block1.num + 1;
+          break;
         case Block1Status.INCOMPLETE:
           return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
             [Option.BLOCK1, b1],
@@ -524,7 +535,8 @@ export class CoapEndpoint {
     ex.blockKey = blockKey;
     this.inFlight++;
     try {
-      this.handler.handle(ex);
+      if (orphaned) (this.handler.handleOrphanedBlock as (ex: Exchange) => void)(ex);
+      else this.handler.handle(ex);
     } catch (err) {
       this.log.error({ err }, 'request handler failed');
       if (!ex.responded)

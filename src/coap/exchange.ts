@@ -52,6 +52,13 @@ export interface Exchange {
 /** The layer above the CoAP endpoint (the gateway). */
 export interface RequestHandler {
   handle(exchange: Exchange): void;
+  /**
+   * Optional: the last block of a Block1 upload whose earlier blocks this endpoint does not hold (they went to
+   * another replica, or to a process that ended). `payload` is that block alone. The handler answers 2.04
+   * when it knows the upload was completed and published elsewhere, else 4.08 Request Entity Incomplete so
+   * the client starts over. Without this method such a block is answered 4.08.
+   */
+  handleOrphanedBlock?(exchange: Exchange): void;
 }
 
 /** Value of a `key=value` Uri-Query entry, or undefined. */

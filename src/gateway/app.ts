@@ -2,6 +2,7 @@
  * Assembles and starts a gateway from its configuration: registry, codecs, publisher, CoAP endpoint,
  * listeners and the HTTP side port. Used by the CLI and, in-process, by the tests and benchmarks.
  */
+import { exchangeLifetimeMs } from '../coap/constants.js';
 import { CoapEndpoint } from '../coap/endpoint.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
 import { CodecRegistry } from '../codecs/registry.js';
@@ -17,7 +18,13 @@ import {
 import { FileRegistry } from '../devices/file-registry.js';
 import { HttpSidePort } from '../ops/http.js';
 import { createLogger, type Logger } from '../ops/logger.js';
-import { CapReporter, createMetricsRegistry, gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
+import {
+  CapReporter,
+  counterFrom,
+  createMetricsRegistry,
+  gaugeFrom,
+  type MetricsRegistry,
+} from '../ops/metrics.js';
 import { registerGatewayMetrics } from '../ops/gateway-metrics.js';
 import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
 import { socketErrorLog } from '../ops/socket-errors.js';
@@ -29,6 +36,8 @@ import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
 import { stateDeprecations } from '../config/state.js';
 import { openSharedState } from '../state/shared.js';
+import type { DedupStore } from '../state/dedup-store.js';
+import { MemoryDedupStore } from '../state/memory-dedup-store.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
 
@@ -113,6 +122,19 @@ export async function startGateway(
       'Bytes of download files cached in memory.',
       () => downloads.cacheBytes,
     );
+    const dedup: DedupStore = new MemoryDedupStore({
+      maxEntries: config.coap.dedup.maxEntries,
+      maxBytes: config.coap.dedup.maxBytes,
+      onCap: (n) => caps.hit('dedup_store', n),
+    });
+    closers.push(() => dedup.close());
+    counterFrom(
+      metrics,
+      'cellgate_dedup_store_operations_total',
+      'Dedup store operations by outcome: block-wise uplinks remembered, orphaned last blocks recalled or missed, store failures.',
+      () => dedup.outcomes,
+      'outcome',
+    );
     const gateway = new Gateway({
       registry,
       decoder,
@@ -120,6 +142,8 @@ export async function startGateway(
       downloads,
       topic: compileTopic(config.publisher.topic),
       identity: config.coap.identity,
+      dedup,
+      exchangeLifetimeMs: config.coap.dedup.lifetimeMs ?? exchangeLifetimeMs(config.coap.transmission),
       log,
       metrics,
     });

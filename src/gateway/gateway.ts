@@ -4,7 +4,7 @@
  * an uplink: identity → codec → envelope → publisher. A CON uplink is answered 2.04 only after the publisher
  * accepted the message; a publisher failure is answered 5.03 with Max-Age.
  */
-import { randomUUID } from 'node:crypto';
+import { NO_TRANSFER } from '../coap/blockwise.js';
 import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
 import type { CoapResponse, Exchange, RequestHandler } from '../coap/exchange.js';
 import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
@@ -15,9 +15,11 @@ import { deviceLogger, type Logger } from '../ops/logger.js';
 import { counterFrom, FastHistogram, type MetricsRegistry } from '../ops/metrics.js';
 import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
 import type { TopicRenderer } from '../publish/topic.js';
+import type { DedupStore } from '../state/dedup-store.js';
 import type { Downloads } from './downloads.js';
 import type { Envelope } from './envelope.js';
 import { identify, type IdentityOptions } from './identity.js';
+import { exchangeKey, uplinkMessageId, type UplinkIdentity } from './uplink-id.js';
 
 /** Handles a reserved path. */
 export type RouteHandler = (ex: Exchange) => void;
@@ -32,6 +34,10 @@ export interface GatewayDeps {
   downloads: Downloads;
   topic: TopicRenderer;
   identity: IdentityOptions;
+  /** Remembers block-wise uplinks published, for their last block retransmitted to another replica. */
+  dedup: DedupStore;
+  /** How long a retransmission can come (EXCHANGE_LIFETIME): how long the dedup store keeps a record. */
+  exchangeLifetimeMs: number;
   log: Logger;
   metrics: MetricsRegistry;
 }
@@ -86,6 +92,47 @@ export class Gateway implements RequestHandler {
     ex.respond(text(Code.METHOD_NOT_ALLOWED, 'Uplinks are POST or PUT'));
   }
 
+  /**
+   * The last block of a Block1 upload whose earlier blocks went elsewhere: if the dedup store says this very
+   * exchange completed and published an uplink (the replica that had it crashed or lost the flow before its
+   * 2.04 reached the device), it is answered 2.04 again, with no second publish; otherwise 4.08, and the
+   * device starts the upload over. Nothing is published from a part of a body.
+   */
+  handleOrphanedBlock(ex: Exchange): void {
+    const incomplete = () => ex.respond(text(Code.REQUEST_ENTITY_INCOMPLETE, NO_TRANSFER));
+    const isUplink =
+      (ex.method === Code.POST || ex.method === Code.PUT) &&
+      !this.routes.has(ex.path) &&
+      ex.path !== 'fw' &&
+      !ex.path.startsWith('fw/');
+    if (!isUplink) return incomplete();
+    const device = identify(ex, this.deps.registry, this.deps.identity);
+    if (typeof device === 'string') return incomplete();
+    const key = exchangeKey(this.uplinkIdentity(ex, device), ex.payload);
+    this.deps.dedup.recall(device.id, key, Date.now()).then((messageId) => {
+      if (messageId === undefined) return incomplete();
+      this.count('duplicate');
+      if (this.deps.log.isLevelEnabled('debug'))
+        deviceLogger(this.deps.log, device).debug(
+          { messageId, path: ex.path },
+          'last block of an upload published before: answered again, not published again',
+        );
+      this.respondToUplink(ex, device, CHANGED);
+    }, incomplete);
+  }
+
+  private uplinkIdentity(ex: Exchange, device: Device): UplinkIdentity {
+    const msg = ex.request;
+    return {
+      peerKey: ex.peer.key,
+      deviceId: device.id,
+      method: ex.method,
+      path: ex.path,
+      coapMessageId: msg.messageId,
+      token: msg.token,
+    };
+  }
+
   private uplink(ex: Exchange): void {
     const device = identify(ex, this.deps.registry, this.deps.identity);
     if (typeof device === 'string') {
@@ -125,7 +172,8 @@ export class Gateway implements RequestHandler {
     if (decoded.error !== undefined) this.count('decode_error');
     const peer = ex.peer;
     const msg = ex.request;
-    const id = randomUUID();
+    const uplink = this.uplinkIdentity(ex, device);
+    const id = uplinkMessageId(uplink, ex.payload);
     const envelope: Envelope = {
       messageId: id,
       deviceId: device.id,
@@ -173,7 +221,13 @@ export class Gateway implements RequestHandler {
         );
       }
       this.count('published');
-      this.respondToUplink(ex, device, CHANGED);
+      if (ex.blocks === 1) return this.respondToUplink(ex, device, CHANGED);
+      // A block-wise upload: recorded before the 2.04 leaves, so its last block, retransmitted to another
+      // replica, is recognised there (see handleOrphanedBlock).
+      const key = exchangeKey(uplink, msg.payload);
+      this.deps.dedup
+        .remember(device.id, key, id, this.deps.exchangeLifetimeMs, Date.now())
+        .finally(() => this.respondToUplink(ex, device, CHANGED));
     });
   }
 
