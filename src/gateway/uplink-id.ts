@@ -31,19 +31,26 @@ export interface UplinkIdentity {
   token: Buffer;
 }
 
-/** Writes the fixed fields into `out` from 0 (it must hold `fieldBytes(u)`) and returns the end. */
-function writeFields(out: Buffer, domain: number, u: UplinkIdentity, body: Buffer): number {
-  let o = out.writeUInt8(domain, 0);
-  for (const s of [u.peerKey, u.deviceId, u.path]) {
-    const n = out.write(s, o + 2, 'utf8');
-    out.writeUInt16BE(n, o);
-    o += 2 + n;
-  }
-  o = out.writeUInt8(u.method & 0xff, o);
-  o = out.writeUInt16BE(u.coapMessageId & 0xffff, o);
-  o = out.writeUInt8(u.token.length, o);
+/** Writes `s` as UTF-8 after a 2-byte length at `o`; returns the end. */
+function writeString(out: Buffer, o: number, s: string): number {
+  const n = out.write(s, o + 2, 'utf8');
+  out[o] = n >> 8;
+  out[o + 1] = n & 0xff;
+  return o + 2 + n;
+}
+
+/** Writes the fields (all but the body) into `out` from 0 (it must hold `fieldBytes(u)`); returns the end. */
+function writeFields(out: Buffer, domain: number, u: UplinkIdentity, bodyLength: number): number {
+  out[0] = domain;
+  let o = writeString(out, 1, u.peerKey);
+  o = writeString(out, o, u.deviceId);
+  o = writeString(out, o, u.path);
+  out[o++] = u.method & 0xff;
+  out[o++] = (u.coapMessageId >> 8) & 0xff;
+  out[o++] = u.coapMessageId & 0xff;
+  out[o++] = u.token.length;
   o += u.token.copy(out, o);
-  return out.writeUInt32BE(body.length, o);
+  return out.writeUInt32BE(bodyLength, o);
 }
 
 /** An upper bound of the bytes `writeFields` writes. */
@@ -54,12 +61,12 @@ function fieldBytes(u: UplinkIdentity): number {
 function digestHex(domain: number, u: UplinkIdentity, body: Buffer): string {
   const fields = fieldBytes(u);
   if (fields + body.length <= scratch.length) {
-    const o = writeFields(scratch, domain, u, body);
+    const o = writeFields(scratch, domain, u, body.length);
     const end = o + body.copy(scratch, o);
     return hash('sha256', scratch.subarray(0, end), 'hex');
   }
   const head = Buffer.allocUnsafe(fields);
-  const o = writeFields(head, domain, u, body);
+  const o = writeFields(head, domain, u, body.length);
   return createHash('sha256').update(head.subarray(0, o)).update(body).digest('hex');
 }
 

@@ -34,7 +34,14 @@ export class RedisDedupStore implements DedupStore {
     this.log.warn({ err: err.message, op }, 'dedup store unavailable');
   }
 
-  async remember(deviceId: string, key: string, messageId: string, ttlMs: number): Promise<void> {
+  /** Redis expires the record: `_now` is not needed. */
+  async remember(
+    deviceId: string,
+    key: string,
+    messageId: string,
+    ttlMs: number,
+    _now?: number,
+  ): Promise<void> {
     try {
       await this.redis.client.set(this.key(deviceId, key), messageId, 'PX', Math.max(1, Math.round(ttlMs)));
       this.count('remembered');
@@ -43,7 +50,7 @@ export class RedisDedupStore implements DedupStore {
     }
   }
 
-  async recall(deviceId: string, key: string): Promise<string | undefined> {
+  async recall(deviceId: string, key: string, _now?: number): Promise<string | undefined> {
     try {
       const id = await this.redis.client.get(this.key(deviceId, key));
       this.count(id === null ? 'missed' : 'recalled');
