@@ -36,8 +36,7 @@ import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
 import { stateDeprecations } from '../config/state.js';
 import { openSharedState } from '../state/shared.js';
-import type { DedupStore } from '../state/dedup-store.js';
-import { MemoryDedupStore } from '../state/memory-dedup-store.js';
+import { createDedupStore } from '../state/dedup-store.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
 
@@ -122,11 +121,15 @@ export async function startGateway(
       'Bytes of download files cached in memory.',
       () => downloads.cacheBytes,
     );
-    const dedup: DedupStore = new MemoryDedupStore({
-      maxEntries: config.coap.dedup.maxEntries,
-      maxBytes: config.coap.dedup.maxBytes,
-      onCap: (n) => caps.hit('dedup_store', n),
-    });
+    const dedup = createDedupStore(
+      state,
+      {
+        maxEntries: config.coap.dedup.maxEntries,
+        maxBytes: config.coap.dedup.maxBytes,
+        onCap: (n) => caps.hit('dedup_store', n),
+      },
+      log,
+    );
     closers.push(() => dedup.close());
     counterFrom(
       metrics,

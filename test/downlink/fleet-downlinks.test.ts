@@ -42,7 +42,11 @@ describe('downlinks across replicas (state.store: redis)', () => {
   beforeAll(async () => {
     const key = randomBytes(32).toString('hex');
     const config = {
-      state: { store: 'redis', redis: { url: TEST_REDIS_URL, keyPrefix: prefix }, encryptionKeyFile: 'files/state.key' },
+      state: {
+        store: 'redis',
+        redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
+        encryptionKeyFile: 'files/state.key',
+      },
       // Long enough that only the change feed can make a replica see another's writes in time.
       downlink: { cache: { ttlMs: 60_000 } },
     };
@@ -97,11 +101,13 @@ describe('downlinks across replicas (state.store: redis)', () => {
     // … confirmed on b, which offers nothing more.
     const confirmed = await uplink(b, 'fleet-2', '-O', `4,${offered.etag}`);
     expect(confirmed.doc?.commands).toBeUndefined();
-    await expect.poll(async () => (await commands(a, 'fleet-thing-2')).map((c) => c.state)).toEqual([
-      'delivered',
-    ]);
+    await expect
+      .poll(async () => (await commands(a, 'fleet-thing-2')).map((c) => c.state))
+      .toEqual(['delivered']);
     // The device's next uplinks, on either replica, carry no command: not offered again.
-    await expect.poll(async () => (await uplink(a, 'fleet-2')).doc?.commands, { timeout: 3000 }).toBeUndefined();
+    await expect
+      .poll(async () => (await uplink(a, 'fleet-2')).doc?.commands, { timeout: 3000 })
+      .toBeUndefined();
     expect((await uplink(b, 'fleet-2')).doc?.commands).toBeUndefined();
     const [cmd] = await commands(b, 'fleet-thing-2');
     expect(cmd).toMatchObject({ id, state: 'delivered', attempts: 1 });
