@@ -13,6 +13,8 @@ import { blockSize, type BlockValue } from './block-option.js';
 
 /** Diagnostic of the 4.08 answered to a block of a transfer that is not held. */
 export const NO_TRANSFER = 'no block-wise transfer in progress for this URI';
+/** Diagnostic of the 4.08 answered to a later Block2 block of a response body that is not held. */
+export const NO_HELD_BODY = 'No response body is held for this URI; repeat the request';
 
 export const enum Block1Status {
   /** More blocks expected: answer 2.31 Continue. */

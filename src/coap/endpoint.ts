@@ -14,7 +14,7 @@ import { Counter } from 'prom-client';
 import type { Peer } from '../transport/peer.js';
 import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
 import { blockSize, decodeBlock, encodeBlock, szxForSize, type BlockValue } from './block-option.js';
-import { Block1Assembler, Block1Status, Block2Store, sliceBlock } from './blockwise.js';
+import { Block1Assembler, Block1Status, Block2Store, NO_HELD_BODY, sliceBlock } from './blockwise.js';
 import {
   Code,
   codeString,
@@ -504,18 +504,17 @@ export class CoapEndpoint {
     if (b2 !== undefined) {
       block2 = decodeBlock(b2);
       if (block2.szx === 7) return this.answerDirect(msg, peer, Code.BAD_OPTION, 'BERT is not used over UDP');
-      if (block2.num > 0 && !isSafeMethod(method)) {
-        // A later block of a response to a non-idempotent request: serve it from the held body.
+      if (block2.num > 0 && !isSafeMethod(method) && !orphaned) {
+        // A later block of a response to a non-idempotent request: serve it from the held body; if none is
+        // held (block 0 went out from another replica), the handler may be able to give the body again.
         const held = this.block2.get(blockKey, now);
-        if (!held) {
-          return this.answerDirect(
-            msg,
-            peer,
-            Code.REQUEST_ENTITY_INCOMPLETE,
-            'No response body is held for this URI; repeat the request',
-          );
+        if (held) {
+          return this.answerBlock(msg, peer, held.code, held.body, held.contentFormat, held.etag, block2);
         }
-        return this.answerBlock(msg, peer, held.code, held.body, held.contentFormat, held.etag, block2);
+        if (this.handler.handleOrphanedBlock === undefined || b1 !== undefined) {
+          return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, NO_HELD_BODY);
+        }
+        orphaned = true;
       }
     }
 

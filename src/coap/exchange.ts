@@ -53,10 +53,13 @@ export interface Exchange {
 export interface RequestHandler {
   handle(exchange: Exchange): void;
   /**
-   * Optional: the last block of a Block1 upload whose earlier blocks this endpoint does not hold (they went to
-   * another replica, or to a process that ended). `payload` is that block alone. The handler answers 2.04
-   * when it knows the upload was completed and published elsewhere, else 4.08 Request Entity Incomplete so
-   * the client starts over. Without this method such a block is answered 4.08.
+   * Optional: a block of a transfer this endpoint does not hold, because its start went to another replica or
+   * to a process that ended. Either the last block of a Block1 upload whose earlier blocks are not here
+   * (`payload` is that block alone): the handler answers 2.04 when it knows the upload was completed and
+   * published elsewhere, else 4.08 Request Entity Incomplete so the client starts over. Or a later Block2
+   * block (`block2` NUM > 0) of the response to a non-idempotent request: the handler may give the same
+   * response body again, without acting on the request a second time, else 4.08. Without this method both
+   * are answered 4.08.
    */
   handleOrphanedBlock?(exchange: Exchange): void;
 }

@@ -229,6 +229,8 @@ export class Downlinks {
     this.registry = registry;
     this.identity = identity;
     gateway.respondToUplink = (ex, device, response) => this.respondToUplink(ex, device, response);
+    // A later block of an uplink's response asked of this replica: the same document, from the shared store.
+    gateway.respondAgain = (ex, device, response) => this.serve(ex, device, response, false);
     gateway.route('shadow', (ex) => this.serveShadow(ex));
   }
 

@@ -4,7 +4,7 @@
  * an uplink: identity → codec → envelope → publisher. A CON uplink is answered 2.04 only after the publisher
  * accepted the message; a publisher failure is answered 5.03 with Max-Age.
  */
-import { NO_TRANSFER } from '../coap/blockwise.js';
+import { NO_HELD_BODY, NO_TRANSFER } from '../coap/blockwise.js';
 import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
 import type { CoapResponse, Exchange, RequestHandler } from '../coap/exchange.js';
 import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
@@ -58,6 +58,11 @@ export class Gateway implements RequestHandler {
   private iso = '';
   /** Sends the success response of an uplink; the downlink layer replaces it to piggyback downlinks. */
   respondToUplink: UplinkResponder = (ex, _device, response) => ex.respond(response);
+  /**
+   * Gives an uplink's success response again, for a later Block2 block asked of this replica after block 0
+   * came from another; set by the downlink layer (without it, uplink responses have no body to continue).
+   */
+  respondAgain: UplinkResponder | undefined = undefined;
 
   constructor(private readonly deps: GatewayDeps) {
     const r = deps.metrics;
@@ -93,13 +98,19 @@ export class Gateway implements RequestHandler {
   }
 
   /**
-   * The last block of a Block1 upload whose earlier blocks went elsewhere: if the dedup store says this very
-   * exchange completed and published an uplink (the replica that had it crashed or lost the flow before its
-   * 2.04 reached the device), it is answered 2.04 again, with no second publish; otherwise 4.08, and the
-   * device starts the upload over. Nothing is published from a part of a body.
+   * A block of a transfer whose start went to another replica (or to a process that ended). Nothing is
+   * published from it:
+   * - the last block of a Block1 upload: if the dedup store says this very exchange completed and published
+   *   an uplink (the replica that had it crashed or lost the flow before its 2.04 reached the device), it is
+   *   answered 2.04 again; otherwise 4.08, and the device starts the upload over;
+   * - a later Block2 block of an uplink's response: the uplink was published (block 0 carried its 2.04), so
+   *   the response is given again — with the downlink layer, the thing's pending document from the shared
+   *   store, sliced at the block asked for — or 4.08 when uplink responses carry no body.
    */
   handleOrphanedBlock(ex: Exchange): void {
-    const incomplete = () => ex.respond(text(Code.REQUEST_ENTITY_INCOMPLETE, NO_TRANSFER));
+    const block1 = ex.request.has(Option.BLOCK1);
+    const incomplete = () =>
+      ex.respond(text(Code.REQUEST_ENTITY_INCOMPLETE, block1 ? NO_TRANSFER : NO_HELD_BODY));
     const isUplink =
       (ex.method === Code.POST || ex.method === Code.PUT) &&
       !this.routes.has(ex.path) &&
@@ -108,6 +119,11 @@ export class Gateway implements RequestHandler {
     if (!isUplink) return incomplete();
     const device = identify(ex, this.deps.registry, this.deps.identity);
     if (typeof device === 'string') return incomplete();
+    if (!block1) {
+      const again = this.respondAgain;
+      if (again === undefined) return incomplete();
+      return again(ex, device, CHANGED);
+    }
     const key = exchangeKey(this.uplinkIdentity(ex, device), ex.payload);
     this.deps.dedup.recall(device.id, key, Date.now()).then((messageId) => {
       if (messageId === undefined) return incomplete();

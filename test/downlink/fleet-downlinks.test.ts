@@ -6,6 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBlock, encodeBlock } from '../../src/coap/block-option.js';
+import { Code, ContentFormat, MessageType, Option } from '../../src/coap/constants.js';
+import { CoapMessage, encodeMessage, parseMessage, type OptionEntry } from '../../src/coap/message.js';
+import { UdpClient } from '../support/udp-client.js';
 import { jsonUplink } from '../support/downlink.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { dropPrefix, testRedis, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -53,6 +57,7 @@ describe('downlinks across replicas (state.store: redis)', () => {
     const devices = [
       { id: 'fleet-1', thing: 'fleet-thing-1' },
       { id: 'fleet-2', thing: 'fleet-thing-2' },
+      { id: 'fleet-3', thing: 'fleet-thing-3' },
     ];
     a = await startTestGateway({ config, devices, files: { 'state.key': key } });
     b = await startTestGateway({ config, devices, files: { 'state.key': key } });
@@ -115,5 +120,56 @@ describe('downlinks across replicas (state.store: redis)', () => {
     const sent = /cellgate_downlink_commands_total\{event="sent"\} (\d+)/;
     expect((await metric(a, delivered)) + (await metric(b, delivered))).toBe(1);
     expect((await metric(a, sent)) + (await metric(b, sent))).toBe(1);
+  });
+
+  it('the later blocks of a large document sent by one replica are served by the other, and the uplink is published once', async () => {
+    const table = Array.from({ length: 600 }, (_, i) => i * 11);
+    const { version } = (await admin(a, '/things/fleet-thing-3/shadow?name=downlink', {
+      state: { desired: { table } },
+    })) as { version: number };
+    const device = await UdpClient.open();
+    const token = randomBytes(4);
+    let mid = 0x3000 + Math.floor(Math.random() * 0x1000);
+    const post = (block2?: number) => {
+      const options: OptionEntry[] = [
+        [Option.URI_PATH, 'telemetry'],
+        [Option.URI_QUERY, 'id=fleet-3'],
+        [Option.ACCEPT, ContentFormat.JSON],
+      ];
+      if (block2 !== undefined) options.push([Option.BLOCK2, encodeBlock(block2, false, 6)]);
+      return encodeMessage({
+        type: MessageType.CON,
+        code: Code.POST,
+        messageId: mid++,
+        token,
+        options,
+        payload: Buffer.from('{"seq":3}'),
+      });
+    };
+    const ask = async (gw: TestGateway, block2?: number) => {
+      const m = parseMessage((await device.request(post(block2), gw.coapPort, 3000)) as Buffer);
+      if (!(m instanceof CoapMessage)) throw new Error('no answer');
+      expect(m.code).toBe(Code.CHANGED);
+      return {
+        block: decodeBlock(m.uint(Option.BLOCK2) as number),
+        etag: m.opaque(Option.ETAG),
+        body: m.payload,
+      };
+    };
+    try {
+      const before = [a.recorder.messages.length, b.recorder.messages.length];
+      const parts = [await ask(a)];
+      expect(parts[0].block).toEqual({ num: 0, more: true, szx: 6 });
+      // The device's flow moves to b before it asks for the rest.
+      while (parts[parts.length - 1].block.more) parts.push(await ask(b, parts.length));
+      expect(parts.length).toBeGreaterThan(2);
+      for (const p of parts) expect(p.etag).toEqual(parts[0].etag);
+      const doc = JSON.parse(Buffer.concat(parts.map((p) => p.body)).toString()) as unknown;
+      expect(doc).toEqual({ version, desired: { table } });
+      await new Promise((r) => setTimeout(r, 100));
+      expect([a.recorder.messages.length, b.recorder.messages.length]).toEqual([before[0] + 1, before[1]]);
+    } finally {
+      await device.close();
+    }
   });
 });
