@@ -529,6 +529,87 @@ describe('CoAP endpoint', () => {
     });
   });
 
+  describe('blocks of transfers held elsewhere (another replica)', () => {
+    class OrphanHandler extends TestHandler {
+      readonly orphans: Exchange[] = [];
+      orphanAnswer: (ex: Exchange) => CoapResponse = () => ({ code: Code.CHANGED });
+      handleOrphanedBlock(ex: Exchange): void {
+        this.orphans.push(ex);
+        ex.respond(this.orphanAnswer(ex));
+      }
+    }
+    let orphan: OrphanHandler;
+    const post = (extra: OptionEntry[], payload = Buffer.from('p'), messageId?: number) =>
+      req(MessageType.CON, Code.POST, [[Option.URI_PATH, 'up'], ...extra], payload, messageId);
+
+    beforeEach(() => {
+      orphan = new OrphanHandler();
+      handler = orphan;
+      make();
+    });
+
+    it('hands the last block of an upload it holds nothing of to the handler, with that block alone', () => {
+      const last = Buffer.alloc(20, 7);
+      endpoint.receive(post([[Option.BLOCK1, encodeBlock(3, false, 2)]], last), peer);
+      const [res] = peer.take();
+      expect(res.code).toBe(Code.CHANGED);
+      expect(decodeBlock(res.uint(Option.BLOCK1) as number)).toEqual({ num: 3, more: false, szx: 2 });
+      expect(orphan.orphans).toHaveLength(1);
+      expect(orphan.orphans[0].payload).toEqual(last);
+      expect(orphan.seen).toHaveLength(0);
+    });
+
+    it('answers a middle block it holds nothing of with 4.08 itself', () => {
+      endpoint.receive(post([[Option.BLOCK1, encodeBlock(2, true, 2)]], Buffer.alloc(64)), peer);
+      const [res] = peer.take();
+      expect(res.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+      expect(res.uint(Option.BLOCK1)).toBe(encodeBlock(2, true, 2));
+      expect(orphan.orphans).toHaveLength(0);
+    });
+
+    it('passes on the handler’s 4.08, and repeats its answer to a retransmission without asking again', () => {
+      orphan.orphanAnswer = () => ({
+        code: Code.REQUEST_ENTITY_INCOMPLETE,
+        payload: Buffer.from('start over'),
+      });
+      const datagram = post([[Option.BLOCK1, encodeBlock(1, false, 2)]], Buffer.alloc(5), 0x7001);
+      endpoint.receive(datagram, peer);
+      endpoint.receive(datagram, peer);
+      const [first, again] = peer.take();
+      expect(first.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+      expect(again.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+      expect(orphan.orphans).toHaveLength(1);
+    });
+
+    it('hands a later Block2 block of a POST response it does not hold to the handler, and slices its answer', () => {
+      const big = Buffer.from(Array.from({ length: 2500 }, (_, i) => (i * 7) & 0xff));
+      orphan.orphanAnswer = () => ({ code: Code.CHANGED, payload: big });
+      endpoint.receive(post([[Option.BLOCK2, encodeBlock(1, false, 6)]]), peer);
+      let [res] = peer.take();
+      expect(res.code).toBe(Code.CHANGED);
+      expect(decodeBlock(res.uint(Option.BLOCK2) as number)).toEqual({ num: 1, more: true, szx: 6 });
+      expect(res.payload).toEqual(big.subarray(1024, 2048));
+      // Now held here: the next block is served without the handler.
+      endpoint.receive(post([[Option.BLOCK2, encodeBlock(2, false, 6)]]), peer);
+      [res] = peer.take();
+      expect(res.payload).toEqual(big.subarray(2048));
+      expect(orphan.orphans).toHaveLength(1);
+      expect(orphan.seen).toHaveLength(0);
+    });
+
+    it('without the handler method both are 4.08', () => {
+      handler = new TestHandler();
+      make();
+      endpoint.receive(post([[Option.BLOCK1, encodeBlock(3, false, 2)]]), peer);
+      endpoint.receive(post([[Option.BLOCK2, encodeBlock(1, false, 6)]]), peer);
+      const [a, b] = peer.take();
+      expect(a.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+      expect(b.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
+      expect(b.payload.toString()).toMatch(/No response body is held/);
+      expect(handler.seen).toHaveLength(0);
+    });
+  });
+
   it('exposes its metrics', async () => {
     endpoint.receive(req(MessageType.CON, Code.POST), peer);
     const text = await metrics.metrics();
