@@ -75,7 +75,7 @@ export class MemoryDedupStore implements DedupStore {
     this.bytes -= r.bytes;
   }
 
-  /** Forgets expired records (TTLs are not all equal only when the lifetime setting changed: stop at the first live one). */
+  /** Forgets expired records, oldest first: all live the same time, so the first live one ends the sweep. */
   sweep(now: number): void {
     for (const [k, r] of this.records) {
       if (r.expiresAt > now) break;
