@@ -24,6 +24,8 @@ import { readRecord, RecordHeader } from './record.js';
 import { replayFresh, replayMark } from './replay-window.js';
 import { DtlsSession } from './session.js';
 import { addressKey, MemorySessionTable, type AddressKey, type SessionTable } from './session-table.js';
+import { SessionSharing, type SharingHost } from './sharing.js';
+import type { SessionStore } from '../state/session-store.js';
 
 export interface DtlsServerOptions {
   config: DtlsConfig;
@@ -36,8 +38,13 @@ export interface DtlsServerOptions {
   send(datagram: Buffer, port: number, address: string): void;
   /** One decrypted record's payload (a CoAP message) from an established session. */
   onApplicationData(data: Buffer, peer: Peer): void;
-  /** A session ended (close_notify, idle, replaced, evicted, key change, shutdown). */
+  /** A session ended (close_notify, idle, replaced, evicted, key change, shutdown, moved to another replica). */
   onSessionClosed?(peer: Peer): void;
+  /**
+   * Where sessions are shared with other replicas (`state.store: redis`); without one, the session table
+   * of this process is the only one.
+   */
+  sessionStore?: SessionStore;
 }
 
 const SWEEP_MS = 1000;
@@ -48,7 +55,10 @@ function onSweep(server: DtlsServer): void {
 
 const CLOSE_NOTIFY = encodeAlert(AlertLevel.warning, AlertDescription.closeNotify);
 
-export class DtlsServer implements HandshakeHost {
+/** How long a graceful close waits for the last checkpoints of shared sessions. */
+const CLOSE_FLUSH_MS = 2000;
+
+export class DtlsServer implements HandshakeHost, SharingHost {
   readonly table: SessionTable = new MemorySessionTable();
   readonly stats = new DtlsStats();
   readonly keys = new KeyStore();
@@ -65,6 +75,8 @@ export class DtlsServer implements HandshakeHost {
   private readonly output: DtlsServerOptions['send'];
   private readonly deliver: DtlsServerOptions['onApplicationData'];
   private readonly onClosed: DtlsServerOptions['onSessionClosed'];
+  /** Sessions shared with other replicas through a store; undefined when this process is alone. */
+  readonly sharing: SessionSharing | undefined;
 
   constructor(opts: DtlsServerOptions) {
     this.config = opts.config;
@@ -76,6 +88,8 @@ export class DtlsServer implements HandshakeHost {
     this.onClosed = opts.onSessionClosed;
     this.cidLength = opts.config.connectionIdLength;
     this.handshaker = new Handshaker(this, opts.config);
+    this.sharing = opts.sessionStore ? new SessionSharing(this, opts.sessionStore, opts.log) : undefined;
+    this.sharing?.registerMetrics(opts.metrics);
     registerDtlsMetrics(opts.metrics, this.stats, {
       sessions: () => this.table.size,
       handshakes: () => this.handshaker.active,
@@ -100,6 +114,7 @@ export class DtlsServer implements HandshakeHost {
     const stats = this.stats;
     let key: AddressKey | undefined;
     let off = 0;
+    const sharing = this.sharing;
     while (off < datagram.length) {
       off = readRecord(datagram, off, this.cidLength, rec);
       if (off < 0) {
@@ -109,7 +124,10 @@ export class DtlsServer implements HandshakeHost {
       stats.recordsIn++;
       if (rec.type === ContentType.tls12Cid) {
         const s = this.cidLength > 0 ? this.table.byCid(rec.cid) : undefined;
-        if (s) this.protectedRecord(s, datagram, rec, address, port);
+        if (s) {
+          if (sharing) sharing.hits++;
+          this.protectedRecord(s, datagram, rec, address, port);
+        } else if (sharing && this.cidLength > 0) sharing.miss(datagram, rec, off, address, port);
         else stats.recordsDropped.unknown_cid++;
         continue;
       }
@@ -123,6 +141,7 @@ export class DtlsServer implements HandshakeHost {
 
   /** Ends the session and handshakes of a device (removed from the registry, or its key changed). */
   endSessionsOf(deviceId: string): number {
+    this.sharing?.removeDevice(deviceId);
     let n = this.handshaker.abandon('closed', deviceId);
     const s = this.table.byDevice(deviceId);
     if (s) {
@@ -133,15 +152,19 @@ export class DtlsServer implements HandshakeHost {
     return n;
   }
 
-  /** Sends close_notify to every session, drops all state and stops the timers. */
-  close(): Promise<void> {
+  /**
+   * Sends close_notify to every session, drops all state and stops the timers. Sessions shared through a
+   * store are not closed: they are checkpointed and live on at the replicas their devices reach next.
+   */
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.handshaker.abandon('closed');
+    const sharing = this.sharing;
+    if (sharing) await sharing.flushAll(this.table.byActivity(), CLOSE_FLUSH_MS);
     for (const s of this.table.byActivity()) {
-      this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
+      if (!s.share) this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
       this.endSession(s);
     }
-    return Promise.resolve();
   }
 
   /** Expires idle sessions and stale handshakes (called every second). */
@@ -153,6 +176,7 @@ export class DtlsServer implements HandshakeHost {
       this.endSession(s);
     }
     this.handshaker.sweep(Date.now());
+    this.sharing?.flush();
   }
 
   // HandshakeHost
@@ -172,11 +196,12 @@ export class DtlsServer implements HandshakeHost {
       this.stats.recordsDropped.too_large++;
       return;
     }
-    const seq = s.writeSeq++;
-    if (seq > MAX_SEQUENCE) {
-      this.endSession(s);
+    if (s.writeSeq >= s.writeLimit && !this.sharing?.nextBlock(s)) {
+      if (s.writeSeq > MAX_SEQUENCE) this.endSession(s);
       return;
     }
+    const seq = s.writeSeq++;
+    if (seq === s.renewAt) this.sharing?.renew(s);
     this.stats.recordsOut++;
     this.transmit(
       sealRecord(
@@ -202,9 +227,9 @@ export class DtlsServer implements HandshakeHost {
     else this.table.unbindAddress(key, s);
   }
 
-  establish(s: DtlsSession): void {
-    const id = s.deviceId as string;
-    const old = this.table.byDevice(id);
+  /** Ends the device's earlier session here, or the one idle the longest when the table is full. */
+  private makeRoom(deviceId: string): void {
+    const old = this.table.byDevice(deviceId);
     if (old) this.endSession(old);
     else if (this.table.size >= this.config.maxSessions) {
       const oldest = this.table.byActivity().next();
@@ -213,11 +238,17 @@ export class DtlsServer implements HandshakeHost {
         this.caps.hit('dtls_sessions');
       }
     }
+  }
+
+  establish(s: DtlsSession): void {
+    const id = s.deviceId as string;
+    this.makeRoom(id);
     s.lastActive = this.clock();
     // A session with a Connection ID is found by it from now on, wherever the client moves.
     if (s.cid !== '') this.table.unbindAddress(addressKey(s.address, s.port), s);
     this.table.establish(s);
     this.stats.handshakesCompleted++;
+    this.sharing?.established(s);
     this.log.debug(
       { device: id, address: s.address, port: s.port, cid: s.cid !== '' },
       'DTLS session established',
@@ -225,8 +256,7 @@ export class DtlsServer implements HandshakeHost {
   }
 
   replay(s: DtlsSession, record: Buffer): void {
-    if (readRecord(record, 0, this.cidLength, this.replayRec) > 0)
-      this.protectedRecord(s, record, this.replayRec, s.address, s.port);
+    this.feed(s, record, s.address, s.port);
   }
 
   private clock(): number {
@@ -325,6 +355,7 @@ export class DtlsServer implements HandshakeHost {
     if (s.lastActive !== now) {
       s.lastActive = now;
       this.table.touch(s);
+      this.sharing?.active(s);
     }
   }
 
@@ -351,6 +382,25 @@ export class DtlsServer implements HandshakeHost {
     }
     if (alert.description === AlertDescription.closeNotify)
       this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
+    this.sharing?.ended(s);
+    this.endSession(s);
+  }
+
+  // SharingHost
+
+  adopt(s: DtlsSession): void {
+    this.makeRoom(s.deviceId as string);
+    s.lastActive = this.clock();
+    this.table.bindCid(s);
+    this.table.establish(s);
+  }
+
+  feed(s: DtlsSession, record: Buffer, address: string, port: number): void {
+    if (readRecord(record, 0, this.cidLength, this.replayRec) > 0)
+      this.protectedRecord(s, record, this.replayRec, address, port);
+  }
+
+  drop(s: DtlsSession): void {
     this.endSession(s);
   }
 

@@ -4,10 +4,11 @@
  * address. The handshake's state lives in a separate object that is dropped when the handshake completes.
  */
 import type { Peer } from '../transport/peer.js';
-import { ContentType } from './constants.js';
+import { ContentType, MAX_SEQUENCE } from './constants.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import type { Handshake } from './handshake-state.js';
 import type { ReplayState } from './replay-window.js';
+import type { ShareState } from './sharing.js';
 
 /** What a session needs from the server that owns it. */
 export interface SessionHost {
@@ -27,6 +28,14 @@ export class DtlsSession implements Peer, ReplayState {
   keySlot = -1;
   /** Next epoch-1 sequence number the server writes. */
   writeSeq = 0;
+  /**
+   * First sequence number the server may not write with (the end of the block leased from a shared session
+   * store; the 48-bit limit when the session is not shared), and where the next block is asked for.
+   */
+  writeLimit = MAX_SEQUENCE + 1;
+  renewAt = -1;
+  /** Sharing state when sessions are shared through a store; undefined otherwise. */
+  share: ShareState | undefined = undefined;
   /** Replay window over the client's epoch-1 records. */
   top = -1;
   lo = 0;

@@ -37,6 +37,8 @@ import { bindUdp } from '../transport/udp.js';
 import { stateDeprecations } from '../config/state.js';
 import { openSharedState } from '../state/shared.js';
 import { createDedupStore } from '../state/dedup-store.js';
+import { RedisSessionStore } from '../state/redis-session-store.js';
+import { registerStoreMetrics } from '../state/store-metrics.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
 
@@ -186,8 +188,18 @@ export async function startGateway(
       closers.push(() => listener.close());
     }
 
+    const observe = state.redis ? registerStoreMetrics(metrics, state) : undefined;
     let dtls: DtlsListener | undefined;
     if (config.dtls.enabled) {
+      // With state.store: redis, DTLS sessions are shared by the replicas through Redis.
+      const sessionStore =
+        state.store === 'redis' && state.redis && state.keyring
+          ? new RedisSessionStore(state.redis, state.keyring, {
+              idleTimeoutMs: config.dtls.idleTimeoutMs,
+              timeoutMs: config.state.redis.commandTimeoutMs,
+              observe,
+            })
+          : undefined;
       const listener = await createDtlsListener({
         bind: coap.bind,
         port: coap.dtlsPort,
@@ -199,6 +211,7 @@ export async function startGateway(
         caps,
         onApplicationData: (data, peer) => endpoint.receive(data, peer),
         onSessionClosed: (peer) => endpoint.dropPeer(peer),
+        sessionStore,
       });
       dtls = listener;
       closers.push(() => listener.close());

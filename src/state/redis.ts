@@ -107,7 +107,7 @@ export class RedisConnection {
   private subscriber: RedisClient | undefined;
   /** Settles once the change feed's subscription is in place (at once when nothing listens). */
   subscribed: Promise<void> = Promise.resolve();
-  private readonly listeners: ((thing: string) => void)[] = [];
+  private readonly channels = new Map<string, ((message: string) => void)[]>();
   private readonly channel: string;
   private lastErrorLog = 0;
   /** Whether the client has been connected at least once since start. */
@@ -168,16 +168,34 @@ export class RedisConnection {
 
   /** Calls `listener(thing)` for every change any replica publishes. */
   onChange(listener: (thing: string) => void): void {
-    this.listeners.push(listener);
-    if (this.subscriber) return;
-    const c = this.client;
-    const sub = c instanceof Cluster ? c.duplicate() : c.duplicate();
-    this.subscriber = sub;
-    sub.on('error', (err: Error) => this.logError(err));
-    sub.on('message', (_channel: string, thing: string) => {
-      for (const l of this.listeners) l(thing);
-    });
-    this.subscribed = sub.subscribe(this.channel).then(
+    const listening = this.listen(this.channel, listener);
+    const before = this.subscribed;
+    this.subscribed = before.then(() => listening);
+  }
+
+  /**
+   * Calls `listener(message)` for every message on `channel` (a key-prefixed name), through the one
+   * subscriber connection of this process; settles once subscribed (errors are logged, and the client
+   * subscribes again after a reconnection).
+   */
+  listen(channel: string, listener: (message: string) => void): Promise<void> {
+    let listeners = this.channels.get(channel);
+    if (listeners) {
+      listeners.push(listener);
+      return Promise.resolve();
+    }
+    listeners = [listener];
+    this.channels.set(channel, listeners);
+    if (!this.subscriber) {
+      const c = this.client;
+      const sub = c instanceof Cluster ? c.duplicate() : c.duplicate();
+      this.subscriber = sub;
+      sub.on('error', (err: Error) => this.logError(err));
+      sub.on('message', (ch: string, message: string) => {
+        for (const l of this.channels.get(ch) ?? []) l(message);
+      });
+    }
+    return this.subscriber.subscribe(channel).then(
       () => undefined,
       (err: Error) => this.logError(err),
     );
