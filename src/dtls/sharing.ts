@@ -19,6 +19,7 @@ import type { Logger } from '../ops/logger.js';
 import type { MetricsRegistry } from '../ops/metrics.js';
 import { counterFrom } from '../ops/metrics.js';
 import type { SessionClaim, SessionStore, SharedSession } from '../state/session-store.js';
+import { MAX_SEQUENCE } from './constants.js';
 import { CIPHER_SUITES } from './crypto/cipher-suites.js';
 import type { KeyStore } from './key-store.js';
 import { SLOT_BYTES } from './key-store.js';
@@ -37,6 +38,8 @@ const LOG_INTERVAL_MS = 30_000;
 export class ShareState {
   /** This replica's fence; 0 until the store confirmed the session. */
   fence = 0;
+  /** Drawn when this replica created the session (tells its creation from another one's). */
+  readonly token = (Math.random() * 0x1_0000_0000) >>> 0;
   /** A further leased write block [nextStart, nextEnd), or nextStart -1. */
   nextStart = -1;
   nextEnd = 0;
@@ -83,6 +86,8 @@ export class SessionSharing {
   readonly revoked = { moved: 0, ended: 0, lost: 0 };
   /** Records not sent because the next write block was not leased yet. */
   leaseWaits = 0;
+  /** Sessions kept in this process only: their Connection ID was another replica's already. */
+  cidTaken = 0;
   private readonly held = new Map<string, Held>();
   private dirty = new Set<DtlsSession>();
   private readonly half: number;
@@ -121,6 +126,12 @@ export class SessionSharing {
     );
     counterFrom(
       r,
+      'cellgate_dtls_sessions_unshared_total',
+      'Sessions kept in this process only because their Connection ID was already another replica’s session’s (rare: 48 random bits).',
+      () => this.cidTaken,
+    );
+    counterFrom(
+      r,
       'cellgate_dtls_lease_waits_total',
       'Records not sent because the session’s next write sequence block was not leased yet (store slow or down).',
       () => this.leaseWaits,
@@ -149,11 +160,18 @@ export class SessionSharing {
     // Until the store answers, write nothing past what it will know as leased to this session.
     if (s.writeLimit > end) s.writeLimit = end;
     share.busy = true;
-    this.store.create(this.shared(s), s.writeSeq, s.top).then(
+    this.store.create(this.shared(s), s.writeSeq, s.top, share.token).then(
       (lease) => {
         share.busy = false;
         if (s.keySlot < 0) return;
-        if (!lease) return this.lose(s);
+        if (lease === 'moved') return this.lose(s);
+        if (lease === 'taken') {
+          // Another replica's session has this Connection ID: this one cannot move, but works here.
+          this.cidTaken++;
+          s.share = undefined;
+          s.writeLimit = MAX_SEQUENCE + 1;
+          return;
+        }
         share.fence = lease.fence;
         share.storedTop = s.top;
         s.writeLimit = lease.end;

@@ -215,6 +215,8 @@ export async function startGateway(
       });
       dtls = listener;
       closers.push(() => listener.close());
+      // Hear other replicas' take-overs before taking traffic (bounded: a store that is down is retried).
+      if (sessionStore) await waitUpTo(sessionStore.subscribed, config.state.redis.commandTimeoutMs);
       // A device removed or given a new key loses its session.
       closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
     }
@@ -282,4 +284,11 @@ export async function startGateway(
     await closeAll();
     throw err;
   }
+}
+
+function waitUpTo(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }

@@ -17,6 +17,7 @@ import {
 
 interface Entry {
   session: SharedSession;
+  token: number;
   fence: number;
   /** First write sequence number not yet leased. */
   next: number;
@@ -79,15 +80,21 @@ export class MemorySessionStore implements SessionStore {
     });
   }
 
-  create(s: SharedSession, writtenUpTo: number, acceptedTop: number): Promise<SeqLease | undefined> {
+  create(
+    s: SharedSession,
+    writtenUpTo: number,
+    acceptedTop: number,
+    token: number,
+  ): Promise<SeqLease | 'moved' | 'taken'> {
     const end = writtenUpTo + this.blockSize;
     let e = this.live(s.id);
     if (e) {
-      if (e.fence !== 1) return Promise.resolve(undefined);
+      if (e.token !== token) return Promise.resolve('taken');
+      if (e.fence !== 1) return Promise.resolve('moved');
       e.next = Math.max(e.next, end);
       e.floor = Math.max(e.floor, acceptedTop);
     } else {
-      e = { session: copy(s), fence: 1, next: end, floor: acceptedTop, expires: 0 };
+      e = { session: copy(s), token, fence: 1, next: end, floor: acceptedTop, expires: 0 };
       this.sessions.set(s.id, e);
     }
     this.touch(e);

@@ -1,5 +1,5 @@
 /**
- * The Redis session store. One string per session, `<prefix>dtls:{<session id hex>}`, a fixed 20-byte head
+ * The Redis session store. One string per session, `<prefix>dtls:{<session id hex>}`, a fixed 24-byte head
  * and the sealed session (about 140 bytes in all; a hash would cost three times as much, its sealed field
  * being too long for the compact encoding):
  *
@@ -7,6 +7,8 @@
  *     next (f64)   first write sequence number not yet leased (only grows)
  *     floor (f64)  replay floor: the highest client sequence number an owner accepted (as far as the store
  *                  knows)
+ *     token (u32)  drawn by the replica that created the session: tells a Connection ID another replica
+ *                  gave to another session (48 random bits collide rarely, but they can)
  *     sealed       the session, AES-256-GCM under the keyring, the session id as associated data
  *
  * The head is read and rewritten in place (GETRANGE / SETRANGE) by Lua scripts, so every change is atomic.
@@ -39,6 +41,7 @@ declare module 'ioredis' {
       end: string,
       top: string,
       ttl: number,
+      token: number,
     ): Result<number, Context>;
     cellgateSessionClaim(key: string, seq: string, block: number, ttl: number): Result<unknown, Context>;
     cellgateSessionClaimBuffer(
@@ -59,21 +62,29 @@ declare module 'ioredis' {
   }
 }
 
-/** The fixed head of a session value: fence (u32), next unleased write number, replay floor (doubles). */
-const HEAD = `'>I4dd'`;
+/**
+ * The fixed head of a session value: fence (u32), next unleased write number and replay floor (doubles:
+ * exact up to 2^53), and the creator's token (u32).
+ */
+const HEAD = `'>I4ddI4'`;
 
-/** Returns the first unleased number after creation, or -1 when another replica took the session over. */
+/**
+ * The first unleased number after creation; -1 when another replica took the session over, -2 when the
+ * Connection ID belongs to another session (made by another replica: the creator tokens differ).
+ */
 const CREATE = `
-local h = redis.call('GETRANGE', KEYS[1], 0, 19)
+local h = redis.call('GETRANGE', KEYS[1], 0, 23)
 if h ~= '' then
-  local f, n, r = struct.unpack(${HEAD}, h)
+  local f, n, r, t = struct.unpack(${HEAD}, h)
+  if t ~= tonumber(ARGV[5]) then return -2 end
   if f ~= 1 then return -1 end
   n = math.max(n, tonumber(ARGV[2]))
-  redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, math.max(r, tonumber(ARGV[3]))))
+  redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, math.max(r, tonumber(ARGV[3])), t))
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return n
 end
-redis.call('SET', KEYS[1], struct.pack(${HEAD}, 1, tonumber(ARGV[2]), tonumber(ARGV[3])) .. ARGV[1], 'PX', ARGV[4])
+local head = struct.pack(${HEAD}, 1, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5]))
+redis.call('SET', KEYS[1], head .. ARGV[1], 'PX', ARGV[4])
 return tonumber(ARGV[2])
 `;
 
@@ -81,43 +92,43 @@ return tonumber(ARGV[2])
 const CLAIM = `
 local v = redis.call('GET', KEYS[1])
 if not v then return nil end
-local f, n, r = struct.unpack(${HEAD}, v)
+local f, n, r, t = struct.unpack(${HEAD}, v)
 local seq = tonumber(ARGV[1])
 if seq <= r then return 0 end
 n = n + tonumber(ARGV[2])
-redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f + 1, n, seq))
+redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f + 1, n, seq, t))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {string.sub(v, 21), f + 1, n, f, r}
+return {string.sub(v, 25), f + 1, n, f, r}
 `;
 
 const UNCLAIM = `
-local h = redis.call('GETRANGE', KEYS[1], 0, 19)
+local h = redis.call('GETRANGE', KEYS[1], 0, 23)
 if h == '' then return 0 end
-local f, n = struct.unpack(${HEAD}, h)
+local f, n, r, t = struct.unpack(${HEAD}, h)
 if f ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, tonumber(ARGV[2]), n, tonumber(ARGV[3])))
+redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, tonumber(ARGV[2]), n, tonumber(ARGV[3]), t))
 return 1
 `;
 
 /** The end of the new block, or -1 when the fence is not the session's any more. */
 const LEASE = `
-local h = redis.call('GETRANGE', KEYS[1], 0, 19)
+local h = redis.call('GETRANGE', KEYS[1], 0, 23)
 if h == '' then return -1 end
-local f, n, r = struct.unpack(${HEAD}, h)
+local f, n, r, t = struct.unpack(${HEAD}, h)
 if f ~= tonumber(ARGV[1]) then return -1 end
 n = n + tonumber(ARGV[2])
-redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, r))
+redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, r, t))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 `;
 
 const CHECKPOINT = `
-local h = redis.call('GETRANGE', KEYS[1], 0, 19)
+local h = redis.call('GETRANGE', KEYS[1], 0, 23)
 if h == '' then return 0 end
-local f, n, r = struct.unpack(${HEAD}, h)
+local f, n, r, t = struct.unpack(${HEAD}, h)
 if f ~= tonumber(ARGV[1]) then return 0 end
 local top = tonumber(ARGV[2])
-if top > r then redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, top)) end
+if top > r then redis.call('SETRANGE', KEYS[1], 0, struct.pack(${HEAD}, f, n, top, t)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
@@ -201,7 +212,12 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  async create(s: SharedSession, writtenUpTo: number, acceptedTop: number): Promise<SeqLease | undefined> {
+  async create(
+    s: SharedSession,
+    writtenUpTo: number,
+    acceptedTop: number,
+    token: number,
+  ): Promise<SeqLease | 'moved' | 'taken'> {
     const sealed = this.keyring.seal(encodeSession(s), Buffer.from(s.id, 'latin1'));
     const end = await this.call('create', () =>
       this.redis.client.cellgateSessionCreate(
@@ -210,9 +226,11 @@ export class RedisSessionStore implements SessionStore {
         String(writtenUpTo + this.blockSize),
         String(acceptedTop),
         this.ttl,
+        token,
       ),
     );
-    if (end < 0) return undefined;
+    if (end === -1) return 'moved';
+    if (end === -2) return 'taken';
     const idHex = hex(s.id);
     const before = await this.call('create', async () => {
       const c = this.redis.client;

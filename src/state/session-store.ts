@@ -56,11 +56,18 @@ export interface SessionStore {
   readonly blockSize: number;
   /**
    * Stores a session whose handshake just completed (or whose first store failed), with the records
-   * written so far below `writtenUpTo`: returns this owner's lease (fence 1), or undefined when another
-   * replica already took the session over (the caller drops it). A session of the same device stored
-   * before is removed (it was replaced). Idempotent for the creating replica.
+   * written so far below `writtenUpTo`: returns this owner's lease (fence 1); 'moved' when another replica
+   * already took the session over (the caller drops it); 'taken' when another replica's session has the
+   * same Connection ID (this one stays in this process only). `token` is drawn by the creator: a retry
+   * with the same token is the same creation. A session of the same device stored before is removed (it
+   * was replaced).
    */
-  create(s: SharedSession, writtenUpTo: number, acceptedTop: number): Promise<SeqLease | undefined>;
+  create(
+    s: SharedSession,
+    writtenUpTo: number,
+    acceptedTop: number,
+    token: number,
+  ): Promise<SeqLease | 'moved' | 'taken'>;
   /** Takes the session over because of a client record with sequence number `seq` (one round trip). */
   claim(id: string, seq: number): Promise<SessionClaim | ClaimRefusal>;
   /** Undoes a claim whose record did not authenticate (when nothing else happened to the session since). */
