@@ -4,13 +4,12 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { codecCommand } from './codecs/cli.js';
-import { ConfigError, loadConfig } from './config/load.js';
-import { KeyringError } from './state/sealing.js';
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
 import { startGateway } from './gateway/app.js';
+import { preflight } from './gateway/preflight.js';
 import { applyRuntime } from './ops/runtime.js';
-import { DeviceFileError } from './devices/file-registry.js';
 import { healthcheck, healthcheckUrl } from './ops/healthcheck.js';
 import { exitOnTermination } from './ops/shutdown.js';
 import { packageVersion } from './ops/version.js';
@@ -20,7 +19,8 @@ const USAGE = `Usage: cellgate <command> [options]
 
 Commands:
   start [--config FILE]        run the gateway (FILE defaults to $CELLGATE_CONFIG)
-  config check [--config FILE] validate a config file and print it with defaults filled in
+  config check [--config FILE] run every check start runs before binding sockets (config, environment,
+                               device file, publisher, admin API); print the config with defaults filled in
   config schema [--draft-7]    print the config's JSON Schema (2020-12, or draft 7 for Helm and editors)
   config docs                  print the configuration reference (Markdown)
   simulate [options]           simulate devices sending uplinks (cellgate simulate --help)
@@ -34,8 +34,14 @@ Commands:
   version                      print the version
 
 Environment: CELLGATE_<SECTION>__<KEY>=value overrides a config key,
-e.g. CELLGATE_COAP__PORT=5683 or CELLGATE_PUBLISHER__TYPE=stdout.
+e.g. CELLGATE_COAP__PORT=5683, CELLGATE_PUBLISHER__TYPE=stdout or CELLGATE_DTLS__connectionIdLength=4.
+
+Exit codes: 0 done, 1 failure (a bug, a codec error, a simulation with failed uplinks), 2 usage error,
+78 configuration or environment error (one line each on stderr).
 `;
+
+/** Stack traces of configuration errors too (log.level debug or trace). */
+let debugErrors = /^(debug|trace)$/i.test(process.env.CELLGATE_LOG__LEVEL ?? '');
 
 function configFile(argv: string[]): string | undefined {
   const { values } = parseArgs({
@@ -46,8 +52,14 @@ function configFile(argv: string[]): string | undefined {
   return values.config ?? process.env.CELLGATE_CONFIG;
 }
 
-async function start(argv: string[]): Promise<number> {
+function load(argv: string[]): LoadedConfig {
   const loaded = loadConfig(configFile(argv));
+  debugErrors ||= loaded.config.log.level === 'debug' || loaded.config.log.level === 'trace';
+  return loaded;
+}
+
+async function start(argv: string[]): Promise<number> {
+  const loaded = load(argv);
   applyRuntime(loaded.config.runtime);
   const gw = await startGateway(loaded);
   exitOnTermination(gw, loaded.config.shutdown);
@@ -63,8 +75,14 @@ async function main(argv: string[]): Promise<number> {
     case 'config': {
       const [sub, ...args] = rest;
       if (sub === 'check') {
-        const loaded = loadConfig(configFile(args));
+        const loaded = load(args);
+        const report = preflight(loaded);
         process.stdout.write(stringify(loaded.config));
+        const devices = report.devices?.devices.length ?? 0;
+        process.stderr.write(
+          `cellgate: ${loaded.file ?? 'the default configuration'} is valid, with ${devices} ` +
+            `device${devices === 1 ? '' : 's'} in ${loaded.config.devices.file}\n`,
+        );
         return 0;
       }
       if (sub === 'docs') {
@@ -105,8 +123,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof DeviceFileError || err instanceof KeyringError) {
-      process.stderr.write(`cellgate: ${err.message}\n`);
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`cellgate: ${line}\n`);
+      if (debugErrors) process.stderr.write(`${err.stack ?? ''}\n`);
       process.exit(78);
     }
     process.stderr.write(`cellgate: ${(err as Error).stack ?? String(err)}\n`);

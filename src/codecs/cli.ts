@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { codecsSchema, isModulePath, pluginModule, type CodecsConfig } from '../config/codecs.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { CodecSpec, Device } from '../devices/device.js';
 import { silentLogger } from '../ops/logger.js';
 import { CodecRegistry } from './registry.js';
@@ -191,6 +191,10 @@ export async function codecCommand(argv: string[], out: TextOut, err: TextOut): 
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       err.write(`${(e as Error).message}\n\n${USAGE}`);
       return 2;
+    }
+    if (e instanceof ConfigError) {
+      for (const line of e.problems) err.write(`cellgate: ${line}\n`);
+      return 78;
     }
     err.write(`${(e as Error).message}\n`);
     return 1;

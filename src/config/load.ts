@@ -4,12 +4,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { isModulePath } from './codecs.js';
+import { ConfigError, ENV_PREFIX, envVarFor, issueMessage } from './errors.js';
 import { configSchema, type Config } from './schema.js';
 import { parseYamlText } from './yaml-text.js';
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError, ENV_PREFIX, envVarFor };
 
 export interface LoadedConfig {
   config: Config;
@@ -19,27 +18,106 @@ export interface LoadedConfig {
   file?: string;
 }
 
-export const ENV_PREFIX = 'CELLGATE_';
-
-/** `DTLS_PORT` → `dtlsPort`. */
+/** `DTLS_PORT` → `dtlsPort`; a segment already in camelCase (`connectionIdLength`) stays as it is. */
 function camel(segment: string): string {
+  if (/[a-z]/.test(segment) && /[A-Z]/.test(segment)) return segment;
   return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** What a schema node holds at the next level: the keys of an object (any union member), or anything. */
+type Level = { keys: readonly string[]; child(key: string): z.ZodType | undefined } | 'any' | 'leaf';
+
+function unwrap(schema: z.ZodType): z.core.$ZodTypeDef {
+  let def = schema._zod.def as z.core.$ZodTypeDef & { innerType?: z.ZodType; in?: z.ZodType };
+  for (;;) {
+    if (def.innerType) def = def.innerType._zod.def as typeof def;
+    else if (def.type === 'pipe' && def.in) def = def.in._zod.def as typeof def;
+    else return def;
+  }
+}
+
+function level(schema: z.ZodType): Level {
+  const def = unwrap(schema) as z.core.$ZodTypeDef & {
+    shape?: Record<string, z.ZodType>;
+    options?: z.ZodType[];
+  };
+  if (def.type === 'record') return 'any';
+  const shapes: Record<string, z.ZodType>[] = [];
+  if (def.type === 'object' && def.shape) shapes.push(def.shape);
+  else if (def.type === 'union' && def.options) {
+    for (const o of def.options) {
+      const od = unwrap(o) as typeof def;
+      if (od.type === 'object' && od.shape) shapes.push(od.shape);
+    }
+  }
+  if (shapes.length === 0) return 'leaf';
+  const keys = [...new Set(shapes.flatMap((s) => Object.keys(s)))];
+  return { keys, child: (key) => shapes.find((s) => key in s)?.[key] };
+}
+
+const normalise = (s: string) => s.replace(/_/g, '').toLowerCase();
+
+/**
+ * The config path a variable sets: each level matched against the schema's keys in any spelling
+ * (`DTLS_PORT`, `dtlsPort`, `DTLSPORT`). Throws a ConfigError naming the variable when a level has no such
+ * key.
+ */
+function envPath(name: string, segments: readonly string[]): string[] {
+  const path: string[] = [];
+  let schema: z.ZodType | undefined = configSchema;
+  for (const segment of segments) {
+    const l: Level = schema ? level(schema) : 'any';
+    if (l === 'any') {
+      path.push(camel(segment));
+      schema = undefined;
+      continue;
+    }
+    const where = path.length ? path.join('.') : 'the configuration';
+    if (l === 'leaf')
+      throw new ConfigError(`environment variable ${name}: ${where} is a value, it has no key "${segment}"`);
+    const key = l.keys.find((k) => normalise(k) === normalise(segment));
+    if (key === undefined) {
+      const known = l.keys.map((k) => envVarFor([...path, k]));
+      throw new ConfigError(
+        `environment variable ${name}: ${where} has no key "${segment}"; ` +
+          `the variables for its keys are ${known.join(', ')}`,
+      );
+    }
+    path.push(key);
+    schema = l.child(key);
+  }
+  return path;
+}
+
+/** Config paths set from the environment (`coap.port`) → the variable that set them. */
+export type EnvSources = Map<string, string>;
+
 /**
  * Applies `CELLGATE_<SECTION>__<KEY>[__<KEY>…]=value` variables. Levels are separated by a double
- * underscore; each level is UPPER_SNAKE for a camelCase key. Values are read as YAML scalars or flow
- * collections (`5684`, `true`, `[a, b]`); quote a string that would read as something else.
+ * underscore; a level is written UPPER_SNAKE (`DTLS_PORT`) or as the key itself (`dtlsPort`). Values are
+ * read as YAML scalars or flow collections (`5684`, `true`, `[a, b]`); quote a string that would read as
+ * something else. `sources` receives which variable set which path. A variable naming no key throws a
+ * ConfigError naming the variable.
  */
 export function applyEnvOverrides(
   raw: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
+  sources: EnvSources = new Map(),
 ): Record<string, unknown> {
   const out = structuredClone(raw);
+  const problems: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
-    const path = name.slice(ENV_PREFIX.length).split('__').map(camel);
-    if (path.some((p) => p === '' || p === '__proto__' || p === 'constructor' || p === 'prototype')) continue;
+    const segments = name.slice(ENV_PREFIX.length).split('__');
+    if (segments.some((p) => p === '' || /^(__proto__|constructor|prototype)$/i.test(p))) continue;
+    let path: string[];
+    try {
+      path = envPath(name, segments);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      continue;
+    }
     let target: Record<string, unknown> = out;
     for (const key of path.slice(0, -1)) {
       const next = target[key];
@@ -54,21 +132,48 @@ export function applyEnvOverrides(
       parsed = value;
     }
     target[path[path.length - 1]] = parsed ?? value;
+    sources.set(path.join('.'), name);
   }
+  if (problems.length) throw new ConfigError(problems);
   return out;
 }
 
-function formatIssue(issue: z.core.$ZodIssue): string {
-  const where = issue.path.length ? issue.path.join('.') : '(top level)';
-  return `${where}: ${issue.message}`;
+/** The variable that set `path` or a section holding it, if any. */
+function envSourceOf(path: readonly PropertyKey[], sources: EnvSources): string | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const v = sources.get(path.slice(0, n).map(String).join('.'));
+    if (v !== undefined) return v;
+  }
+  return undefined;
 }
 
-/** Validates a raw object against the schema; throws a ConfigError naming each bad key. */
-export function parseConfig(raw: unknown, source = 'config'): Config {
+function issueLines(issue: z.core.$ZodIssue, source: string, sources: EnvSources): string[] {
+  const keys = issue.path;
+  if (issue.code === 'unrecognized_keys') {
+    // One line per key, each blamed on the variable that added it or on the file.
+    return issue.keys.map((k) => {
+      const full = [...keys, k];
+      const v = envSourceOf(full, sources);
+      const where = full.map(String).join('.');
+      return v
+        ? `environment variable ${v}: ${where} is not a config key`
+        : `${source}: ${where}: unknown key (see docs/configuration.md)`;
+    });
+  }
+  const where = keys.length ? keys.map(String).join('.') : '(top level)';
+  const v = envSourceOf(keys, sources);
+  const what = issueMessage(issue);
+  return [v ? `environment variable ${v} (${where}): ${what}` : `${source}: ${where}: ${what}`];
+}
+
+/**
+ * Validates a raw object against the schema; throws a ConfigError naming each bad key, and the environment
+ * variable instead of the file for keys the environment set.
+ */
+export function parseConfig(raw: unknown, source = 'config', sources: EnvSources = new Map()): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    const lines = result.error.issues.map(formatIssue);
-    throw new ConfigError(`invalid ${source}:\n  ${lines.join('\n  ')}`);
+    throw new ConfigError(result.error.issues.flatMap((i) => issueLines(i, source, sources)));
   }
   return result.data;
 }
@@ -130,7 +235,12 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     }
     raw = (doc as Record<string, unknown>) ?? {};
   }
-  const config = parseConfig(applyEnvOverrides(raw, env), file ? `config ${file}` : 'config');
+  const sources: EnvSources = new Map();
+  const config = parseConfig(
+    applyEnvOverrides(raw, env, sources),
+    file ? `config file ${file}` : 'config (defaults)',
+    sources,
+  );
   resolvePaths(config, baseDir);
   return { config, baseDir, file: file ? resolve(file) : undefined };
 }

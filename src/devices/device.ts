@@ -21,7 +21,9 @@ export function decodeKey(s: string): Buffer {
   const body = s.slice(kind.length + 1);
   let key: Buffer;
   if (kind === 'hex') {
-    if (!/^([0-9a-fA-F]{2})+$/.test(body)) throw new Error('hex key must be an even number of hex digits');
+    if (!/^[0-9a-fA-F]*$/.test(body))
+      throw new Error('hex key is not hex: after "hex:" only the digits 0-9 and a-f may follow');
+    if (body.length % 2 !== 0) throw new Error('hex key must be an even number of hex digits');
     key = Buffer.from(body, 'hex');
   } else if (kind === 'base64') {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new Error('base64 key is not valid base64');

@@ -3,10 +3,12 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { parseYamlText } from '../config/yaml-text.js';
-import { decodeKey, deviceFileSchema, toDevice, type Device } from './device.js';
+import { ConfigError, issueMessage } from '../config/errors.js';
+import { decodeKey, deviceEntrySchema, toDevice, type Device } from './device.js';
 import { MemoryRegistry } from './index.js';
 
-export class DeviceFileError extends Error {
+/** A device file that cannot be read or does not validate; one problem per line. */
+export class DeviceFileError extends ConfigError {
   override readonly name = 'DeviceFileError';
 }
 
@@ -16,25 +18,45 @@ export interface DeviceSource {
   keyFiles: string[];
 }
 
-function readKeyFile(path: string, where: string): Buffer {
+function readKeyFile(path: string): Buffer | string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new DeviceFileError(
-      `${where}: cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-    );
+    return `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
   }
   try {
     return decodeKey(text.trim());
   } catch (err) {
-    throw new DeviceFileError(`${where}: key file ${path}: ${(err as Error).message}`);
+    return `key file ${path}: ${(err as Error).message}`;
+  }
+}
+
+/** How an entry is named in messages: its position and, when it has one, its id. */
+function entryName(index: number, raw: unknown): string {
+  const id = (raw as { id?: unknown } | null)?.id;
+  if (typeof id === 'string' && id !== '') return `device #${index + 1} (id "${id}")`;
+  if (typeof id === 'number') return `device #${index + 1} (id ${id})`;
+  return `device #${index + 1} (no id)`;
+}
+
+/** First entry (by position) that claimed each id, PSK identity and IP. */
+class Claims {
+  private readonly seen = new Map<string, string>();
+
+  /** Undefined when `value` is new, otherwise the entry that claimed it first. */
+  claim(kind: string, value: string, entry: string): string | undefined {
+    const k = `${kind}\0${value}`;
+    const first = this.seen.get(k);
+    if (first === undefined) this.seen.set(k, entry);
+    return first;
   }
 }
 
 /**
- * Reads and validates a device file and the key files it names; throws a DeviceFileError naming the entry
- * and key at fault (never quoting a key).
+ * Reads and validates a device file and the key files it names. Every problem of the file is reported at
+ * once — entries that do not validate, ids, PSK identities and IPs listed twice, unreadable key files — in a
+ * DeviceFileError whose lines name the entry (position and id) and the key at fault, never quoting a key.
  */
 export function readDeviceSource(file: string): DeviceSource {
   let text: string;
@@ -49,25 +71,53 @@ export function readDeviceSource(file: string): DeviceSource {
   } catch (err) {
     throw new DeviceFileError(`device file ${file} is not valid YAML: ${(err as Error).message}`);
   }
-  const result = deviceFileSchema.safeParse(doc ?? []);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => {
-      const [index, ...rest] = i.path;
-      const where =
-        typeof index === 'number' ? `device #${index + 1}${rest.length ? '.' + rest.join('.') : ''}` : '';
-      return `${where || '(top level)'}: ${i.message}`;
-    });
-    throw new DeviceFileError(`invalid device file ${file}:\n  ${lines.join('\n  ')}`);
-  }
+  doc ??= [];
+  if (!Array.isArray(doc))
+    throw new DeviceFileError(`device file ${file}: must hold a list of devices (- id: …), not a mapping`);
+  const problems: string[] = [];
+  const problem = (entry: string, key: string, what: string) =>
+    problems.push(`device file ${file}: ${entry}: ${key}: ${what}`);
   const dir = dirname(file);
   const keyFiles: string[] = [];
-  const devices = result.data.map((entry, i) => {
+  const devices: Device[] = [];
+  const claims = new Claims();
+  (doc as unknown[]).forEach((raw, i) => {
+    const name = entryName(i, raw);
+    const rawId = (raw as { id?: unknown } | null)?.id;
+    if (typeof rawId === 'string' && rawId !== '') {
+      const first = claims.claim('id', rawId, name);
+      if (first) problem(name, 'id', `"${rawId}" is already the id of ${first}; ids must be unique`);
+    }
+    const result = deviceEntrySchema.safeParse(raw);
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        const key = issue.path.length ? issue.path.map(String).join('.') : '(entry)';
+        problem(name, key, issueMessage(issue));
+      }
+      return;
+    }
+    const entry = result.data;
+    if (entry.psk) {
+      const first = claims.claim('psk', entry.psk.identity, name);
+      if (first)
+        problem(name, 'psk.identity', `"${entry.psk.identity}" is already the PSK identity of ${first}`);
+    }
+    for (const ip of entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip]) {
+      const first = claims.claim('ip', ip, name);
+      if (first) problem(name, 'ip', `${ip} is already claimed by ${first}`);
+    }
     const keyFile = entry.psk?.keyFile;
-    if (keyFile === undefined) return toDevice(entry);
+    if (keyFile === undefined) {
+      devices.push(toDevice(entry));
+      return;
+    }
     const path = resolve(dir, keyFile);
     keyFiles.push(path);
-    return toDevice(entry, readKeyFile(path, `device file ${file}: device #${i + 1}.psk.keyFile`));
+    const key = readKeyFile(path);
+    if (typeof key === 'string') problem(name, 'psk.keyFile', key);
+    else devices.push(toDevice(entry, key));
   });
+  if (problems.length) throw new DeviceFileError(problems);
   return { devices, keyFiles };
 }
 
@@ -143,6 +193,8 @@ export class FileRegistry extends MemoryRegistry {
       this.log.info(
         {
           devices: change.size,
+          added: change.added?.length ?? 0,
+          addedIds: change.added?.length ? change.added.slice(0, 20) : undefined,
           removed: change.removed.length,
           removedIds: change.removed.length ? change.removed.slice(0, 20) : undefined,
         },
@@ -150,10 +202,8 @@ export class FileRegistry extends MemoryRegistry {
       );
     } catch (err) {
       this.reloads.rejected++;
-      this.log.error(
-        { err: (err as Error).message },
-        'device file rejected; keeping the devices loaded before',
-      );
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      this.log.error({ problems }, 'device file rejected; keeping the devices loaded before');
     }
     return Promise.resolve();
   }

@@ -77,8 +77,10 @@ export class MemoryRegistry implements DeviceRegistry {
       const now = next.byId.get(id);
       if (!now || !sameCredentials(old, now)) removed.push(id);
     }
+    const added: string[] = [];
+    for (const id of next.byId.keys()) if (!this.index.byId.has(id)) added.push(id);
     this.index = next;
-    const change = { removed, size: next.byId.size };
+    const change = { removed, added, size: next.byId.size };
     for (const l of this.listeners) l(change);
     return change;
   }

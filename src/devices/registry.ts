@@ -8,6 +8,8 @@ import type { Device } from './device.js';
 export interface RegistryChange {
   /** Devices that were removed or whose credentials changed: their sessions must end. */
   readonly removed: readonly string[];
+  /** Devices that are new (not in the set before). */
+  readonly added?: readonly string[];
   readonly size: number;
 }
 

@@ -6,6 +6,7 @@ import { exchangeLifetimeMs } from '../coap/constants.js';
 import { CoapEndpoint } from '../coap/endpoint.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
 import { CodecRegistry } from '../codecs/registry.js';
+import { listenError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import {
@@ -41,6 +42,7 @@ import { RedisSessionStore } from '../state/redis-session-store.js';
 import { registerStoreMetrics } from '../state/store-metrics.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
+import { preflight } from './preflight.js';
 
 export interface GatewayOverrides {
   log?: Logger;
@@ -76,6 +78,7 @@ export async function startGateway(
   overrides: GatewayOverrides = {},
 ): Promise<RunningGateway> {
   const { config } = loaded;
+  preflight(loaded, { devices: !overrides.registry, publisher: !overrides.publisher });
   const log = overrides.log ?? createLogger(config.log.level);
   const metrics = createMetricsRegistry();
   const caps = new CapReporter(metrics, log);
@@ -177,7 +180,14 @@ export async function startGateway(
 
     let nosec: NoSecListener | undefined;
     if (coap.nosec) {
-      const socket = await bindUdp({ bind: coap.bind, port: coap.port, bufferBytes: coap.socketBufferBytes });
+      const socket = await bindUdp({
+        bind: coap.bind,
+        port: coap.port,
+        bufferBytes: coap.socketBufferBytes,
+      }).catch((err: unknown) => {
+        const at = { bind: coap.bind, port: coap.port, bindKey: 'coap.bind', portKey: 'coap.port' };
+        throw listenError(err, { protocol: 'UDP', ...at });
+      });
       nosec = new NoSecListener(socket, endpoint, {
         maxPeers: coap.peers.maxEntries,
         idleMs: 60_000,
@@ -212,6 +222,9 @@ export async function startGateway(
         onApplicationData: (data, peer) => endpoint.receive(data, peer),
         onSessionClosed: (peer) => endpoint.dropPeer(peer),
         sessionStore,
+      }).catch((err: unknown) => {
+        const at = { bind: coap.bind, port: coap.dtlsPort, bindKey: 'coap.bind', portKey: 'coap.dtlsPort' };
+        throw listenError(err, { protocol: 'UDP', ...at });
       });
       dtls = listener;
       closers.push(() => listener.close());
@@ -233,7 +246,15 @@ export async function startGateway(
     registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
     const http = new HttpSidePort(metrics, { notReady, details }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log);
-    const httpPort = await http.listen(config.http.bind, config.http.port);
+    const httpPort = await http.listen(config.http.bind, config.http.port).catch((err: unknown) => {
+      const at = {
+        bind: config.http.bind,
+        port: config.http.port,
+        bindKey: 'http.bind',
+        portKey: 'http.port',
+      };
+      throw listenError(err, { protocol: 'TCP', ...at });
+    });
     closers.push(() => http.close());
 
     log.info(

@@ -8,6 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AdminConfig } from '../config/admin.js';
+import { ConfigError } from '../config/errors.js';
 import { verifySigV4, type Credential } from './sigv4.js';
 
 export type AuthResult = { ok: true } | { ok: false; status: number; code: string; message: string };
@@ -21,7 +22,7 @@ function readSecret(inline: string, file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw new Error(`cannot read ${what} from ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(`${what}File: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -45,8 +46,13 @@ export class AdminAuth {
     const s = config.sigv4;
     const secret = readSecret(s.secretAccessKey, s.secretAccessKeyFile, 'admin.sigv4.secretAccessKey');
     if (s.accessKeyId && !secret)
-      throw new Error('admin.sigv4.accessKeyId is set without a secret access key');
-    if (!s.accessKeyId && secret) throw new Error('admin.sigv4 has a secret access key but no accessKeyId');
+      throw new ConfigError(
+        'admin.sigv4.accessKeyId is set without a secret access key: set admin.sigv4.secretAccessKey or secretAccessKeyFile',
+      );
+    if (!s.accessKeyId && secret)
+      throw new ConfigError(
+        'admin.sigv4 has a secret access key but no accessKeyId: set admin.sigv4.accessKeyId',
+      );
     if (s.accessKeyId)
       this.credentials.set(s.accessKeyId, { accessKeyId: s.accessKeyId, secretAccessKey: secret });
   }

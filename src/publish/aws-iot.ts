@@ -12,6 +12,7 @@ import { IoTDataPlaneClient, type IoTDataPlaneClientConfig } from '@aws-sdk/clie
 import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { AwsIotPublisherConfig } from '../config/publisher.js';
+import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { AttemptListener, Job, Sink, SinkFailure } from './delivery.js';
 import {
@@ -62,11 +63,36 @@ interface SignableRequest {
 export function endpointUrl(endpoint: string, env: NodeJS.ProcessEnv = process.env): URL {
   const value = endpoint || env.AWS_ENDPOINT_URL_IOT_DATA_PLANE || env.AWS_ENDPOINT_URL || '';
   if (!value) {
-    throw new Error(
-      'publisher.endpoint is required for aws-iot: the output of `aws iot describe-endpoint --endpoint-type iot:Data-ATS`',
+    throw new ConfigError(
+      'publisher.endpoint is required for publisher.type aws-iot: set it (or CELLGATE_PUBLISHER__ENDPOINT, ' +
+        'or AWS_ENDPOINT_URL_IOT_DATA_PLANE) to the output of `aws iot describe-endpoint --endpoint-type iot:Data-ATS`',
     );
   }
-  return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`);
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`);
+  } catch {
+    throw new ConfigError(
+      `publisher.endpoint "${value}" is neither a host name nor a URL: give the host name from ` +
+        '`aws iot describe-endpoint --endpoint-type iot:Data-ATS`',
+    );
+  }
+}
+
+/** Where the sink publishes: the endpoint, and the region it signs for. Throws a ConfigError saying what is missing. */
+export function awsIotTarget(
+  config: Pick<AwsIotPublisherConfig, 'endpoint' | 'region'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { endpoint: URL; region: string } {
+  const endpoint = endpointUrl(config.endpoint, env);
+  const region =
+    config.region || regionOfEndpoint(endpoint.hostname) || env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) {
+    throw new ConfigError(
+      'publisher.region is required for publisher.type aws-iot: set it (or CELLGATE_PUBLISHER__REGION, or ' +
+        'AWS_REGION), or use an endpoint named *.iot.<region>.amazonaws.com',
+    );
+  }
+  return { endpoint, region };
 }
 
 export class AwsIotSink implements Sink {
@@ -118,14 +144,7 @@ export class AwsIotSink implements Sink {
     log: Logger,
     env: NodeJS.ProcessEnv = process.env,
   ): Promise<AwsIotSink> {
-    const endpoint = endpointUrl(config.endpoint, env);
-    const region =
-      config.region || regionOfEndpoint(endpoint.hostname) || env.AWS_REGION || env.AWS_DEFAULT_REGION;
-    if (!region) {
-      throw new Error(
-        'publisher.region is required for aws-iot (or AWS_REGION, or an *.iot.<region>.amazonaws.com endpoint)',
-      );
-    }
+    const { endpoint, region } = awsIotTarget(config, env);
     return AwsIotSink.create({ endpoint, region, qos: config.qos, connections: config.connections }, log);
   }
 

@@ -5,13 +5,15 @@
 import type { PublisherConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
-import { AwsIotSink } from './aws-iot.js';
+import { ConfigError } from '../config/errors.js';
+import { AwsIotSink, awsIotTarget } from './aws-iot.js';
 import { Delivery } from './delivery.js';
 import { FilePublisher } from './file.js';
-import { MqttSink } from './mqtt.js';
+import { MqttSink, mqttTlsFiles } from './mqtt.js';
 import { Outbox } from './outbox/outbox.js';
 import type { Publisher } from './publisher.js';
 import { NullPublisher, StdoutPublisher } from './stream.js';
+import { compileTopic } from './topic.js';
 
 export interface PublisherDeps {
   log: Logger;
@@ -44,4 +46,24 @@ export async function createPublisher(config: PublisherConfig, deps: PublisherDe
     await sink.close();
     throw err;
   }
+}
+
+/**
+ * What `createPublisher` would refuse in the `publisher` section, found without connecting anywhere: the
+ * topic template, the aws-iot endpoint and region, the MQTT TLS files. One line per problem.
+ */
+export function publisherProblems(config: PublisherConfig, env: NodeJS.ProcessEnv = process.env): string[] {
+  const problems: string[] = [];
+  const check = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else problems.push(`publisher.topic: ${(err as Error).message}`);
+    }
+  };
+  check(() => compileTopic(config.topic));
+  if (config.type === 'aws-iot') check(() => awsIotTarget(config, env));
+  if (config.type === 'mqtt') check(() => mqttTlsFiles(config));
+  return problems;
 }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { MqttPublisherConfig } from '../config/publisher.js';
+import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../ops/logger.js';
 import { gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
 import type { AttemptListener, FailureKind, Job, Sink } from './delivery.js';
@@ -21,6 +22,29 @@ export function mqttFailureKind(code: unknown): FailureKind {
   if (code === 0x97 || code === 0x89 || code === 0x93) return 'throttled'; // quota exceeded, server busy, receive maximum exceeded
   if (code === 0x90 || code === 0x95 || code === 0x99 || code === 0x91 || code === 0x83) return 'rejected'; // topic invalid, packet too large, payload format invalid, packet id in use, implementation specific
   return 'server';
+}
+
+/** The TLS files `publisher.tls` names, read; throws a ConfigError naming the key of a file it cannot read. */
+export function mqttTlsFiles(config: Pick<MqttPublisherConfig, 'tls'>): {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+} {
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  const problems: string[] = [];
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const file = config.tls[k];
+    if (!file) continue;
+    try {
+      out[k] = readFileSync(file);
+    } catch (err) {
+      problems.push(
+        `publisher.tls.${k}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out;
 }
 
 export class MqttSink implements Sink {
@@ -67,9 +91,7 @@ export class MqttSink implements Sink {
       resubscribe: false,
       ...(config.username ? { username: config.username } : {}),
       ...(config.password ? { password: config.password } : {}),
-      ...(tls.ca ? { ca: readFileSync(tls.ca) } : {}),
-      ...(tls.cert ? { cert: readFileSync(tls.cert) } : {}),
-      ...(tls.key ? { key: readFileSync(tls.key) } : {}),
+      ...mqttTlsFiles(config),
       ...(tls.servername ? { servername: tls.servername } : {}),
       ...(tls.alpn ? { ALPNProtocols: [tls.alpn] } : {}),
       rejectUnauthorized: tls.rejectUnauthorized,

@@ -12,6 +12,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/errors.js';
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -19,7 +20,8 @@ const TAG_BYTES = 16;
 /** Bytes a sealed value adds to its plaintext. */
 export const SEAL_OVERHEAD = 1 + IV_BYTES + TAG_BYTES;
 
-export class KeyringError extends Error {
+/** A keyring file that cannot be read or parsed: a configuration mistake (exit code 78). */
+export class KeyringError extends ConfigError {
   override readonly name = 'KeyringError';
 }
 

@@ -15,7 +15,7 @@ export function bindUdp(b: UdpBinding): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       socket.close();
-      reject(new Error(`cannot bind UDP ${b.bind}:${b.port}: ${err.message}`));
+      reject(new Error(`cannot bind UDP ${b.bind}:${b.port}: ${err.message}`, { cause: err }));
     };
     socket.once('error', onError);
     socket.bind({ address: b.bind, port: b.port }, () => {

@@ -59,7 +59,7 @@ describe('config', () => {
   it('names the key and the problem in errors', () => {
     expect(() => parseConfig({ coap: { port: 'abc' } })).toThrow(/coap\.port: .*number/);
     expect(() => parseConfig({ coap: { port: 70000 } })).toThrow(/coap\.port/);
-    expect(() => parseConfig({ coap: { prot: 1 } })).toThrow(/coap: .*prot/);
+    expect(() => parseConfig({ coap: { prot: 1 } })).toThrow(/coap\.prot: unknown key/);
     expect(() => parseConfig({ publisher: { type: 'carrier-pigeon' } })).toThrow(/publisher\.type/);
     expect(() => parseConfig({ coap: { transmission: { ackRandomFactor: 0.5 } } })).toThrow(
       /coap\.transmission\.ackRandomFactor/,
@@ -97,16 +97,23 @@ describe('device file', () => {
   });
 
   it('names the entry and key at fault', () => {
-    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  psk: { identity: a, key: "hex:abc" }\n'))).toThrow(
-      /device #1\.psk\.key: hex key/,
+    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  psk: { identity: a, key: "hex:zz" }\n'))).toThrow(
+      /device #1 \(id "a"\): psk\.key: hex key is not hex/,
     );
     expect(() =>
       readDeviceFile(file('d.yaml', '- id: a\n- id: b\n  psk: { identity: x, key: "plain" }\n')),
-    ).toThrow(/device #2\.psk\.key/);
-    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  ip: 999.1.1.1\n'))).toThrow(/device #1\.ip/);
-    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  thing: "bad thing"\n'))).toThrow(
-      /device #1\.thing/,
+    ).toThrow(/device #2 \(id "b"\): psk\.key/);
+    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  ip: 999.1.1.1\n'))).toThrow(
+      /device #1 \(id "a"\): ip: not an IP address/,
     );
-    expect(() => readDeviceFile(file('d.yaml', '- thing: x\n'))).toThrow(/device #1\.id/);
+    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  thing: "bad thing"\n'))).toThrow(
+      /device #1 \(id "a"\): thing/,
+    );
+    expect(() => readDeviceFile(file('d.yaml', '- thing: x\n'))).toThrow(
+      /device #1 \(no id\): id: missing \(expected string\)/,
+    );
+    expect(() => readDeviceFile(file('d.yaml', '- id: a\n  psk: { identity: a, key: "hex:abc" }\n'))).toThrow(
+      /even number of hex digits/,
+    );
   });
 });

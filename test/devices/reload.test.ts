@@ -195,12 +195,25 @@ describe('registry reload on a running gateway', () => {
     writeFileSync(join(child.dir, 'devices.yaml'), stringify([{ id: 'h1' }, { id: 'h2' }]));
     child.proc.kill('SIGHUP');
     const line = await child.waitForLog((l) => l.msg === 'device registry reloaded');
-    expect(line).toMatchObject({ devices: 2, removed: 0 });
+    expect(line).toMatchObject({ devices: 2, added: 1, addedIds: ['h2'], removed: 0 });
     expect(await uplink(child.coapPort, 'h2')).toBe(Code.CHANGED);
     expect(await uplink(child.coapPort, 'h1')).toBe(Code.CHANGED);
     writeFileSync(join(child.dir, 'devices.yaml'), '- id: [broken\n');
     child.proc.kill('SIGHUP');
     await child.waitForLog((l) => l.msg.startsWith('device file rejected'));
+    // Every problem of the file in one line of the log, each entry named by position and id.
+    writeFileSync(
+      join(child.dir, 'devices.yaml'),
+      stringify([{ id: 'h1' }, { id: 'h1' }, { id: 'h3', ip: 'x' }]),
+    );
+    child.proc.kill('SIGHUP');
+    const rejected = await child.waitForLog(
+      (l) => l.msg.startsWith('device file rejected') && String(l.problems).includes('h3'),
+    );
+    expect((rejected.problems as string[]).map((p) => p.replace(/^device file [^:]+: /, ''))).toEqual([
+      'device #2 (id "h1"): id: "h1" is already the id of device #1 (id "h1"); ids must be unique',
+      'device #3 (id "h3"): ip: not an IP address',
+    ]);
     expect(await uplink(child.coapPort, 'h2')).toBe(Code.CHANGED);
     expect(child.proc.exitCode).toBe(null);
   });

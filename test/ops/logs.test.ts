@@ -179,7 +179,7 @@ describe('logs', () => {
     const text = lines.join('\n');
     expect(text).toContain('device file rejected');
     expect(text).toMatch(/is not valid YAML: .* at line \d+, column \d+/);
-    expect(text).toContain('device #3.id');
+    expect(text).toContain('device #3 (id 42): id');
     expect(text).toContain('a key is written hex:');
     expect(text).toContain('"removedIds":["text-dev"]');
     expect(text).toContain('[redacted]');

@@ -1,0 +1,51 @@
+/**
+ * What the gateway checks before it binds a socket, in one place: `cellgate start` runs it first, and
+ * `cellgate config check` runs exactly it. Each check adds its problems; all of them are reported together
+ * in one ConfigError (exit code 78), one line each.
+ */
+import { ConfigError } from '../config/errors.js';
+import type { LoadedConfig } from '../config/load.js';
+import { readDeviceSource, type DeviceSource } from '../devices/file-registry.js';
+import { AdminAuth } from '../ops/admin-auth.js';
+import { publisherProblems } from '../publish/index.js';
+import { Keyring } from '../state/sealing.js';
+
+export interface PreflightOptions {
+  /** Skip the device file (a registry given by the caller replaces it). */
+  devices?: boolean;
+  /** Skip the publisher section (a publisher given by the caller replaces it). */
+  publisher?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface PreflightReport {
+  /** The device file as read, when it was checked. */
+  devices?: DeviceSource;
+}
+
+function collect(problems: string[], fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+}
+
+/** Runs every start-up check that needs no socket; throws a ConfigError listing every problem found. */
+export function preflight(loaded: LoadedConfig, opts: PreflightOptions = {}): PreflightReport {
+  const { config } = loaded;
+  const problems: string[] = [];
+  const report: PreflightReport = {};
+  if (opts.devices !== false)
+    collect(problems, () => (report.devices = readDeviceSource(config.devices.file)));
+  // The other sections name their keys; the file (or defaults) they came from goes in front.
+  const inConfig: string[] = [];
+  if (opts.publisher !== false) inConfig.push(...publisherProblems(config.publisher, opts.env));
+  if (config.downlink.enabled && config.admin.enabled) collect(inConfig, () => new AdminAuth(config.admin));
+  if (config.state.store === 'redis') collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
+  const source = loaded.file ? `config file ${loaded.file}` : 'config (defaults)';
+  problems.push(...inConfig.map((p) => `${source}: ${p}`));
+  if (problems.length) throw new ConfigError(problems);
+  return report;
+}
