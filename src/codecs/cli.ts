@@ -27,7 +27,38 @@ const USAGE = `usage:
   cellgate codec encode <codec> <JSON | @file> [--options JSON] [--accept N] [--config FILE]
 
 <codec> is a built-in codec, a plugin named in the config, or a plugin module path (./my-codec.js).
+codec encode takes a downlink document as the gateway hands it to codecs:
+  {"version": 3, "desired": {"intervalMinutes": 15}, "commands": [{"id": 1, "data": "resetAlarms"}]}
 `;
+
+const DOCUMENT_KEYS = new Set(['version', 'desired', 'commands']);
+
+/** Why `data` is not a downlink document `{ version?, desired?, commands? }`, or undefined. */
+function documentProblem(data: unknown): string | undefined {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'it is not a JSON object';
+  const d = data as Record<string, unknown>;
+  const other = Object.keys(d).filter((k) => !DOCUMENT_KEYS.has(k));
+  if (other.length)
+    return (
+      `it has ${other.map((k) => `"${k}"`).join(', ')}; desired state goes under "desired" ` +
+      `(e.g. {"version":1,"desired":${JSON.stringify(Object.fromEntries(other.map((k) => [k, d[k]])))}})`
+    );
+  if (d.version !== undefined && !(Number.isInteger(d.version) && (d.version as number) >= 0))
+    return '"version" is not a whole number';
+  if (d.desired !== undefined && (d.desired === null || typeof d.desired !== 'object' || Array.isArray(d.desired)))
+    return '"desired" is not an object';
+  if (
+    d.commands !== undefined &&
+    !(
+      Array.isArray(d.commands) &&
+      d.commands.every(
+        (c: unknown) => c !== null && typeof c === 'object' && Number.isInteger((c as { id?: unknown }).id),
+      )
+    )
+  )
+    return '"commands" is not a list of { "id": <number>, "data": … }';
+  return undefined;
+}
 
 class UsageError extends Error {}
 
@@ -174,6 +205,12 @@ export async function codecCommand(argv: string[], out: TextOut, err: TextOut): 
     } catch (e) {
       throw new UsageError(`downlink data is not JSON: ${(e as Error).message}`);
     }
+    const problem = documentProblem(data);
+    if (problem !== undefined)
+      throw new UsageError(
+        `${input} is not a downlink document: ${problem}. Codecs are handed ` +
+          '{ "version", "desired", "commands" } (docs/codec-plugins.md)',
+      );
     const result = await registry.encodeDownlink(device, data, {
       deviceId: 'cli',
       thing: 'cli',

@@ -132,7 +132,13 @@ export type EncodeResult =
       readonly contentFormat?: number;
       readonly error?: undefined;
     }
-  | { readonly codec: string; readonly bytes: null; readonly error: string };
+  | {
+      readonly codec: string;
+      readonly bytes: null;
+      readonly error: string;
+      /** The codec has no downlink encoding at all (the documented JSON fallback, not a failure to report). */
+      readonly unsupported?: boolean;
+    };
 
 /**
  * What the downlink path calls: the device's codec encodes (or JSON for Accept 50, CBOR for Accept 60) with

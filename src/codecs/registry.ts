@@ -723,13 +723,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     const codec = entry.codec;
     if (codec === null) return this.failed(entry, true, 'unavailable', entry.error ?? 'codec unavailable', 0);
     if (!codec.encodeDownlink)
-      return this.failed(
-        entry,
-        true,
-        'unavailable',
-        `codec ${entry.name} does not encode downlinks; send bytes`,
-        0,
-      );
+      return this.unsupported(entry);
     const t0 = performance.now();
     if (entry.sandboxed) return this.sandboxed(entry, codec as SandboxedCodec, null, data, ctx, t0);
     let out: EncodeOutput | Promise<EncodeOutput>;
@@ -740,6 +734,13 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     }
     if (isPromiseLike(out)) return this.later(entry, true, out, t0);
     return this.encoded(entry, out);
+  }
+
+  /** A codec without downlink encoding: counted as `unavailable`, flagged so nobody reports it as a fault. */
+  private unsupported(entry: Entry): EncodeResult {
+    const message = `codec ${entry.name} does not encode downlinks; send bytes`;
+    const failed = this.failed(entry, true, 'unavailable', message, 0);
+    return { codec: failed.codec, bytes: null, error: message, unsupported: true };
   }
 
   private encoded(entry: Entry, out: EncodeOutput): EncodeResult {

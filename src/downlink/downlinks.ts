@@ -18,7 +18,8 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { text } from '../gateway/gateway.js';
 import { identify, type IdentityOptions } from '../gateway/identity.js';
-import type { Logger } from '../ops/logger.js';
+import { deviceLogger, type Logger } from '../ops/logger.js';
+import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import {
   counterFrom,
   FastHistogram,
@@ -132,6 +133,8 @@ export class Downlinks {
   private identity: IdentityOptions | undefined;
   private readonly log: Logger;
   private readonly codecs: DownlinkCodecs | undefined;
+  /** Encode failures are logged once a minute per device. */
+  private readonly encodeFailureLog: KeyedLogLimit;
   private readonly loadSeconds: FastHistogram;
   private lastFailureLog = 0;
   private failuresSinceLog = 0;
@@ -163,6 +166,7 @@ export class Downlinks {
   ) {
     this.log = deps.log;
     this.codecs = deps.codecs;
+    this.encodeFailureLog = new KeyedLogLimit(60_000, 10_000, () => deps.caps.hit('log_limit_keys'));
     this.cache = new ThingCache(opts.cache.maxEntries, opts.cache.maxBytes, (cap, n) =>
       deps.caps.hit(cap, n),
     );
@@ -387,19 +391,45 @@ export class Downlinks {
         thing: device.thing,
         accept: ex.accept,
       });
-    } catch {
+    } catch (err) {
+      this.encodeFailed(r, (err as Error)?.message ?? String(err));
       out = undefined;
     }
     if (out === undefined) return this.fallback(r);
     if (!isPromiseLike(out)) return this.sendEncoded(r, out);
     out.then(
       (o) => this.sendEncoded(r, o),
-      () => this.fallback(r),
+      (err: unknown) => {
+        this.encodeFailed(r, (err as Error)?.message ?? String(err));
+        this.fallback(r);
+      },
+    );
+  }
+
+  /** The device codec could not encode the document: a warning, once a minute per device at most. */
+  private encodeFailed(r: Reply, error: string, codec?: string): void {
+    const held = this.encodeFailureLog.take(r.device.id);
+    if (held === undefined) return;
+    deviceLogger(this.log, r.device).warn(
+      {
+        codec,
+        err: error,
+        version: r.doc.value.version,
+        commands: r.doc.value.commands?.length,
+        sent: r.ex.accept === undefined ? 'json' : 'nothing',
+        suppressed: held || undefined,
+      },
+      r.ex.accept === undefined
+        ? 'downlink: the device codec could not encode the document; sent JSON instead'
+        : 'downlink: the device codec could not encode the document; the downlink stays pending',
     );
   }
 
   private sendEncoded(r: Reply, out: EncodedDownlink): void {
-    if (out.bytes === null) return this.fallback(r);
+    if (out.bytes === null) {
+      if (!out.unsupported) this.encodeFailed(r, out.error ?? 'the codec returned no bytes', out.codec);
+      return this.fallback(r);
+    }
     const accept = r.ex.accept;
     if (accept !== undefined && out.contentFormat !== accept) return this.notAcceptable(r);
     this.send(r, out.bytes, out.contentFormat);

@@ -9,9 +9,13 @@ import type { Device } from '../devices/device.js';
 
 /** What a device codec made of a downlink: bytes, or `bytes: null` and why not. */
 export interface EncodedDownlink {
+  /** The codec that ran, when known (for the log line of a failure). */
+  readonly codec?: string;
   readonly bytes: Buffer | null;
   readonly contentFormat?: number;
   readonly error?: string;
+  /** The codec has no downlink encoding (JSON is the documented fallback: nothing to report). */
+  readonly unsupported?: boolean;
 }
 
 /**

@@ -28,6 +28,11 @@ describe('cellgate codec (CLI)', () => {
     'function decodeUplink(i) { return { data: { knots: i.bytes[1], port: i.fPort } }; }',
   );
   writeFileSync(join(dir, 'payload.bin'), Buffer.from('{"t":21.5}'));
+  writeFileSync(
+    join(dir, 'levels.js'),
+    'function decodeUplink(i) { return { data: {} }; }\n' +
+      'function encodeDownlink(i) { var d = i.data; return { bytes: [d.desired.level, d.version, d.commands.length], fPort: 2 }; }',
+  );
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('lists the built-in codecs and the configured plugins', async () => {
@@ -71,24 +76,31 @@ describe('cellgate codec (CLI)', () => {
     expect(hang).toEqual({ code: 1, out: '', err: 'decode error (iso): codec iso ran longer than 100 ms\n' });
   });
 
-  it('encodes a downlink and prints the hex', async () => {
-    expect(await run('encode', 'cbor', '{"a":1}')).toEqual({
+  it('encodes a downlink document and prints the hex', async () => {
+    expect(await run('encode', 'cbor', '{"desired":{"a":1}}')).toEqual({
       code: 0,
-      out: 'a1616101\n',
-      err: '4 bytes (Content-Format 60)\n',
+      out: 'a16764657369726564a1616101\n',
+      err: '13 bytes (Content-Format 60)\n',
     });
+    // A payload-formatter script sees the document as input.data.
     const wind = await run(
       'encode',
       'js',
-      '{"led":"green"}',
+      '{"version":3,"desired":{"level":7},"commands":[{"id":1,"data":"x"}]}',
       '--options',
-      `{"script":"${join(FIXTURES, 'formatters/windsensor.js')}"}`,
+      `{"script":"${join(dir, 'levels.js')}"}`,
     );
-    expect(wind).toEqual({ code: 0, out: '01\n', err: '1 bytes (Content-Format 42)\n' });
-    expect(await run('encode', 'senml', '[{"n":"a","v":1}]', '--accept', '112')).toMatchObject({
-      code: 0,
-      out: '81a2006161020' + '1\n',
-    });
+    expect(wind).toEqual({ code: 0, out: '070301\n', err: '3 bytes (Content-Format 42)\n' });
+  });
+
+  it('takes only downlink documents, as the gateway hands them to codecs (exit 2)', async () => {
+    const r = await run('encode', 'cbor', '{"intervalMinutes":15}');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /^\{"intervalMinutes":15\} is not a downlink document: it has "intervalMinutes"; desired state goes under "desired" \(e\.g\. \{"version":1,"desired":\{"intervalMinutes":15\}\}\)/,
+    );
+    for (const bad of ['[1]', '{"version":"x"}', '{"desired":[1]}', '{"commands":[{"data":1}]}'])
+      expect((await run('encode', 'cbor', bad)).code, bad).toBe(2);
   });
 
   it('says why decoding or encoding failed (exit 1)', async () => {
@@ -106,7 +118,7 @@ describe('cellgate codec (CLI)', () => {
       code: 1,
       err: expect.stringMatching(/cannot read script/),
     });
-    expect(await run('encode', 'raw', '{"a":1}')).toMatchObject({
+    expect(await run('encode', 'raw', '{"desired":{"a":1}}')).toMatchObject({
       code: 1,
       err: /raw codec encodes only bytes/,
     });

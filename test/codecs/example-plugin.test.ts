@@ -12,6 +12,10 @@ import type { CodecPlugin } from '../../src/codecs/codec.js';
 import { codecCommand } from '../../src/codecs/cli.js';
 import { codecsSchema } from '../../src/config/codecs.js';
 import { CodecRegistry } from '../../src/codecs/registry.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/ops/logger.js';
+import { coapExchange } from '../support/libcoap.js';
+import { startTestGateway } from '../support/gateway.js';
 import { device, downlink, hex, uplink } from './support.js';
 
 // The example matches the plugin interface without importing it.
@@ -45,7 +49,9 @@ describe('example codec plugin, compiled and deployed', () => {
         data: null,
         error: 'water-meter: a frame is 10 bytes plus 2 per hour, not 1',
       });
-      expect(await registry.encodeDownlink(d, { intervalMinutes: 15 }, downlink())).toEqual({
+      expect(
+        await registry.encodeDownlink(d, { version: 1, desired: { intervalMinutes: 15 } }, downlink()),
+      ).toEqual({
         codec: 'water-meter',
         bytes: Buffer.from([1, 0, 15]),
         contentFormat: 42,
@@ -71,5 +77,61 @@ describe('example codec plugin, compiled and deployed', () => {
       batteryMv: 3600,
       alarms: [],
     });
+  });
+
+  it('in the gateway: desired state reaches the device as the plugin’s bytes; a document it cannot encode is logged', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n'))
+          if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    const gw = await startTestGateway({
+      devices: [{ id: 'meter-1', thing: 'meter-thing-1', codec: 'water-meter' }],
+      config: { codecs: { plugins: { 'water-meter': join(dir, 'water-meter.mjs') } } },
+      overrides: { log: createLogger('info', sink) },
+    });
+    const desire = (desired: unknown) =>
+      fetch(`http://127.0.0.1:${gw.ports.http}/things/meter-thing-1/shadow?name=downlink`, {
+        method: 'POST',
+        body: JSON.stringify({ state: { desired } }),
+      });
+    const send = () =>
+      coapExchange(
+        'coap-client-notls',
+        ['-m', 'post', '-e', 'x'],
+        `coap://127.0.0.1:${gw.coapPort}/telemetry?id=meter-1`,
+      );
+    try {
+      expect((await desire({ intervalMinutes: 15 })).status).toBe(200);
+      const r = await send();
+      expect(r.responses[0].code, r.output).toBe('2.04');
+      expect(r.responses[0].options.get('Content-Format')).toEqual(['application/octet-stream']);
+      expect(r.body.toString('hex')).toBe('01000f');
+      expect(lines.filter((l) => String(l.msg).includes('could not encode'))).toEqual([]);
+
+      // A setting the meter does not have: the device gets JSON, and the log says why, with the device.
+      await desire({ intervalMinutes: null, colour: 'red' });
+      const json = await send();
+      expect(json.responses[0].options.get('Content-Format')).toEqual(['application/json']);
+      expect(JSON.parse(json.body.toString())).toMatchObject({ desired: { colour: 'red' } });
+      await send();
+      const failures = lines.filter((l) => String(l.msg).includes('could not encode'));
+      expect(failures).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          deviceId: 'meter-1',
+          thing: 'meter-thing-1',
+          codec: 'water-meter',
+          err: 'water-meter: desired state "colour" is not a setting of this meter',
+          sent: 'json',
+          msg: 'downlink: the device codec could not encode the document; sent JSON instead',
+        }),
+      ]); // once a minute per device at most: the second uplink added no line
+    } finally {
+      await gw.stop();
+    }
   });
 });

@@ -10,7 +10,9 @@
  *   bytes 8-9   battery, mV (uint16)
  *   bytes 10-   optional: litres used in each past hour, oldest first (uint16 each)
  *
- * Downlinks: `{ "intervalMinutes": 1..1440 }` → 01 hi lo, `{ "resetAlarms": true }` → 02.
+ * Downlinks: cellgate hands `encodeDownlink` the downlink document, `{ version?, desired?, commands? }`
+ * (docs/codec-plugins.md). This meter takes desired state `{ "intervalMinutes": 1..1440 }` → 01 hi lo, and the
+ * command `"resetAlarms"` (or `{ "resetAlarms": true }`) → 02; a document carrying both becomes 01 hi lo 02.
  *
  * The plugin imports nothing from cellgate: the types below match cellgate's codec interface structurally,
  * and a decode error is any Error whose name is "DecodeError".
@@ -35,10 +37,20 @@ export interface EncodeOutput {
   readonly contentFormat?: number;
 }
 
+/** What cellgate hands `encodeDownlink`: the downlink document the device has pending. */
+export interface DownlinkDocument {
+  /** Shadow version of `desired` (present with `desired`). */
+  readonly version?: number;
+  /** Desired state that differs from what the device reported. */
+  readonly desired?: Readonly<Record<string, unknown>>;
+  /** Queued commands, oldest first. */
+  readonly commands?: readonly { readonly id: number; readonly data: unknown }[];
+}
+
 export interface Codec {
   readonly name: string;
   decodeUplink(bytes: Buffer, ctx: UplinkContext): DecodeOutput;
-  encodeDownlink(data: unknown): EncodeOutput;
+  encodeDownlink(doc: DownlinkDocument): EncodeOutput;
 }
 
 /** The payload is not a frame of this meter: the uplink is published with `decodeError` set to the message. */
@@ -93,16 +105,22 @@ export function createWaterMeter(raw: Readonly<Record<string, unknown>> = {}): C
       };
       return warnings.length ? { data, warnings } : { data };
     },
-    encodeDownlink(data: unknown): EncodeOutput {
-      const d = (data ?? {}) as { intervalMinutes?: unknown; resetAlarms?: unknown };
-      if (typeof d.intervalMinutes === 'number') {
-        const m = d.intervalMinutes;
-        if (!Number.isInteger(m) || m < 1 || m > 1440)
+    encodeDownlink(doc: DownlinkDocument): EncodeOutput {
+      const frames: Buffer[] = [];
+      for (const [field, value] of Object.entries(doc.desired ?? {})) {
+        if (field !== 'intervalMinutes')
+          throw new DecodeError(`water-meter: desired state "${field}" is not a setting of this meter`);
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1440)
           throw new DecodeError('water-meter: intervalMinutes is a whole number from 1 to 1440');
-        return { bytes: Buffer.from([0x01, m >> 8, m & 0xff]), contentFormat: 42 };
+        frames.push(Buffer.from([0x01, value >> 8, value & 0xff]));
       }
-      if (d.resetAlarms === true) return { bytes: Buffer.from([0x02]), contentFormat: 42 };
-      throw new DecodeError('water-meter: a downlink is { intervalMinutes } or { resetAlarms: true }');
+      for (const command of doc.commands ?? []) {
+        const d = command.data as { resetAlarms?: unknown } | string | null;
+        if (d === 'resetAlarms' || (typeof d === 'object' && d?.resetAlarms === true))
+          frames.push(Buffer.from([0x02]));
+        else throw new DecodeError(`water-meter: command ${command.id} is not "resetAlarms"`);
+      }
+      return { bytes: Buffer.concat(frames), contentFormat: 42 };
     },
   };
 }

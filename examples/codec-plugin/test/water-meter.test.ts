@@ -41,15 +41,33 @@ describe('water-meter codec plugin', () => {
     );
   });
 
-  it('encodes downlinks', () => {
+  it('encodes downlink documents: desired state and commands', () => {
     const codec = plugin.create({});
-    expect(codec.encodeDownlink({ intervalMinutes: 90 })).toEqual({
-      bytes: Buffer.from([1, 0, 90]),
+    // What cellgate hands the codec for desired state { intervalMinutes: 15 }.
+    expect(codec.encodeDownlink({ version: 3, desired: { intervalMinutes: 15 } })).toEqual({
+      bytes: Buffer.from([1, 0, 15]),
       contentFormat: 42,
     });
-    expect(codec.encodeDownlink({ resetAlarms: true }).bytes).toEqual(Buffer.from([2]));
-    expect(() => codec.encodeDownlink({ intervalMinutes: 0 })).toThrow(/1 to 1440/);
-    expect(() => codec.encodeDownlink({ reboot: true })).toThrow(DecodeError);
+    expect(codec.encodeDownlink({ commands: [{ id: 7, data: 'resetAlarms' }] }).bytes).toEqual(
+      Buffer.from([2]),
+    );
+    expect(
+      codec.encodeDownlink({
+        version: 4,
+        desired: { intervalMinutes: 90 },
+        commands: [{ id: 8, data: { resetAlarms: true } }],
+      }).bytes,
+    ).toEqual(Buffer.from([1, 0, 90, 2]));
+    expect(codec.encodeDownlink({}).bytes).toEqual(Buffer.alloc(0));
+  });
+
+  it('refuses downlinks the meter cannot take with a DecodeError', () => {
+    const codec = plugin.create({});
+    expect(() => codec.encodeDownlink({ version: 1, desired: { intervalMinutes: 0 } })).toThrow(/1 to 1440/);
+    expect(() => codec.encodeDownlink({ version: 1, desired: { colour: 'red' } })).toThrow(DecodeError);
+    expect(() => codec.encodeDownlink({ commands: [{ id: 9, data: 'reboot' }] })).toThrow(
+      /command 9 is not "resetAlarms"/,
+    );
   });
 
   it('refuses bad options when created', () => {
