@@ -21,6 +21,8 @@ export interface DatagramChannel {
   send(data: Buffer): void;
   /** Receives every datagram (the client sets it). */
   onDatagram: ((data: Buffer) => void) | undefined;
+  /** Told when nothing listens at the gateway's address (ICMP port unreachable), if the channel can tell. */
+  onUnreachable?: (() => void) | undefined;
 }
 
 export interface ClientTiming {
@@ -55,7 +57,7 @@ export interface UplinkRequest {
   blockSize: number;
 }
 
-export type Outcome = 'ok' | 'error' | 'timeout' | 'reset';
+export type Outcome = 'ok' | 'error' | 'timeout' | 'reset' | 'unreachable';
 
 export interface UplinkResult {
   outcome: Outcome;
@@ -79,7 +81,7 @@ export interface UplinkResult {
 }
 
 interface Reply {
-  outcome: 'ok' | 'timeout' | 'reset';
+  outcome: 'ok' | 'timeout' | 'reset' | 'unreachable';
   response?: CoapMessage;
   separate: boolean;
   retransmissions: number;
@@ -114,9 +116,19 @@ export class CoapClient {
 
   /** Moves to another channel (a new socket after a NAT rebinding, a new DTLS session). */
   attach(channel: DatagramChannel): void {
-    if (this.channel !== channel) this.channel.onDatagram = undefined;
+    if (this.channel !== channel) {
+      this.channel.onDatagram = undefined;
+      this.channel.onUnreachable = undefined;
+    }
     this.channel = channel;
     channel.onDatagram = (data) => this.receive(data);
+    channel.onUnreachable = () => this.unreachable();
+  }
+
+  /** Nothing listens at the gateway's address: what is pending ends now, not after its time-outs. */
+  private unreachable(): void {
+    for (const p of [...this.byToken.values()])
+      p.settle({ outcome: 'unreachable', separate: false, retransmissions: p.attempts });
   }
 
   /** Exchanges still waiting for an answer. */
@@ -279,7 +291,9 @@ export class CoapClient {
     if (msg.type === MessageType.CON) this.channel.send(encodeEmpty(MessageType.ACK, msg.messageId));
     const p = this.byToken.get(msg.token.toString('hex'));
     if (!p) return;
-    p.settle({ outcome: 'ok', response: msg, separate: true, retransmissions: p.attempts });
+    // The answer to a NON request always comes in a message of its own: it is not a separate response
+    // (that is the answer to a CON request that was not piggybacked on its ACK).
+    p.settle({ outcome: 'ok', response: msg, separate: p.confirmable, retransmissions: p.attempts });
   }
 
   /** Gives up on everything pending (the simulation ends). */

@@ -13,9 +13,18 @@ import { UdpChannel } from './udp-channel.js';
 /** First handshake retransmission: NB-IoT round trips are long; the core doubles it up to 8 tries. */
 const RETRANSMIT_MS = 1000;
 
+/** Why a handshake failed, as the summary counts it. */
+export class HandshakeFailure extends Error {
+  constructor(readonly reason: 'handshake-timeout' | 'handshake-refused' | 'unreachable') {
+    super(reason);
+  }
+}
+
 class DtlsLink implements DeviceLink {
   onDatagram: ((data: Buffer) => void) | undefined = undefined;
+  onUnreachable: (() => void) | undefined = undefined;
   private core: DtlsClientCore;
+  private unreachable = false;
 
   constructor(
     private readonly channel: UdpChannel,
@@ -23,9 +32,15 @@ class DtlsLink implements DeviceLink {
     private readonly key: Buffer,
     private readonly stats: SimStats,
     private readonly retransmitMs: number,
+    private readonly handshakeTimeoutMs: number,
   ) {
     this.core = this.newCore();
     channel.onDatagram = (d) => this.core.receive(d);
+    channel.onUnreachable = () => {
+      this.unreachable = true;
+      this.core.abort('unreachable');
+      this.onUnreachable?.();
+    };
   }
 
   private newCore(): DtlsClientCore {
@@ -37,10 +52,28 @@ class DtlsLink implements DeviceLink {
     return core;
   }
 
+  /** A handshake, given up after the handshake time-out; rejects with a HandshakeFailure saying why. */
   async handshake(): Promise<void> {
     this.core.stop('closed');
-    this.core = this.newCore();
-    await this.core.handshake();
+    const core = (this.core = this.newCore());
+    this.unreachable = false;
+    this.stats.handshaking++;
+    const timer = setTimeout(() => core.abort('handshake timed out'), this.handshakeTimeoutMs);
+    try {
+      await core.handshake();
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new HandshakeFailure(
+        this.unreachable
+          ? 'unreachable'
+          : /timed out/.test(message)
+            ? 'handshake-timeout'
+            : 'handshake-refused',
+      );
+    } finally {
+      clearTimeout(timer);
+      this.stats.handshaking--;
+    }
     this.stats.handshakes++;
   }
 
@@ -72,11 +105,12 @@ export function dtlsLinks(
   key: Buffer,
   stats: SimStats,
   retransmitMs = RETRANSMIT_MS,
+  handshakeTimeoutMs = 30_000,
 ): LinkFactory {
   return {
     open: async (deviceId) => {
       const channel = await UdpChannel.open(address, port);
-      const link = new DtlsLink(channel, deviceId, key, stats, retransmitMs);
+      const link = new DtlsLink(channel, deviceId, key, stats, retransmitMs, handshakeTimeoutMs);
       try {
         await link.handshake();
       } catch (err) {

@@ -26,6 +26,9 @@ Simulates a fleet of devices sending CoAP uplinks to a gateway, then prints a su
                       source port (a carrier NAT rebinding), 0 … 1 (default 0)
   --dtls              CoAP over DTLS 1.2 with a pre-shared key; the device id is the PSK identity
   --psk-key K         the devices' PSK: hex:… | base64:… | text:… (required with --dtls)
+  --handshake-timeout-ms T
+                      give up a DTLS handshake after T ms (default 30000); a closed port (ICMP port
+                      unreachable) ends it at once and counts as "unreachable", an alert as "handshake-refused"
   --ack-timeout-ms T  CoAP ACK_TIMEOUT (default 2000); MAX_RETRANSMIT is 4
   --response-timeout-ms T
                       wait for a separate response or a NON answer (default 30000)
@@ -51,6 +54,7 @@ export interface SimOptions {
   dtls: boolean;
   pskKey?: Buffer;
   ackTimeoutMs: number;
+  handshakeTimeoutMs: number;
   responseTimeoutMs: number;
   progressMs: number;
   json: boolean;
@@ -101,6 +105,7 @@ export function parseSimOptions(argv: string[]): SimOptions {
         dtls: { type: 'boolean' },
         'psk-key': { type: 'string' },
         'ack-timeout-ms': { type: 'string' },
+        'handshake-timeout-ms': { type: 'string' },
         'response-timeout-ms': { type: 'string' },
         'progress-ms': { type: 'string' },
         json: { type: 'boolean' },
@@ -148,6 +153,7 @@ export function parseSimOptions(argv: string[]): SimOptions {
     dtls,
     pskKey,
     ackTimeoutMs: num(values, 'ack-timeout-ms', 2000, 10, 600_000),
+    handshakeTimeoutMs: num(values, 'handshake-timeout-ms', 30_000, 10, 3_600_000),
     responseTimeoutMs: num(values, 'response-timeout-ms', 30_000, 10, 3_600_000),
     progressMs: num(values, 'progress-ms', 1000, 0, 3_600_000),
     json: values.json === true,

@@ -6,7 +6,7 @@
  */
 import { Code } from '../coap/constants.js';
 import { CoapClient, DEFAULT_CLIENT_TIMING, type DatagramChannel } from './coap-client.js';
-import { dtlsLinks } from './dtls-link.js';
+import { dtlsLinks, HandshakeFailure } from './dtls-link.js';
 import type { SimOptions } from './options.js';
 import { SimStats, type SimSummary } from './stats.js';
 import { resolveHost, UdpChannel } from './udp-channel.js';
@@ -41,7 +41,7 @@ export function noSecLinks(address: string, port: number): LinkFactory {
 async function defaultLinks(opts: SimOptions, stats: SimStats): Promise<LinkFactory> {
   const address = await resolveHost(opts.host);
   return opts.dtls && opts.pskKey
-    ? dtlsLinks(address, opts.port, opts.pskKey, stats, opts.ackTimeoutMs)
+    ? dtlsLinks(address, opts.port, opts.pskKey, stats, opts.ackTimeoutMs, opts.handshakeTimeoutMs)
     : noSecLinks(address, opts.port);
 }
 
@@ -52,6 +52,11 @@ export interface SimulationIo {
   links?: LinkFactory;
   /** Stops the simulation early (pending uplinks end as timeouts). */
   signal?: AbortSignal;
+}
+
+/** The reason a link failed, as the summary counts it. */
+function failureReason(err: unknown, fallback: string): string {
+  return err instanceof HandshakeFailure ? err.reason : fallback;
 }
 
 export async function runSimulation(
@@ -110,8 +115,9 @@ export async function runSimulation(
         if (!link || !client) {
           try {
             link = await links.open(id);
-          } catch {
-            stats.fail(opts.dtls ? 'handshake' : 'connect', opts.count - seq + 1);
+          } catch (err) {
+            // The device's remaining uplinks are never sent.
+            stats.fail(failureReason(err, opts.dtls ? 'handshake-refused' : 'connect'), opts.count - seq + 1);
             return;
           }
           client = new CoapClient(link, timing);
@@ -123,8 +129,8 @@ export async function runSimulation(
         if (link.prepare) {
           try {
             await link.prepare();
-          } catch {
-            stats.fail('handshake');
+          } catch (err) {
+            stats.fail(failureReason(err, 'handshake-refused'));
             continue;
           }
         }

@@ -8,7 +8,12 @@ export interface SimSummary {
   uplinks: number;
   sent: number;
   acknowledged: number;
-  /** Uplinks that did not succeed, by response code ("5.03") or "timeout" / "reset" / "connect". */
+  /**
+   * Uplinks that did not succeed, by response code ("5.03") or "timeout" (no answer) / "reset" /
+   * "unreachable" (nothing listens at the port); for DTLS also "handshake-timeout" and "handshake-refused"
+   * (the gateway sent an alert: unknown identity or wrong key). Uplinks a device never sent because it had
+   * no session count here too.
+   */
   failed: Record<string, number>;
   downlinks: number;
   retransmissions: number;
@@ -20,8 +25,8 @@ export interface SimSummary {
   durationMs: number;
   /** Acknowledged uplinks per second. */
   ratePerSecond: number;
-  /** Latency of acknowledged uplinks, first transmission to final response. */
-  latencyMs: { min: number; p50: number; p90: number; p99: number; max: number; mean: number };
+  /** Latency of acknowledged uplinks, first transmission to final response; null when none was acknowledged. */
+  latencyMs: { min: number; p50: number; p90: number; p99: number; max: number; mean: number } | null;
 }
 
 function round(ms: number): number {
@@ -38,6 +43,8 @@ export class SimStats {
   messages = 0;
   rebinds = 0;
   handshakes = 0;
+  /** DTLS handshakes in progress. */
+  handshaking = 0;
   readonly failed = new Map<string, number>();
   readonly started = performance.now();
 
@@ -53,7 +60,8 @@ export class SimStats {
   add(r: UplinkResult): void {
     this.retransmissions += r.retransmissions;
     this.messages += r.messages;
-    if (r.separate) this.separateResponses++;
+    // A separate response that came (not the wait for one that never did).
+    if (r.separate && r.code !== 0) this.separateResponses++;
     if (r.outcome === 'ok') {
       this.acknowledged++;
       this.latency.record(r.latencyMs);
@@ -78,9 +86,12 @@ export class SimStats {
     return (
       `[${s.toFixed(1)}s] sent ${this.sent}/${this.uplinks}  acked ${this.acknowledged}  ` +
       `failed ${this.failedCount}  downlinks ${this.downlinks}  ` +
-      `in flight ${this.sent - this.acknowledged - this.failedCount}  ` +
+      `in flight ${Math.max(0, this.sent - this.acknowledged - this.failedCount)}  ` +
+      (this.handshaking ? `handshaking ${this.handshaking}  ` : '') +
       `${Math.round(this.acknowledged / Math.max(s, 0.001))}/s  ` +
-      `p50 ${l.quantile(0.5).toFixed(1)} ms  p99 ${l.quantile(0.99).toFixed(1)} ms`
+      (l.count
+        ? `p50 ${l.quantile(0.5).toFixed(1)} ms  p99 ${l.quantile(0.99).toFixed(1)} ms`
+        : 'p50 n/a  p99 n/a')
     );
   }
 
@@ -101,34 +112,39 @@ export class SimStats {
       handshakes: this.handshakes,
       durationMs: Math.round(ms),
       ratePerSecond: Math.round((this.acknowledged / Math.max(ms, 1)) * 1000 * 10) / 10,
-      latencyMs: {
-        min: round(l.count ? l.min : 0),
-        p50: round(l.quantile(0.5)),
-        p90: round(l.quantile(0.9)),
-        p99: round(l.quantile(0.99)),
-        max: round(l.max),
-        mean: round(l.mean),
-      },
+      latencyMs: l.count
+        ? {
+            min: round(l.min),
+            p50: round(l.quantile(0.5)),
+            p90: round(l.quantile(0.9)),
+            p99: round(l.quantile(0.99)),
+            max: round(l.max),
+            mean: round(l.mean),
+          }
+        : null,
     };
   }
 }
 
 /** The summary for people. */
 export function formatSummary(s: SimSummary): string {
-  const failed = Object.entries(s.failed)
-    .map(([k, v]) => `${k} × ${v}`)
-    .join(', ');
+  const reasons = Object.entries(s.failed);
+  const failed = reasons.map(([k, v]) => `${k} × ${v}`).join(', ');
+  const failedCount = reasons.reduce((n, [, v]) => n + v, 0);
   const l = s.latencyMs;
+  const notSent = s.uplinks - s.sent;
   return [
     `devices            ${s.devices}`,
-    `uplinks sent       ${s.sent} of ${s.uplinks}`,
+    `uplinks sent       ${s.sent} of ${s.uplinks}${notSent ? `  (${notSent} not sent)` : ''}`,
     `acknowledged       ${s.acknowledged}`,
-    `failed             ${s.sent - s.acknowledged}${failed ? `  (${failed})` : ''}`,
+    `failed             ${failedCount}${failed ? `  (${failed})` : ''}`,
     `downlinks received ${s.downlinks}`,
     `retransmissions    ${s.retransmissions}   separate responses ${s.separateResponses}`,
     `messages           ${s.messages}   rebinds ${s.rebinds}   handshakes ${s.handshakes}`,
     `duration           ${(s.durationMs / 1000).toFixed(2)} s   ${s.ratePerSecond} acknowledged/s`,
-    `latency ms         p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}  (min ${l.min}, mean ${l.mean})`,
+    l
+      ? `latency ms         p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}  (min ${l.min}, mean ${l.mean})`
+      : 'latency ms         n/a (nothing acknowledged)',
     '',
   ].join('\n');
 }

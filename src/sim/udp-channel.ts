@@ -11,6 +11,7 @@ export async function resolveHost(host: string): Promise<string> {
 
 export class UdpChannel implements DatagramChannel {
   onDatagram: ((data: Buffer) => void) | undefined = undefined;
+  onUnreachable: (() => void) | undefined = undefined;
   private socket: Socket;
   /** Source ports used so far (1 + rebinds). */
   bindings = 0;
@@ -32,14 +33,21 @@ export class UdpChannel implements DatagramChannel {
   private open(): Socket {
     const socket = createSocket(isIPv6(this.address) ? 'udp6' : 'udp4');
     socket.on('message', (data) => this.onDatagram?.(data));
-    // A closed port on the far side (ICMP unreachable) or a full buffer is a lost datagram, as on the air.
-    socket.on('error', () => undefined);
+    // The socket is connected to the gateway, so the kernel reports a closed port (ICMP port unreachable)
+    // as ECONNREFUSED: nothing listens there. Other errors (a full buffer) are a lost datagram, as on the air.
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') this.onUnreachable?.();
+    });
     this.bindings++;
     return socket;
   }
 
+  /** Binds an ephemeral port and connects to the gateway (so a closed port is reported, not waited for). */
   private bound(): Promise<void> {
-    return new Promise((resolve) => this.socket.bind(0, () => resolve()));
+    const socket = this.socket;
+    return new Promise((resolve) =>
+      socket.bind(0, () => socket.connect(this.port, this.address, () => resolve())),
+    );
   }
 
   get localPort(): number {
@@ -47,7 +55,11 @@ export class UdpChannel implements DatagramChannel {
   }
 
   send(data: Buffer): void {
-    this.socket.send(data, this.port, this.address);
+    try {
+      this.socket.send(data);
+    } catch {
+      // The socket is being replaced (rebind) or closed: the datagram is lost, as on the air.
+    }
   }
 
   /** Comes back from a new source port; the old one is closed. */

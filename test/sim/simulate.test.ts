@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatencyRecorder } from '../../src/sim/latency.js';
 import { parseSimOptions } from '../../src/sim/options.js';
 import { runSimulation } from '../../src/sim/simulate.js';
+import { formatSummary } from '../../src/sim/stats.js';
+import { createSocket } from 'node:dgram';
 import { CLI, assertBuilt } from '../support/child-gateway.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { LossyRelay } from '../support/lossy-relay.js';
@@ -20,6 +22,15 @@ const DEVICES = [
     psk: { identity: `dtls-${i + 1}`, key: PSK },
   })),
 ];
+
+/** A UDP port nobody listens on (bound for a moment, then closed). */
+async function closedUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(r));
+  return port;
+}
 
 describe('cellgate simulate', () => {
   let gw: TestGateway;
@@ -58,7 +69,7 @@ describe('cellgate simulate', () => {
     const body = JSON.parse(Buffer.from(got[0].envelope.raw, 'base64').toString()) as Record<string, unknown>;
     expect(body).toMatchObject({ id: got[0].deviceId });
     expect(got.every((m) => m.envelope.coap.type === 'CON' && m.envelope.path === 'telemetry')).toBe(true);
-    const l = s.latencyMs;
+    const l = s.latencyMs!;
     expect(0 < l.min && l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max).toBe(true);
     expect(lines).toMatch(/sent \d+\/12 {2}acked \d+/);
   });
@@ -161,7 +172,7 @@ describe('cellgate simulate', () => {
       expect(s).toMatchObject({ acknowledged: 2, messages: 12 });
     });
 
-    it('counts a handshake the gateway refuses (wrong key) as a failure', async () => {
+    it('counts a handshake the gateway refuses (wrong key) as a failure, and says so in the summary', async () => {
       const s = await runSimulation(
         parseSimOptions(
           [
@@ -175,8 +186,73 @@ describe('cellgate simulate', () => {
           ].concat('--devices 2 --count 3 --ack-timeout-ms 100 --progress-ms 0'.split(' ')),
         ),
       );
-      expect(s).toMatchObject({ sent: 0, acknowledged: 0, failed: { handshake: 6 } });
+      expect(s).toMatchObject({
+        sent: 0,
+        acknowledged: 0,
+        failed: { 'handshake-refused': 6 },
+        latencyMs: null,
+      });
+      const text = formatSummary(s);
+      expect(text).toMatch(/^uplinks sent +0 of 6 {2}\(6 not sent\)$/m);
+      expect(text).toMatch(/^failed +6 {2}\(handshake-refused × 6\)$/m);
+      expect(text).toMatch(/^latency ms +n\/a \(nothing acknowledged\)$/m);
     });
+
+    it('gives up a handshake nobody answers after --handshake-timeout-ms, and tells a closed port apart', async () => {
+      // The NoSec port: something listens, but it does not speak DTLS (silence, as behind a firewall).
+      const t0 = performance.now();
+      const silent = await runSimulation(
+        parseSimOptions(
+          ['--port', String(gw.coapPort), '--dtls', '--psk-key', PSK, '--id-prefix', 'dtls-'].concat(
+            '--devices 2 --count 2 --handshake-timeout-ms 300 --ack-timeout-ms 100 --progress-ms 0'.split(
+              ' ',
+            ),
+          ),
+        ),
+      );
+      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(silent).toMatchObject({ sent: 0, failed: { 'handshake-timeout': 4 } });
+      // A port nobody listens on: ICMP port unreachable ends the handshake at once.
+      const closed = await closedUdpPort();
+      const t1 = performance.now();
+      const refused = await runSimulation(
+        parseSimOptions(
+          ['--port', String(closed), '--dtls', '--psk-key', PSK].concat(
+            '--devices 2 --count 1 --handshake-timeout-ms 20000 --progress-ms 0'.split(' '),
+          ),
+        ),
+      );
+      expect(performance.now() - t1).toBeLessThan(5000);
+      expect(refused).toMatchObject({ sent: 0, failed: { unreachable: 2 } });
+    });
+  });
+
+  it('as the CLI, a refused handshake reads as failed uplinks that were never sent (exit 1)', async () => {
+    assertBuilt();
+    const r = await run(process.execPath, [
+      CLI,
+      'simulate',
+      '--dtls',
+      '--psk-key',
+      'text:wrong',
+      '--port',
+      String(gw.ports.dtls),
+      '--id-prefix',
+      'dtls-',
+      '--count',
+      '2',
+      '--progress-ms',
+      '0',
+    ]).catch((e: { code: number; stdout: string }) => e);
+    expect(r).toMatchObject({ code: 1 });
+    expect(r.stdout).toMatch(/^uplinks sent +0 of 2 {2}\(2 not sent\)$/m);
+    expect(r.stdout).toMatch(/^failed +2 {2}\(handshake-refused × 2\)$/m);
+    expect(r.stdout).toMatch(/^latency ms +n\/a/m);
+  });
+
+  it('counts no separate responses for NON uplinks (their answers are NON messages of their own)', async () => {
+    const s = await runSimulation(opts('--devices 2 --count 3 --non-ratio 1 --progress-ms 0'));
+    expect(s).toMatchObject({ sent: 6, acknowledged: 6, separateResponses: 0 });
   });
 
   it('reports refusals by response code', async () => {
