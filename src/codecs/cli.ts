@@ -45,7 +45,10 @@ function documentProblem(data: unknown): string | undefined {
     );
   if (d.version !== undefined && !(Number.isInteger(d.version) && (d.version as number) >= 0))
     return '"version" is not a whole number';
-  if (d.desired !== undefined && (d.desired === null || typeof d.desired !== 'object' || Array.isArray(d.desired)))
+  if (
+    d.desired !== undefined &&
+    (d.desired === null || typeof d.desired !== 'object' || Array.isArray(d.desired))
+  )
     return '"desired" is not an object';
   if (
     d.commands !== undefined &&
@@ -177,8 +180,20 @@ export async function codecCommand(argv: string[], out: TextOut, err: TextOut): 
     const device: Device = { id: 'cli', thing: 'cli', ips: [], codec: spec };
     const report = await registry.prepare([device]);
     if (report.failed.length) {
-      err.write(`${report.failed[0].error}\n`);
-      return 1;
+      const error = report.failed[0].error;
+      if (!/ codec options: /.test(error)) {
+        err.write(`${error}\n`);
+        return 1;
+      }
+      // Options come from --options here: a usage mistake. Show the shape, with the required names.
+      const required = [...error.matchAll(/"([^"]+)" is required/g)].map((m) => `"${m[1]}": …`);
+      const shape = `{${(required.length ? required : ['"name": value']).join(', ')}}`;
+      err.write(
+        `${error}\n` +
+          `give them as JSON: cellgate codec ${command} ${codec} ${input} --options '${shape}' ` +
+          '(docs/codecs.md lists each codec’s options)\n',
+      );
+      return 2;
     }
     if (command === 'test') {
       const bytes = (await readArg(input)) ?? parseHex(input);

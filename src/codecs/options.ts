@@ -11,10 +11,15 @@ export function parseCodecOptions<T extends z.ZodType>(
   schema: T,
   options: unknown,
 ): z.infer<T> {
-  const result = schema.safeParse(options ?? {});
+  const given = (options ?? {}) as Record<string, unknown>;
+  const result = schema.safeParse(given);
   if (result.success) return result.data;
-  const lines = result.error.issues.map(
-    (i) => `${i.path.length ? i.path.join('.') : '(options)'}: ${i.message}`,
-  );
+  const lines = result.error.issues.map((i) => {
+    const key = i.path.join('.');
+    // A required option left out is said plainly, not as a type mismatch with undefined.
+    if (i.path.length === 1 && typeof given === 'object' && given[String(i.path[0])] === undefined)
+      return `"${key}" is required`;
+    return `${key || '(options)'}: ${i.message}`;
+  });
   throw new CodecOptionsError(`${codec} codec options: ${lines.join('; ')}`);
 }

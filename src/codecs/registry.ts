@@ -183,6 +183,12 @@ function assertJsonable(v: unknown, depth: number, seen: Set<object>): void {
   }
 }
 
+/** `device a`, or `3 devices (a, b, c)` with the first five named, for log messages. */
+function deviceList(ids: readonly string[]): string {
+  if (ids.length === 1) return `device ${ids[0]}`;
+  return `${ids.length} devices (${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', …' : ''})`;
+}
+
 export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private readonly config: CodecsConfig;
   private readonly baseDir: string;
@@ -446,7 +452,10 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     this.retire(previous, next);
     const failed = [...users].map(([key, devs]) => {
       const e = next.get(key) as Entry;
-      this.log.error({ codec: e.name, devices: devs.length, err: e.error }, 'codec unavailable');
+      this.log.error(
+        { codec: e.name, devices: devs.length, deviceIds: devs.slice(0, 20), err: e.error },
+        `codec unavailable for ${deviceList(devs)}`,
+      );
       return { codec: e.name, devices: devs, error: e.error as string };
     });
     return { codecs: next.size, failed };
@@ -722,8 +731,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     else entry = dc.codec;
     const codec = entry.codec;
     if (codec === null) return this.failed(entry, true, 'unavailable', entry.error ?? 'codec unavailable', 0);
-    if (!codec.encodeDownlink)
-      return this.unsupported(entry);
+    if (!codec.encodeDownlink) return this.unsupported(entry);
     const t0 = performance.now();
     if (entry.sandboxed) return this.sandboxed(entry, codec as SandboxedCodec, null, data, ctx, t0);
     let out: EncodeOutput | Promise<EncodeOutput>;

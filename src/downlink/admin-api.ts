@@ -18,6 +18,11 @@ import type { Downlinks } from './downlinks.js';
 import { isJsonObject, parseShadowUpdate, shadowAnswer, unixSeconds } from './shadow-document.js';
 
 export interface AdminApiOptions {
+  /**
+   * Whether a device in the registry has this thing (undefined when the registry cannot say). Writes for a
+   * thing no device uses are accepted (the device may be added later) with a warning in the answer.
+   */
+  thingInUse?: (thing: string) => boolean | undefined;
   shadowName: string;
   maxBodyBytes: number;
   commands: { defaultTtlSeconds: number; maxTtlSeconds: number; maxCommandBytes: number };
@@ -25,13 +30,21 @@ export interface AdminApiOptions {
 
 const THING = /^[a-zA-Z0-9:_-]{1,128}$/;
 
-function send(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
-  const data = JSON.stringify(body);
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  errorType?: string,
+  warning?: string,
+): void {
+  const data = JSON.stringify(warning === undefined ? body : { ...(body as object), warning });
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(data),
   };
   if (errorType) headers['x-amzn-errortype'] = errorType;
+  // RFC 7234 §5.5 warn-code 299 (miscellaneous persistent warning); the text is quoted, so no quotes in it.
+  if (warning) headers.warning = `299 cellgate "${warning.replace(/["\\]/g, "'")}"`;
   res.writeHead(status, headers);
   res.end(data);
 }
@@ -156,7 +169,13 @@ export class AdminApi {
       return send(res, 200, shadowAnswer(state, unixSeconds()));
     }
     if (method === 'POST')
-      return send(res, 200, await this.downlinks.updateShadow(thing, parseShadowUpdate(body)));
+      return send(
+        res,
+        200,
+        await this.downlinks.updateShadow(thing, parseShadowUpdate(body)),
+        undefined,
+        this.unusedThingWarning(thing),
+      );
     if (method === 'DELETE') return send(res, 200, await this.downlinks.deleteShadow(thing));
     throw new ApiError(405, 'MethodNotAllowedException', `${method} is not allowed on a shadow`);
   }
@@ -208,6 +227,15 @@ export class AdminApi {
         `Command data over ${c.maxCommandBytes} bytes (downlink.commands.maxCommandBytes)`,
       );
     const command = await this.downlinks.enqueue(thing, data, ttl * 1000);
-    send(res, 201, commandView(command));
+    send(res, 201, commandView(command), undefined, this.unusedThingWarning(thing));
+  }
+
+  /** The warning for a write to a thing no device in the registry uses (a typo, or a device not added yet). */
+  private unusedThingWarning(thing: string): string | undefined {
+    if (this.opts.thingInUse?.(thing) !== false) return undefined;
+    return (
+      `no device in the registry has thing ${thing}: the downlink waits until a device with ` +
+      `thing: ${thing} (or id: ${thing} without a thing) is in the device file`
+    );
   }
 }

@@ -1,6 +1,7 @@
 /** Builds the downlink layer from the `downlink` config section: shadow source, command store, cache. */
 import type { AdminConfig } from '../config/admin.js';
 import type { DownlinkConfig } from '../config/downlink.js';
+import type { DeviceRegistry } from '../devices/registry.js';
 import { AdminAuth } from '../ops/admin-auth.js';
 import type { HttpSidePort } from '../ops/http.js';
 import type { Logger } from '../ops/logger.js';
@@ -105,12 +106,21 @@ export function createDownlinks(
   );
 }
 
+/** Whether a device of the registry has the thing; undefined when the registry cannot list its devices. */
+function thingInUse(registry: DeviceRegistry, thing: string): boolean | undefined {
+  const all = registry.values?.();
+  if (!all) return undefined;
+  for (const d of all) if (d.thing === thing) return true;
+  return false;
+}
+
 /** Serves the admin API on the HTTP side port (unless `admin.enabled` is false). */
 export function mountAdminApi(
   http: HttpSidePort,
   downlinks: Downlinks,
   config: { admin: AdminConfig; downlink: DownlinkConfig },
   log: Logger,
+  registry?: DeviceRegistry,
 ): void {
   if (!config.admin.enabled) return;
   const c = config.downlink.commands;
@@ -118,6 +128,7 @@ export function mountAdminApi(
     downlinks,
     new AdminAuth(config.admin),
     {
+      thingInUse: registry?.values && ((thing) => thingInUse(registry, thing)),
       shadowName: config.downlink.shadow.name,
       maxBodyBytes: config.admin.maxBodyBytes,
       commands: {

@@ -18,6 +18,7 @@ import type { DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Device } from '../devices/device.js';
 import type { CapReporter } from '../ops/metrics.js';
+import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import type { Logger } from '../ops/logger.js';
 import { encodeAlert } from './alert.js';
 import {
@@ -114,6 +115,8 @@ export class Handshaker {
   private readonly inProgress = new Set<DtlsSession>();
   private readonly perIp = new Map<string, number>();
   private readonly header = new HandshakeHeader();
+  /** Refused identities are logged once a minute each at most. */
+  private readonly refusalLog: KeyedLogLimit;
 
   constructor(
     private readonly host: HandshakeHost,
@@ -122,6 +125,7 @@ export class Handshaker {
     this.suites = config.cipherSuites.map(suiteByName);
     this.cookies = new CookieJar(config.cookieSecretRotationMs);
     this.hint = Buffer.from(config.identityHint, 'utf8');
+    this.refusalLog = new KeyedLogLimit(60_000, 10_000, () => host.caps.hit('log_limit_keys'));
   }
 
   get active(): number {
@@ -583,10 +587,25 @@ export class Handshaker {
 
   private fail(s: DtlsSession, hs: Handshake, reason: HandshakeFailure, alert?: number): void {
     this.host.stats.handshakesFailed[reason]++;
-    this.host.log.debug(
-      { reason, address: s.address, port: s.port, identity: hs.identity || undefined },
-      'DTLS handshake failed',
-    );
+    const fields = {
+      reason,
+      deviceId: hs.deviceId,
+      pskIdentity: hs.identity || undefined,
+      address: s.address,
+      port: s.port,
+    };
+    // A device refused for its credentials is worth an info line (once a minute per identity at most);
+    // other failures (floods, garbage, lost flights) stay at debug.
+    const refused = reason === 'unknown_identity' || reason === 'bad_key';
+    const held = refused ? this.refusalLog.take(hs.identity) : undefined;
+    if (held !== undefined)
+      this.host.log.info(
+        { ...fields, suppressed: held || undefined },
+        reason === 'bad_key'
+          ? 'DTLS handshake refused: wrong key for this PSK identity'
+          : 'DTLS handshake refused: unknown PSK identity',
+      );
+    else this.host.log.debug(fields, 'DTLS handshake failed');
     if (alert !== undefined) this.sendAlert(s.address, s.port, s.epoch0Seq++, alert);
     this.end(s, hs);
     this.host.discard(s);

@@ -29,6 +29,7 @@ import {
 import { registerGatewayMetrics } from '../ops/gateway-metrics.js';
 import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
 import { socketErrorLog } from '../ops/socket-errors.js';
+import { packageVersion } from '../ops/version.js';
 import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
@@ -71,6 +72,38 @@ export interface RunningGateway {
   shutdown(signal?: string): Promise<ShutdownResult>;
   /** Closes at once; pending separate responses are abandoned. */
   close(): Promise<void>;
+}
+
+/** Where uplinks go, for the start-up line: the sink and its target (an MQTT URL without credentials). */
+function uplinkDestination(p: LoadedConfig['config']['publisher']): string {
+  switch (p.type) {
+    case 'file':
+      return `file ${p.path}`;
+    case 'aws-iot':
+      return `aws-iot ${p.endpoint || '(AWS_ENDPOINT_URL_IOT_DATA_PLANE)'}`;
+    case 'mqtt':
+      try {
+        const url = new URL(p.url);
+        url.username = url.password = '';
+        return `mqtt ${url.toString()}`;
+      } catch {
+        return 'mqtt';
+      }
+    default:
+      return p.type;
+  }
+}
+
+/** Who the admin API serves, for the start-up line. */
+function adminMode(config: LoadedConfig['config']): string {
+  if (!config.downlink.enabled || !config.admin.enabled) return 'off';
+  const a = config.admin;
+  const token = Boolean(a.token || a.tokenFile);
+  const sigv4 = Boolean(a.sigv4.accessKeyId);
+  if (token && sigv4) return 'bearer token or SigV4';
+  if (token) return 'bearer token';
+  if (sigv4) return 'SigV4';
+  return 'loopback clients only (no credentials configured)';
 }
 
 export async function startGateway(
@@ -144,6 +177,7 @@ export async function startGateway(
       'outcome',
     );
     const gateway = new Gateway({
+      onLogCap: () => caps.hit('log_limit_keys'),
       registry,
       decoder,
       publisher,
@@ -245,7 +279,7 @@ export async function startGateway(
     const details = () => ({ store: state.report() });
     registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
     const http = new HttpSidePort(metrics, { notReady, details }, log);
-    if (downlinks) mountAdminApi(http, downlinks, config, log);
+    if (downlinks) mountAdminApi(http, downlinks, config, log, registry);
     const httpPort = await http.listen(config.http.bind, config.http.port).catch((err: unknown) => {
       const at = {
         bind: config.http.bind,
@@ -259,10 +293,17 @@ export async function startGateway(
 
     log.info(
       {
+        version: packageVersion(),
+        config: loaded.file ?? '(defaults)',
         coap: nosec ? `${coap.bind}:${nosec.port}` : 'off',
         dtls: dtls ? `${coap.bind}:${dtls.port}` : 'off',
         http: `${config.http.bind}:${httpPort}`,
         devices: registry.size,
+        uplinks: overrides.publisher ? publisher.type : uplinkDestination(config.publisher),
+        downlinks: config.downlink.enabled
+          ? `shadow ${config.downlink.shadow.source}, commands ${config.downlink.commands.store}`
+          : 'off',
+        admin: adminMode(config),
       },
       'cellgate listening',
     );

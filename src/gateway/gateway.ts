@@ -6,12 +6,13 @@
  */
 import { NO_HELD_BODY, NO_TRANSFER } from '../coap/blockwise.js';
 import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
-import type { CoapResponse, Exchange, RequestHandler } from '../coap/exchange.js';
+import { queryValue, type CoapResponse, type Exchange, type RequestHandler } from '../coap/exchange.js';
 import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
 import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { deviceLogger, type Logger } from '../ops/logger.js';
+import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import { counterFrom, FastHistogram, type MetricsRegistry } from '../ops/metrics.js';
 import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
 import type { TopicRenderer } from '../publish/topic.js';
@@ -28,6 +29,8 @@ export type RouteHandler = (ex: Exchange) => void;
 export type UplinkResponder = (ex: Exchange, device: Device, response: CoapResponse) => void;
 
 export interface GatewayDeps {
+  /** Told when a per-device log limit forgets a device (its cap on devices bit). */
+  onLogCap?: () => void;
   registry: DeviceRegistry;
   decoder: UplinkDecoder;
   publisher: Publisher;
@@ -64,8 +67,13 @@ export class Gateway implements RequestHandler {
    */
   respondAgain: UplinkResponder | undefined = undefined;
 
+  private readonly refusalLog: KeyedLogLimit;
+  private readonly decodeFailureLog: KeyedLogLimit;
+
   constructor(private readonly deps: GatewayDeps) {
     const r = deps.metrics;
+    this.refusalLog = new KeyedLogLimit(60_000, 10_000, deps.onLogCap);
+    this.decodeFailureLog = new KeyedLogLimit(60_000, 10_000, deps.onLogCap);
     counterFrom(r, 'cellgate_uplinks_total', 'Uplinks by outcome.', () => this.outcomes, 'outcome');
     this.publishSeconds = new FastHistogram(
       r,
@@ -153,14 +161,7 @@ export class Gateway implements RequestHandler {
     const device = identify(ex, this.deps.registry, this.deps.identity);
     if (typeof device === 'string') {
       this.count('unauthorized');
-      const log = this.deps.log;
-      if (log.isLevelEnabled('debug')) {
-        const peer = ex.peer;
-        log.debug(
-          { remote: `${peer.address}:${peer.port}`, pskIdentity: peer.pskIdentity, path: ex.path },
-          `uplink refused: ${device}`,
-        );
-      }
+      this.logRefusal(ex, device);
       return ex.respond(text(Code.UNAUTHORIZED, device));
     }
     const refusal = this.deps.decoder.refuses?.(device, ex.path, ex.contentFormat);
@@ -184,8 +185,42 @@ export class Gateway implements RequestHandler {
     else this.publish(ex, device, result);
   }
 
+  /**
+   * A refused uplink at info, with the id the device claimed (or its address when it claimed none): once a
+   * minute per claimed id at most, saying how many were held back.
+   */
+  private logRefusal(ex: Exchange, reason: string): void {
+    const peer = ex.peer;
+    const claimedId = queryValue(ex.query, this.deps.identity.queryKey) ?? peer.deviceId;
+    const held = this.refusalLog.take(claimedId ?? peer.pskIdentity ?? peer.address);
+    if (held === undefined) return;
+    this.deps.log.info(
+      {
+        claimedId,
+        pskIdentity: peer.pskIdentity,
+        remote: `${peer.address}:${peer.port}`,
+        path: ex.path,
+        suppressed: held || undefined,
+      },
+      `uplink refused: ${reason}`,
+    );
+  }
+
+  /** A payload the device's codec could not decode (published all the same), once a minute per device. */
+  private logDecodeFailure(device: Device, path: string, decoded: DecodeResult): void {
+    const held = this.decodeFailureLog.take(device.id);
+    if (held === undefined) return;
+    deviceLogger(this.deps.log, device).info(
+      { codec: decoded.codec, path, decodeError: decoded.error, suppressed: held || undefined },
+      'uplink not decoded; published with decodeError',
+    );
+  }
+
   private publish(ex: Exchange, device: Device, decoded: DecodeResult): void {
-    if (decoded.error !== undefined) this.count('decode_error');
+    if (decoded.error !== undefined) {
+      this.count('decode_error');
+      this.logDecodeFailure(device, ex.path, decoded);
+    }
     const peer = ex.peer;
     const msg = ex.request;
     const uplink = this.uplinkIdentity(ex, device);

@@ -116,7 +116,7 @@ describe('js codec: payload formatters from the device repository', () => {
     expect(errors).toMatch(/syntax-error\.js: .*Unexpected token/);
     expect(errors).toMatch(/no-decoder\.js: the script defines no decodeUplink function/);
     expect(errors).toMatch(/cannot read script .*missing\.js/);
-    expect(errors).toMatch(/js codec options: script/);
+    expect(errors).toMatch(/js codec options: "script" is required/);
     const r = await registry.decode(bad[0], Buffer.from([1]), uplink());
     expect(r).toMatchObject({ codec: 'js', data: null });
     expect(r.error).toMatch(/Unexpected token/);
