@@ -155,9 +155,12 @@ function issueLines(issue: z.core.$ZodIssue, source: string, sources: EnvSources
       const full = [...keys, k];
       const v = envSourceOf(full, sources);
       const where = full.map(String).join('.');
-      return v
-        ? `environment variable ${v}: ${where} is not a config key`
-        : `${source}: ${where}: unknown key (see docs/configuration.md)`;
+      if (v) return `environment variable ${v}: ${where} is not a config key`;
+      // The file's key may be fine, and a variable changed the section (publisher.type) under it.
+      const section = keys.map(String).join('.');
+      const nearby = [...sources].filter(([p]) => section !== '' && p.startsWith(`${section}.`));
+      const also = nearby.length ? ` (the environment sets ${nearby.map(([, n]) => n).join(', ')})` : '';
+      return `${source}: ${where}: unknown key${also} (see docs/configuration.md)`;
     });
   }
   const where = keys.length ? keys.map(String).join('.') : '(top level)';

@@ -149,6 +149,17 @@ describe('start-up mistakes end with one line each and exit 78', () => {
     expect(unknown.stderr).toMatch(
       /^cellgate: environment variable CELLGATE_COAP__PROT: coap has no key "PROT"; the variables for its keys are CELLGATE_COAP__BIND, CELLGATE_COAP__PORT, /,
     );
+    // A variable that changes a section (publisher.type) is named beside the file key it makes unknown.
+    const type = await runCli(
+      ['config', 'check', '--config', setup({ publisher: { type: 'file', path: 'u.jsonl' } }, [])],
+      {
+        env: { CELLGATE_PUBLISHER__TYPE: 'null' },
+      },
+    );
+    expect(type.code).toBe(78);
+    expect(type.stderr).toMatch(
+      /publisher\.path: unknown key \(the environment sets CELLGATE_PUBLISHER__TYPE\)/,
+    );
     // A mistake in the file is still blamed on the file.
     const file = setup({ coap: { port: 'abc' } }, [{ id: 'a' }]);
     const r = await runCli(['config', 'check', '--config', file]);

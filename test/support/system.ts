@@ -23,6 +23,7 @@ export const SYSTEM_PEERS: SystemPeer[] = [
   { command: 'mosquitto', pkg: 'mosquitto' },
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients' },
   { command: 'aws', pkg: 'awscli' },
+  { command: 'curl', pkg: 'curl' },
 ];
 
 export function hasCommand(command: string): boolean {
