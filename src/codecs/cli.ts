@@ -127,19 +127,34 @@ async function setup(
   return { config, baseDir, spec };
 }
 
+/** The codecs, one per line: name (padded to the longest), description, and a plugin's module. */
 async function list(registry: CodecRegistry, config: CodecsConfig, out: TextOut): Promise<void> {
   const { builtin, plugins } = registry.names();
+  const width = Math.max(...builtin.map((n) => n.length), ...plugins.map((n) => n.length)) + 2;
+  const describe = async (name: string): Promise<string> => {
+    try {
+      return oneLine((await registry.plugin(name)).description ?? '');
+    } catch (err) {
+      return `(cannot load: ${oneLine((err as Error).message)})`;
+    }
+  };
   out.write('built-in codecs:\n');
-  for (const name of builtin) {
-    const p = await registry.plugin(name);
-    out.write(`  ${name.padEnd(10)} ${p.description ?? ''}\n`);
-  }
+  for (const name of builtin) out.write(`  ${(name.padEnd(width) + (await describe(name))).trimEnd()}\n`);
   if (plugins.length === 0) return;
   out.write('plugins:\n');
   for (const name of plugins) {
     const { module, isolation } = pluginModule(config.plugins[name]);
-    out.write(`  ${name.padEnd(10)} ${module} (isolation: ${isolation})\n`);
+    const description = await describe(name);
+    out.write(
+      `  ${name.padEnd(width)}${description ? `${description} — ` : ''}${module} (isolation: ${isolation})\n`,
+    );
   }
+}
+
+/** A description on one line, at most 100 characters. */
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 100 ? `${line.slice(0, 99)}…` : line;
 }
 
 /** Runs `cellgate codec <argv…>`; returns the exit code (0 done, 1 codec failure, 2 usage). */

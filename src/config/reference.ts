@@ -62,11 +62,13 @@ export function renderConfigReference(): string {
     '',
     '<!-- Generated from src/config by `npm run docs:config`; a test fails when it is out of date. -->',
     '',
-    'cellgate reads one YAML file (`cellgate start --config FILE`). Every key is optional; the defaults are',
+    'cellgate reads one YAML file (`npx cellgate start --config FILE`). Every key is optional; the defaults are',
     'below. Relative paths resolve against the config file’s folder. Any key can be overridden from the',
     'environment: `CELLGATE_<SECTION>__<KEY>` with levels separated by a double underscore and each level in',
-    'UPPER_SNAKE_CASE, e.g. `CELLGATE_COAP__DTLS_PORT=5684`, `CELLGATE_PUBLISHER__TYPE=stdout`. Values are read',
-    'as YAML (`5684` is a number, `true` a boolean, `[a, b]` a list).',
+    'UPPER_SNAKE_CASE or spelled as the key, e.g. `CELLGATE_COAP__DTLS_PORT=5684`, `CELLGATE_PUBLISHER__TYPE=stdout`,',
+    '`CELLGATE_DTLS__connectionIdLength=4`. Values are read as YAML (`5684` is a number, `true` a boolean, `[a, b]`',
+    'a list). A bad value is reported naming the variable; a variable that names no key is an error listing the',
+    'variables of that level. Mistakes end start-up with exit code 78, one line each.',
     '',
   ];
   for (const [section, s] of Object.entries(schema.properties ?? {})) {

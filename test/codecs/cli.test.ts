@@ -44,6 +44,27 @@ describe('cellgate codec (CLI)', () => {
     expect(r.out).toMatch(/^plugins:\n {2}iso +\/.*isolated\.mjs \(isolation: worker\)$/m);
   });
 
+  it('lists a plugin with its description, columns aligned to the longest name', async () => {
+    const long = join(dir, 'long.yaml');
+    writeFileSync(
+      long,
+      `codecs:\n  plugins:\n    a-rather-long-plugin-name: ${join(dir, 'described.mjs')}\n`,
+    );
+    writeFileSync(
+      join(dir, 'described.mjs'),
+      'export default { name: "x", description: "meter frames,\\n  version 2", create: () => ({ decodeUplink: () => ({ data: null }) }) };',
+    );
+    const r = await run('list', '--config', long);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.split('\n');
+    const at = (name: string) => lines.find((l) => l.startsWith(`  ${name} `)) as string;
+    const column = at('a-rather-long-plugin-name').indexOf('meter frames');
+    expect(at('a-rather-long-plugin-name').slice(column)).toBe(
+      `meter frames, version 2 — ${join(dir, 'described.mjs')} (isolation: worker)`,
+    );
+    expect(at('json').indexOf('JSON text')).toBe(column);
+  });
+
   it('decodes hex or a file and prints the JSON', async () => {
     expect(await run('test', 'cbor', 'a1 61 61 01')).toEqual({ code: 0, out: '{\n  "a": 1\n}\n', err: '' });
     expect(await run('test', 'json', `@${join(dir, 'payload.bin')}`)).toMatchObject({

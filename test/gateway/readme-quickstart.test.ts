@@ -165,4 +165,45 @@ describe('README quickstart', () => {
       expect(logs.at(-1)).toMatchObject({ msg: 'stopped', drained: true });
     }
   });
+
+  it('the simulator example of docs/operations.md runs against the example devices', async () => {
+    assertBuilt();
+    const ops = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+    const command = /^npx cellgate simulate --host 127\.0\.0\.1 .*$/m.exec(ops)?.[0];
+    expect(command).toBe(
+      'npx cellgate simulate --host 127.0.0.1 --devices 10 --count 10 --rate 50 --rebind 0.3',
+    );
+    const gw = spawn(process.execPath, ['dist/src/cli.js', 'start', '--config', 'examples/cellgate.yaml'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        CELLGATE_COAP__BIND: '127.0.0.1',
+        CELLGATE_COAP__PORT: '0',
+        CELLGATE_COAP__DTLS_PORT: '0',
+        CELLGATE_HTTP__BIND: '127.0.0.1',
+        CELLGATE_HTTP__PORT: '0',
+        CELLGATE_PUBLISHER__PATH: join(dir, 'simulated.jsonl'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+        let out = '';
+        gw.stdout.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          const line = out.split('\n').find((l) => l.includes('"cellgate listening"'));
+          if (line) resolve(JSON.parse(line) as Record<string, string>);
+        });
+        gw.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+      });
+      const port = String(ready.coap).split(':').pop() as string;
+      const r = await sh(`${command} --port ${port} --progress-ms 0`, ROOT);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^uplinks sent +100 of 100$/m);
+      expect(r.stdout).toMatch(/^acknowledged +100$/m);
+      expect(r.stdout).toMatch(/^failed +0$/m);
+    } finally {
+      gw.kill('SIGTERM');
+    }
+  });
 });
