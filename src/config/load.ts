@@ -89,6 +89,21 @@ function envPath(name: string, segments: readonly string[]): string[] {
   return path;
 }
 
+/** Whether `path` (`['downlink', 'shadow', 'source']`) names a key of the configuration schema. */
+export function isConfigKey(path: readonly string[]): boolean {
+  let schema: z.ZodType | undefined = configSchema;
+  for (const key of path) {
+    const l: Level = schema ? level(schema) : 'any';
+    if (l === 'any') {
+      schema = undefined;
+      continue;
+    }
+    if (l === 'leaf' || !l.keys.includes(key)) return false;
+    schema = l.child(key);
+  }
+  return true;
+}
+
 /** Config paths set from the environment (`coap.port`) → the variable that set them. */
 export type EnvSources = Map<string, string>;
 
