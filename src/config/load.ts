@@ -27,11 +27,17 @@ function camel(segment: string): string {
 /** What a schema node holds at the next level: the keys of an object (any union member), or anything. */
 type Level = { keys: readonly string[]; child(key: string): z.ZodType | undefined } | 'any' | 'leaf';
 
+/**
+ * The schema under wrappers (default, optional, refinements) and pipes: the input side of a pipe, or its
+ * output side when the input is a transform (`z.preprocess`).
+ */
 function unwrap(schema: z.ZodType): z.core.$ZodTypeDef {
-  let def = schema._zod.def as z.core.$ZodTypeDef & { innerType?: z.ZodType; in?: z.ZodType };
+  type Def = z.core.$ZodTypeDef & { innerType?: z.ZodType; in?: z.ZodType; out?: z.ZodType };
+  let def = schema._zod.def as Def;
   for (;;) {
-    if (def.innerType) def = def.innerType._zod.def as typeof def;
-    else if (def.type === 'pipe' && def.in) def = def.in._zod.def as typeof def;
+    if (def.innerType) def = def.innerType._zod.def as Def;
+    else if (def.type === 'pipe' && def.in && def.out)
+      def = (def.in._zod.def.type === 'transform' ? def.out : def.in)._zod.def as Def;
     else return def;
   }
 }

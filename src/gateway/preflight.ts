@@ -43,7 +43,8 @@ export function preflight(loaded: LoadedConfig, opts: PreflightOptions = {}): Pr
   const inConfig: string[] = [];
   if (opts.publisher !== false) inConfig.push(...publisherProblems(config.publisher, opts.env));
   if (config.downlink.enabled && config.admin.enabled) collect(inConfig, () => new AdminAuth(config.admin));
-  if (config.state.store === 'redis') collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
+  if (config.state.store === 'redis')
+    collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
   const source = loaded.file ? `config file ${loaded.file}` : 'config (defaults)';
   problems.push(...inConfig.map((p) => `${source}: ${p}`));
   if (problems.length) throw new ConfigError(problems);
