@@ -8,6 +8,8 @@ import type { LoadedConfig } from '../config/load.js';
 import { readDeviceSource, type DeviceSource } from '../devices/file-registry.js';
 import { AdminAuth } from '../ops/admin-auth.js';
 import { publisherProblems } from '../publish/index.js';
+import { downlinksUseRedis } from '../downlink/index.js';
+import { redisClientOptions } from '../state/redis.js';
 import { Keyring } from '../state/sealing.js';
 
 export interface PreflightOptions {
@@ -45,6 +47,8 @@ export function preflight(loaded: LoadedConfig, opts: PreflightOptions = {}): Pr
   if (config.downlink.enabled && config.admin.enabled) collect(inConfig, () => new AdminAuth(config.admin));
   if (config.state.store === 'redis')
     collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
+  if (config.state.store === 'redis' || downlinksUseRedis(config.downlink))
+    collect(inConfig, () => redisClientOptions(config.state.redis));
   const source = loaded.file ? `config file ${loaded.file}` : 'config (defaults)';
   problems.push(...inConfig.map((p) => `${source}: ${p}`));
   if (problems.length) throw new ConfigError(problems);

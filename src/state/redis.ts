@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions as IoRedisOptions } from 'ioredis';
+import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../ops/logger.js';
 
 export interface RedisOptions {
@@ -45,16 +46,18 @@ export function redisClientOptions(opts: RedisOptions): {
   try {
     u = new URL(opts.url);
   } catch {
-    throw new Error(`state.redis.url is not a URL: ${redactUrl(opts.url)}`);
+    throw new ConfigError(`state.redis.url is not a URL: ${redactUrl(opts.url)}`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
-    throw new Error(`state.redis.url must start with redis:// or rediss://, not ${u.protocol}//`);
+    throw new ConfigError(`state.redis.url must start with redis:// or rediss://, not ${u.protocol}//`);
   let password = u.password ? decodeURIComponent(u.password) : undefined;
   if (opts.passwordFile) {
     try {
       password = readFileSync(opts.passwordFile, 'utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
-      throw new Error(`cannot read state.redis.passwordFile: ${(err as Error).message}`, { cause: err });
+      throw new ConfigError(`cannot read state.redis.passwordFile: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
@@ -76,7 +79,7 @@ export function redisClientOptions(opts: RedisOptions): {
       try {
         options.tls.ca = readFileSync(opts.tlsCaFile);
       } catch (err) {
-        throw new Error(`cannot read state.redis.tlsCaFile: ${(err as Error).message}`, { cause: err });
+        throw new ConfigError(`cannot read state.redis.tlsCaFile: ${(err as Error).message}`, { cause: err });
       }
     }
   }
