@@ -63,7 +63,7 @@ import type { KeyStore } from './key-store.js';
 import type { DtlsStats, HandshakeFailure } from './metrics.js';
 import { FragmentResult, type HandshakeMessage } from './reassembly.js';
 import type { RecordHeader } from './record.js';
-import { DtlsSession, type SessionHost } from './session.js';
+import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { AddressKey, SessionTable } from './session-table.js';
 
 /**
@@ -358,12 +358,13 @@ export class Handshaker {
     const ext = hello.extensions;
     const suite = this.suites.find((s) => hello.cipherSuites.includes(s.id)) as CipherSuite;
     const useCid = this.config.connectionIdLength > 0 && ext.connectionId !== undefined;
+    const cid = useCid ? this.newCid() : '';
     const s = new DtlsSession(
       host,
-      'dtls:' + randomString(9, 'base64url'),
+      cid !== '' ? cidPeerKey(cid) : 'dtls:' + randomString(9, 'base64url'),
       address,
       port,
-      useCid ? this.newCid() : '',
+      cid,
       (Math.random() * 0x10000) | 0,
     );
     if (useCid) s.peerCid = (ext.connectionId as Buffer).toString('latin1');

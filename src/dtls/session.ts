@@ -16,6 +16,14 @@ export interface SessionHost {
   sendRecord(session: DtlsSession, type: number, content: Buffer): void;
 }
 
+/**
+ * The peer key of a session with a Connection ID: the same on every replica that serves the session (what
+ * the layers above key deduplication and message ids by), as the Connection ID names the session fleet-wide.
+ */
+export function cidPeerKey(cid: string): string {
+  return 'dtls:' + Buffer.from(cid, 'latin1').toString('hex');
+}
+
 export class DtlsSession implements Peer, ReplayState {
   /** Sessions are handed to the CoAP layer only once established. */
   deviceId: string | undefined = undefined;

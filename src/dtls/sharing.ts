@@ -25,7 +25,7 @@ import type { KeyStore } from './key-store.js';
 import { SLOT_BYTES } from './key-store.js';
 import type { DtlsStats } from './metrics.js';
 import type { RecordHeader } from './record.js';
-import { DtlsSession, type SessionHost } from './session.js';
+import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { SessionTable } from './session-table.js';
 
 /** Claims in flight at once; past it, records of unknown Connection IDs are dropped (and counted). */
@@ -407,7 +407,7 @@ export class SessionSharing {
     const c = claim.session;
     const s = new DtlsSession(
       this.host,
-      'dtls:' + Buffer.from(c.id, 'latin1').toString('hex'),
+      cidPeerKey(c.id),
       first.address,
       first.port,
       c.id,

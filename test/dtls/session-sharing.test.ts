@@ -160,6 +160,9 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
         (await f.replicas[1].metric('cellgate_dtls_sessions_revoked_total', { reason: 'moved' })) === 1,
     );
     expect(f.replicas.map((r) => r.delivered.length)).toEqual([2, 1, 1]);
+    // Every replica names the peer the same (what deduplication and message ids hang off).
+    const keys = new Set(f.replicas.flatMap((r) => r.delivered.map((d) => d.peer.key)));
+    expect([...keys]).toEqual([`dtls:${Buffer.from(c.core.serverCid, 'latin1').toString('hex')}`]);
     expect(f.nonceReuse()).toEqual([]);
   });
   it('never writes two records with one nonce: moves, racing take-overs, a killed owner, renewed leases', async () => {

@@ -40,8 +40,7 @@ class Device {
   }
 
   /** A confirmable POST /telemetry, retransmitted (new records) until answered. */
-  async uplink(body: object, timeoutMs = 4000): Promise<CoapMessage> {
-    const mid = this.messageId++;
+  async uplink(body: object, timeoutMs = 4000, mid = this.messageId++): Promise<CoapMessage> {
     const request = encodeMessage({
       type: MessageType.CON,
       code: Code.POST,
@@ -128,6 +127,17 @@ describe('gateways sharing DTLS sessions through Redis', () => {
     expect((await device.uplink({ n: 3 })).code).toBe(Code.CHANGED);
     expect(device.core.handshakes).toBe(1);
 
+    // A CON whose answer was lost is retransmitted after the next move: published again (if at all) under
+    // the same messageId, since every replica names the session the same.
+    await device.uplink({ n: 4 });
+    const first = c.recorder.messages.at(-1)!.envelope as { messageId: string };
+    await device.rebind();
+    device.target = a.ports.dtls as number;
+    expect((await device.uplink({ n: 4 }, 4000, 4)).code).toBe(Code.CHANGED);
+    const again = a.recorder.messages.filter(
+      (m) => (m.envelope as { messageId: string }).messageId === first.messageId,
+    );
+    expect(a.recorder.messages.length - again.length).toBe(1); // a's only other message: the first uplink
     const ready = (await (await fetch(`http://127.0.0.1:${c.ports.http}/readyz`)).json()) as object;
     expect(ready).toMatchObject({ ready: true, store: { kind: 'redis', cluster: false, reachable: true } });
     const text = await (await fetch(`http://127.0.0.1:${c.ports.http}/metrics`)).text();
