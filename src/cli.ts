@@ -123,6 +123,11 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if ((err as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS')) {
+      // A mistyped option: a usage error, not a bug.
+      process.stderr.write(`cellgate: ${(err as Error).message}\n\n${USAGE}`);
+      process.exit(2);
+    }
     if (err instanceof ConfigError) {
       for (const line of err.problems) process.stderr.write(`cellgate: ${line}\n`);
       if (debugErrors) process.stderr.write(`${err.stack ?? ''}\n`);

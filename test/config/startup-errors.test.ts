@@ -180,4 +180,18 @@ describe('start-up mistakes end with one line each and exit 78', () => {
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/^cellgate: cannot read device file .*nowhere\.yaml: ENOENT/);
   });
+
+  it('a mistyped option is a usage error (exit 2), not a stack trace', async () => {
+    for (const args of [
+      ['start', '--cnfig', 'x.yaml'],
+      ['config', 'check', '--bogus'],
+      ['healthcheck', '--bogus'],
+    ]) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^cellgate: Unknown option '--(cnfig|bogus)'/);
+      expect(r.stderr).toContain('Usage: cellgate <command>');
+      expect(r.stderr).not.toMatch(STACK_LINE);
+    }
+  });
 });
