@@ -5,6 +5,8 @@
 import type { PublisherConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import { AwsIotSink, awsIotTarget } from './aws-iot.js';
 import { Delivery } from './delivery.js';
@@ -48,9 +50,25 @@ export async function createPublisher(config: PublisherConfig, deps: PublisherDe
   }
 }
 
+/** Throws a ConfigError naming `key` unless the folder exists and is writable, or can be created. */
+function writableFolder(dir: string, key: string): void {
+  let at = dir;
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  try {
+    if (!statSync(at).isDirectory()) throw new ConfigError(`${key}: ${at} is a file, not a folder`);
+    accessSync(at, constants.W_OK);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(
+      `${key}: cannot write in ${at} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+}
+
 /**
  * What `createPublisher` would refuse in the `publisher` section, found without connecting anywhere: the
- * topic template, the aws-iot endpoint and region, the MQTT TLS files. One line per problem.
+ * topic template, the aws-iot endpoint and region, the MQTT TLS files, folders it must write in. One line
+ * per problem.
  */
 export function publisherProblems(config: PublisherConfig, env: NodeJS.ProcessEnv = process.env): string[] {
   const problems: string[] = [];
@@ -63,6 +81,8 @@ export function publisherProblems(config: PublisherConfig, env: NodeJS.ProcessEn
     }
   };
   check(() => compileTopic(config.topic));
+  if (config.type === 'file') check(() => writableFolder(dirname(config.path), 'publisher.path'));
+  if (config.ack === 'after-outbox') check(() => writableFolder(config.outbox.dir, 'publisher.outbox.dir'));
   if (config.type === 'aws-iot') check(() => awsIotTarget(config, env));
   if (config.type === 'mqtt') check(() => mqttTlsFiles(config));
   return problems;

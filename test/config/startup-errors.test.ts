@@ -4,9 +4,9 @@
  * the key or entry, and exit code 78 — no stack trace unless log.level is debug.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -193,5 +193,29 @@ describe('start-up mistakes end with one line each and exit 78', () => {
       expect(r.stderr).toContain('Usage: cellgate <command>');
       expect(r.stderr).not.toMatch(STACK_LINE);
     }
+  });
+
+  it('folders the publisher writes in: a file in the way, an outbox another process holds', async () => {
+    const config = setup({ publisher: { type: 'file', path: 'in-the-way/uplinks.jsonl' } }, [{ id: 'a' }]);
+    writeFileSync(join(config, '..', 'in-the-way'), 'x');
+    for (const command of [['start'], ['config', 'check']]) {
+      const r = await runCli([...command, '--config', config]);
+      expect(r.code, r.stderr).toBe(78);
+      expect(lines(r.stderr)).toEqual([
+        `cellgate: config file ${config}: publisher.path: ${join(config, '..', 'in-the-way')} is a file, not a folder`,
+      ]);
+    }
+    // This test process holds the outbox: start says so, naming the key and the variable.
+    const held = setup({ publisher: { type: 'null', ack: 'after-outbox', outbox: { dir: 'outbox' } } }, [
+      { id: 'a' },
+    ]);
+    const outbox = join(held, '..', 'outbox');
+    mkdirSync(outbox);
+    writeFileSync(join(outbox, 'lock'), `${hostname()} ${process.pid}\n`);
+    const r = await runCli(['start', '--config', held]);
+    expect(r.code, r.stderr).toBe(78);
+    expect(lines(r.stderr)).toEqual([
+      `cellgate: publisher.outbox.dir: outbox ${outbox} is in use by process ${process.pid} on this host: stop it, or give this gateway its own outbox folder (CELLGATE_PUBLISHER__OUTBOX__DIR)`,
+    ]);
   });
 });

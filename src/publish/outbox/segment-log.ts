@@ -12,6 +12,7 @@ import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHan
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../../ops/logger.js';
+import { ConfigError } from '../../config/errors.js';
 import { GroupCommit } from '../group-commit.js';
 import { PublishError } from '../publisher.js';
 import { crc32, decodeRecord, type StoredMessage } from './record.js';
@@ -361,11 +362,14 @@ export class SegmentLog {
       const [host, pidText] = held.split(' ');
       const pid = Number(pidText);
       if (host !== hostname())
-        throw new Error(
-          `outbox ${dir} belongs to host ${host}: give each gateway process its own outbox folder`,
+        throw new ConfigError(
+          `publisher.outbox.dir: outbox ${dir} belongs to host ${host}: give each gateway process its own outbox folder`,
         );
       if (pid !== process.pid && pidAlive(pid))
-        throw new Error(`outbox ${dir} is in use by process ${pid} on this host`);
+        throw new ConfigError(
+          `publisher.outbox.dir: outbox ${dir} is in use by process ${pid} on this host: stop it, or give this ` +
+            'gateway its own outbox folder (CELLGATE_PUBLISHER__OUTBOX__DIR)',
+        );
     }
     await writeFile(path, `${me}\n`);
     OPEN_DIRS.add(dir);
