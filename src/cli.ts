@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { codecCommand } from './codecs/cli.js';
+import { CodecRegistry } from './codecs/registry.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { renderConfigReference } from './config/reference.js';
 import { configSchema } from './config/schema.js';
@@ -78,6 +79,16 @@ async function main(argv: string[]): Promise<number> {
         const loaded = load(args);
         const report = preflight(loaded);
         process.stdout.write(stringify(loaded.config));
+        // Codecs that cannot be created do not stop start (their devices' uplinks carry the error): warnings.
+        const codecs = new CodecRegistry({ config: loaded.config.codecs, baseDir: loaded.baseDir });
+        try {
+          for (const f of (await codecs.prepare(report.devices?.devices ?? [])).failed)
+            process.stderr.write(
+              `cellgate: warning: codec ${f.codec} (devices ${f.devices.join(', ')}): ${f.error}\n`,
+            );
+        } finally {
+          await codecs.close();
+        }
         const devices = report.devices?.devices.length ?? 0;
         process.stderr.write(
           `cellgate: ${loaded.file ?? 'the default configuration'} is valid, with ${devices} ` +

@@ -175,6 +175,18 @@ describe('start-up mistakes end with one line each and exit 78', () => {
     expect(lines(ok.stderr)).toEqual([
       `cellgate: ${good} is valid, with 2 devices in ${join(good, '..', 'devices.yaml')}`,
     ]);
+    // A codec that cannot be created does not stop start (the devices' uplinks carry the error): a warning.
+    const codecs = setup({}, [
+      { id: 'a', codec: 'nope' },
+      { id: 'b', codec: { name: 'protobuf' } },
+    ]);
+    const warned = await runCli(['config', 'check', '--config', codecs]);
+    expect(warned.code, warned.stderr).toBe(0);
+    expect(lines(warned.stderr)).toEqual([
+      'cellgate: warning: codec nope (devices a): unknown codec "nope" (built-in: raw, json, cbor, senml, protobuf, js)',
+      'cellgate: warning: codec protobuf (devices b): protobuf codec options: "proto" is required; "type" is required',
+      `cellgate: ${codecs} is valid, with 2 devices in ${join(codecs, '..', 'devices.yaml')}`,
+    ]);
     const missing = setup({ devices: { file: 'nowhere.yaml' } }, []);
     const r = await runCli(['config', 'check', '--config', missing]);
     expect(r.code).toBe(78);
