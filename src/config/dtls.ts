@@ -77,14 +77,25 @@ export const dtlsSchema = z
       .int()
       .min(1)
       .default(10_000)
-      .describe('Cap on handshakes in progress (after a valid cookie); more are refused until some finish.'),
+      .describe(
+        'Cap on handshakes in progress (after a valid cookie); when it is reached, a new handshake evicts the oldest one in progress.',
+      ),
     maxHandshakesPerAddress: z
       .number()
       .int()
       .min(1)
       .default(64)
       .describe(
-        'Cap on handshakes in progress from one source IP address (carrier NATs put many devices behind one).',
+        'Cap on handshakes in progress from one IPv4 address or one IPv6 prefix of `ipv6PrefixLength` bits (carrier NATs put many devices behind one); more from there are refused until some finish.',
+      ),
+    ipv6PrefixLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(128)
+      .default(64)
+      .describe(
+        'IPv6 addresses count against `maxHandshakesPerAddress` by this prefix (a /64 is usually one subscriber or host); 128 counts each address alone.',
       ),
     maxHandshakeMessageBytes: z
       .number()
@@ -93,6 +104,14 @@ export const dtlsSchema = z
       .max(65_536)
       .default(4096)
       .describe('Largest incoming handshake message reassembled from fragments.'),
+    maxReassemblyBytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .default(4 * 1024 * 1024)
+      .describe(
+        'Cap on the bytes held by all handshakes for fragmented or out-of-order handshake messages; fragments beyond it are dropped (the client sends them again).',
+      ),
     cookieSecretRotationMs: z
       .number()
       .int()

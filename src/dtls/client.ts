@@ -42,6 +42,11 @@ export interface DtlsClientOptions {
   recordSizeLimit?: number;
   /** First retransmission timeout (default 250 ms); doubles up to 8 tries. */
   retransmitMs?: number;
+  /**
+   * The first four bytes of the ClientHello random (gmt_unix_time in RFC 5246), as device stacks write a
+   * clock there (seconds since boot, time()) or a constant; random by default.
+   */
+  helloTime?: number;
 }
 
 interface ServerHello {
@@ -113,6 +118,7 @@ export class DtlsClientCore {
     private readonly send: (datagram: Buffer) => void,
   ) {
     this.timeoutMs = opts.retransmitMs ?? 250;
+    if (opts.helloTime !== undefined) this.random.writeUInt32BE(opts.helloTime >>> 0, 0);
   }
 
   /** Starts the handshake; resolves once the server's Finished is verified. */

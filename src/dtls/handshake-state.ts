@@ -1,7 +1,7 @@
 /** What a handshake in progress holds; dropped as a whole when the handshake ends. */
 import type { HmacSha256, Sha256 } from './crypto/sha256.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
-import { Reassembler } from './reassembly.js';
+import { Reassembler, type ReassemblyBudget } from './reassembly.js';
 
 export const enum Step {
   /** Flight 4 sent; waiting for ClientKeyExchange (flight 5). */
@@ -10,6 +10,12 @@ export const enum Step {
   Lookup,
   /** Keys derived; waiting for the client's Finished. */
   AwaitFinished,
+}
+
+/** An epoch-1 record held during the PSK lookup, and the number of the datagram it came in. */
+export interface EarlyRecord {
+  readonly record: Buffer;
+  readonly datagram: number;
 }
 
 export class Handshake {
@@ -30,7 +36,12 @@ export class Handshake {
   /** The master secret, as the HMAC key the PRF uses for the key block and both Finished messages. */
   master: HmacSha256 | null = null;
   /** Epoch-1 records that arrived before the keys (the PSK lookup is asynchronous). */
-  readonly early: Buffer[] = [];
+  readonly early: EarlyRecord[] = [];
+  /**
+   * Number (the server's count) of the last datagram from the client's address that carried its
+   * ClientKeyExchange: an epoch-1 record in that datagram is the client's own Finished of flight 5.
+   */
+  keyExchangeDatagram = -1;
   /** message_seq of the server's next message. */
   serverSeq: number;
   readonly messages: Reassembler;
@@ -43,14 +54,15 @@ export class Handshake {
     readonly transcript: Sha256,
     /** message_seq of the ClientHello that started it (a repeat means flight 4 was lost). */
     readonly helloSeq: number,
-    /** Source IP, for the per-address cap. */
-    readonly ip: string,
+    /** What the per-address cap counts it under: the client's IPv4 address or IPv6 prefix. */
+    readonly admission: string,
     readonly startedAt: number,
     timeoutMs: number,
     maxMessageBytes: number,
+    budget: ReassemblyBudget,
   ) {
     this.timeoutMs = timeoutMs;
     this.serverSeq = helloSeq;
-    this.messages = new Reassembler(helloSeq + 1, maxMessageBytes);
+    this.messages = new Reassembler(helloSeq + 1, maxMessageBytes, budget);
   }
 }

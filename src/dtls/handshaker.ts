@@ -20,6 +20,7 @@ import type { Device } from '../devices/device.js';
 import type { CapReporter } from '../ops/metrics.js';
 import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import type { Logger } from '../ops/logger.js';
+import { admissionKey } from './admission.js';
 import { encodeAlert } from './alert.js';
 import {
   AlertDescription,
@@ -61,7 +62,7 @@ import {
 import { Handshake, Step } from './handshake-state.js';
 import type { KeyStore } from './key-store.js';
 import type { DtlsStats, HandshakeFailure } from './metrics.js';
-import { FragmentResult, type HandshakeMessage } from './reassembly.js';
+import { FragmentResult, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
 import type { RecordHeader } from './record.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { AddressKey, SessionTable } from './session-table.js';
@@ -88,8 +89,10 @@ export interface HandshakeHost extends SessionHost {
   unbind(s: DtlsSession, addressKey: AddressKey): void;
   /** The handshake completed: put the session in service. */
   establish(s: DtlsSession): void;
-  /** Feeds an epoch-1 record held during the PSK lookup back into the record layer. */
-  replay(s: DtlsSession, record: Buffer): void;
+  /** Feeds an epoch-1 record held during the PSK lookup (from datagram number `datagram`) back in. */
+  replay(s: DtlsSession, record: Buffer, datagram: number): void;
+  /** Number of the datagram being handled (counts every datagram received). */
+  readonly datagrams: number;
   /** Forgets a session: wipes its keys and removes it from the table. */
   discard(s: DtlsSession): void;
   readonly keys: KeyStore;
@@ -103,6 +106,11 @@ function hashMessage(hs: Handshake, m: HandshakeMessage): void {
   hs.transcript.update(hashHeader).update(m.body);
 }
 
+/** What tells one ClientHello from another: its whole client random and its cookie. */
+function helloIdOf(hello: ClientHello): string {
+  return hello.random.toString('latin1') + hello.cookie.toString('latin1');
+}
+
 function onRetransmitTimer(h: Handshaker, s: DtlsSession): void {
   h.retransmitTimer(s);
 }
@@ -113,10 +121,12 @@ export class Handshaker {
   private readonly hint: Buffer;
   /** Sessions in their handshake. */
   private readonly inProgress = new Set<DtlsSession>();
-  private readonly perIp = new Map<string, number>();
+  /** Handshakes in progress by admission key (IPv4 address, IPv6 prefix). */
+  private readonly perAddress = new Map<string, number>();
   private readonly header = new HandshakeHeader();
   /** Refused identities are logged once a minute each at most. */
   private readonly refusalLog: KeyedLogLimit;
+  private readonly reassembly: ReassemblyBudget;
 
   constructor(
     private readonly host: HandshakeHost,
@@ -126,10 +136,18 @@ export class Handshaker {
     this.cookies = new CookieJar(config.cookieSecretRotationMs);
     this.hint = Buffer.from(config.identityHint, 'utf8');
     this.refusalLog = new KeyedLogLimit(60_000, 10_000, () => host.caps.hit('log_limit_keys'));
+    this.reassembly = new ReassemblyBudget(config.maxReassemblyBytes, () =>
+      this.host.caps.hit('dtls_reassembly_bytes'),
+    );
   }
 
   get active(): number {
     return this.inProgress.size;
+  }
+
+  /** Bytes held by all handshakes for fragmented or out-of-order messages. */
+  get reassemblyBytes(): number {
+    return this.reassembly.used;
   }
 
   /**
@@ -170,6 +188,8 @@ export class Handshaker {
         this.host.stats.recordsDropped.unexpected++;
         continue;
       }
+      // Flight 5 (first or repeated): an epoch-1 record later in this datagram is the client's Finished.
+      if (h.type === HandshakeType.clientKeyExchange) hs.keyExchangeDatagram = this.host.datagrams;
       this.fragment(bound, hs, buf);
       if (bound.hs !== hs) return;
     }
@@ -211,18 +231,38 @@ export class Handshaker {
     }
   }
 
-  /** An epoch-1 record of a session whose keys are not known yet (PSK lookup in progress). */
+  /**
+   * An epoch-1 record of a session whose keys are not known yet (PSK lookup in progress). When the few
+   * places are taken, the record that came with the ClientKeyExchange (the client's Finished) still gets
+   * one: records from elsewhere cannot crowd it out.
+   */
   early(hs: Handshake, buf: Buffer, rec: RecordHeader): void {
-    if (hs.early.length >= MAX_EARLY_RECORDS || rec.bodyLength > MAX_EARLY_RECORD_BYTES) {
+    const early = hs.early;
+    const datagram = this.host.datagrams;
+    if (rec.bodyLength > MAX_EARLY_RECORD_BYTES) {
       this.host.stats.recordsDropped.handshake_cap++;
       return;
     }
-    hs.early.push(Buffer.from(buf.subarray(rec.start, rec.bodyOffset + rec.bodyLength)));
+    if (early.length >= MAX_EARLY_RECORDS) {
+      const other =
+        datagram === hs.keyExchangeDatagram ? early.findIndex((r) => r.datagram !== datagram) : -1;
+      this.host.stats.recordsDropped.handshake_cap++;
+      if (other < 0) return;
+      early.splice(other, 1);
+    }
+    early.push({ record: Buffer.from(buf.subarray(rec.start, rec.bodyOffset + rec.bodyLength)), datagram });
   }
 
-  /** An epoch-1 record of a session in its handshake did not authenticate: wrong key or unknown identity. */
-  badRecord(s: DtlsSession, hs: Handshake): void {
-    this.fail(s, hs, hs.unknownIdentity ? 'unknown_identity' : 'bad_key', AlertDescription.decryptError);
+  /**
+   * An epoch-1 record of a session in its handshake did not authenticate. If it came in the datagram that
+   * carried the client's ClientKeyExchange, it is the client's Finished failing under the keys of this
+   * handshake: wrong key or unknown identity, answered at once with decrypt_error. Anything else is dropped
+   * silently (RFC 6347 §4.1.2.7): whoever saw the Connection ID in the ServerHello could send it from
+   * anywhere, and must not be able to end the handshake.
+   */
+  unauthenticated(s: DtlsSession, hs: Handshake, datagram: number): void {
+    if (datagram === hs.keyExchangeDatagram) this.badFinished(s, hs);
+    else this.host.stats.recordsDropped.handshake_bad_mac++;
   }
 
   /** The client aborted its handshake with an alert. */
@@ -294,10 +334,13 @@ export class Handshaker {
       this.host.transmit(hvr, address, port);
       return;
     }
+    const helloId = helloIdOf(hello);
     if (bound) {
       const prior = bound.hs;
-      if (prior ? prior.clientRandom.equals(hello.random) : bound.helloTag === hello.random.readInt32BE(0)) {
-        // The client repeats its ClientHello (flight 4 was lost), or a late duplicate arrived.
+      if (bound.helloId === helloId) {
+        // The client repeats its ClientHello (flight 4 was lost), or a late duplicate arrived: the same
+        // random and cookie. A device that rebooted sends another random, even if it starts with the same
+        // clock bytes, and gets a new handshake.
         if (prior && prior.step === Step.AwaitKeyExchange && h.messageSeq === prior.helloSeq)
           this.resendFlight(bound, prior);
         return;
@@ -317,19 +360,29 @@ export class Handshaker {
       );
       return;
     }
-    if (this.inProgress.size >= this.config.maxHandshakes) {
-      stats.recordsDropped.handshake_cap++;
-      this.host.caps.hit('dtls_handshakes');
-      return;
-    }
-    const perIp = this.perIp.get(address) ?? 0;
-    if (perIp >= this.config.maxHandshakesPerAddress) {
+    // Admission: one address (an IPv6 prefix) is refused beyond its cap, so it cannot take the others'
+    // places; at the global cap the oldest handshake in progress makes room, so a flood of half-open
+    // handshakes delays new clients by at most its own turnover and never locks them out.
+    const admission = admissionKey(address, this.config.ipv6PrefixLength);
+    const perAddress = this.perAddress.get(admission) ?? 0;
+    if (perAddress >= this.config.maxHandshakesPerAddress) {
       stats.recordsDropped.handshake_cap++;
       this.host.caps.hit('dtls_handshakes_per_address');
       return;
     }
-    this.perIp.set(address, perIp + 1);
-    this.start(buf.subarray(start, end), hello, h.messageSeq, rec.seq, address, port, addressKey);
+    if (this.inProgress.size >= this.config.maxHandshakes) this.evictOldest();
+    this.perAddress.set(admission, perAddress + 1);
+    this.start(
+      buf.subarray(start, end),
+      hello,
+      helloId,
+      h.messageSeq,
+      rec.seq,
+      address,
+      port,
+      addressKey,
+      admission,
+    );
   }
 
   /** Checks what the ClientHello offers; returns why it is refused, or undefined. */
@@ -348,11 +401,13 @@ export class Handshaker {
   private start(
     helloMessage: Buffer,
     hello: ClientHello,
+    helloId: string,
     helloSeq: number,
     recordSeq: number,
     address: string,
     port: number,
     addressKey: AddressKey,
+    admission: string,
   ): void {
     const host = this.host;
     const ext = hello.extensions;
@@ -369,7 +424,7 @@ export class Handshaker {
     );
     if (useCid) s.peerCid = (ext.connectionId as Buffer).toString('latin1');
     s.sendLimit = Math.min(MAX_PLAINTEXT, ext.recordSizeLimit ?? MAX_PLAINTEXT);
-    s.helloTag = hello.random.readInt32BE(0);
+    s.helloId = helloId;
     // A stateless server continues the record numbering of the ClientHello (RFC 6347 §4.2.1).
     s.epoch0Seq = recordSeq;
     const hs = new Handshake(
@@ -379,10 +434,11 @@ export class Handshaker {
       ext.extendedMasterSecret,
       new Sha256(),
       helloSeq,
-      address,
+      admission,
       Date.now(),
       this.config.retransmitInitialMs,
       this.config.maxHandshakeMessageBytes,
+      this.reassembly,
     );
     s.hs = hs;
     hs.transcript.update(helloMessage);
@@ -423,6 +479,16 @@ export class Handshaker {
     host.transmit(flight.datagram, address, port);
   }
 
+  /** Ends the handshake in progress that started first (the set keeps the order of starts). */
+  private evictOldest(): void {
+    const oldest = this.inProgress.values().next();
+    if (oldest.done) return;
+    const s = oldest.value;
+    this.host.caps.hit('dtls_handshakes');
+    if (s.hs) this.fail(s, s.hs, 'evicted');
+    else this.inProgress.delete(s);
+  }
+
   private newCid(): string {
     for (;;) {
       const cid = randomString(this.config.connectionIdLength, 'latin1');
@@ -455,6 +521,10 @@ export class Handshaker {
     const result = hs.messages.add(this.header, buf);
     if (result === FragmentResult.Refused) {
       this.host.stats.recordsDropped.malformed++;
+      return;
+    }
+    if (result === FragmentResult.Full) {
+      this.host.stats.recordsDropped.reassembly_cap++;
       return;
     }
     if (result === FragmentResult.Old) return;
@@ -526,7 +596,7 @@ export class Handshaker {
     const early = hs.early.splice(0);
     for (const r of early) {
       if (s.hs !== hs) return;
-      this.host.replay(s, r);
+      this.host.replay(s, r.record, r.datagram);
     }
   }
 
@@ -534,7 +604,7 @@ export class Handshaker {
     const master = hs.master as HmacSha256;
     const expected = verifyData(master, 'client finished', hs.sessionHash as Buffer);
     if (m.body.length !== VERIFY_DATA_BYTES || !timingSafeEqual(m.body, expected)) {
-      this.badRecord(s, hs);
+      this.badFinished(s, hs);
       return;
     }
     hashMessage(hs, m);
@@ -547,6 +617,11 @@ export class Handshaker {
     this.end(s, hs);
     this.host.establish(s);
     this.sendFinished(s);
+  }
+
+  /** The client's Finished failed under the keys of this handshake: wrong key or unknown identity. */
+  private badFinished(s: DtlsSession, hs: Handshake): void {
+    this.fail(s, hs, hs.unknownIdentity ? 'unknown_identity' : 'bad_key', AlertDescription.decryptError);
   }
 
   private resendFinished(s: DtlsSession): void {
@@ -579,10 +654,11 @@ export class Handshaker {
   /** Ends the handshake state of `s` (completed or failed). */
   private end(s: DtlsSession, hs: Handshake): void {
     this.stopTimer(hs);
+    hs.messages.clear();
     this.inProgress.delete(s);
-    const n = (this.perIp.get(hs.ip) ?? 1) - 1;
-    if (n > 0) this.perIp.set(hs.ip, n);
-    else this.perIp.delete(hs.ip);
+    const n = (this.perAddress.get(hs.admission) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(hs.admission, n);
+    else this.perAddress.delete(hs.admission);
     s.hs = null;
   }
 

@@ -20,15 +20,28 @@ export interface DtlsListener {
   readonly socket: Socket;
   /** Errors the socket reported (each logged at most once a minute); the listener keeps running. */
   readonly socketErrors: number;
-  /** Sends close_notify to every session, then closes the socket. */
+  /** Sends close_notify to every session, then closes the socket once they have left. */
   close(): Promise<void>;
 }
 
 export async function createDtlsListener(opts: DtlsListenerOptions): Promise<DtlsListener> {
   const socket = await bindUdp({ bind: opts.bind, port: opts.port, bufferBytes: opts.socketBufferBytes });
+  // Node sends a datagram on a later tick: closing the socket right after the close_notify alerts are
+  // queued would drop them. While closing, sends are counted and the socket closes once the last has left.
+  let closing: { pending: number; drained(): void } | undefined;
+  const sent = (): void => {
+    if (closing && --closing.pending === 0) closing.drained();
+  };
   const server = new DtlsServer({
     ...opts,
-    send: (datagram, port, address) => socket.send(datagram, port, address),
+    send: (datagram, port, address) => {
+      if (closing) {
+        socket.send(datagram, port, address, sent);
+        closing.pending++; // after the send: one that throws never calls back
+      } else {
+        socket.send(datagram, port, address);
+      }
+    },
   });
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.receive(msg, rinfo.address, rinfo.port));
   let socketErrors = 0;
@@ -45,7 +58,10 @@ export async function createDtlsListener(opts: DtlsListenerOptions): Promise<Dtl
       return socketErrors;
     },
     async close() {
-      await server.close();
+      await new Promise<void>((drained) => {
+        closing = { pending: 1, drained };
+        void server.close().finally(sent);
+      });
       await new Promise<void>((done) => socket.close(() => done()));
     },
   };

@@ -14,6 +14,7 @@ export const HANDSHAKE_FAILURES = [
   'timeout',
   'peer_alert',
   'replaced',
+  'evicted',
   'lookup_error',
   'closed',
 ] as const;
@@ -26,9 +27,11 @@ export const DROP_REASONS = [
   'no_session',
   'replay',
   'bad_mac',
+  'handshake_bad_mac',
   'unexpected',
   'bad_hello',
   'handshake_cap',
+  'reassembly_cap',
   'too_large',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -54,7 +57,7 @@ export class DtlsStats {
 export function registerDtlsMetrics(
   registry: MetricsRegistry,
   stats: DtlsStats,
-  gauges: { sessions(): number; handshakes(): number },
+  gauges: { sessions(): number; handshakes(): number; reassemblyBytes(): number },
 ): void {
   counterFrom(
     registry,
@@ -104,4 +107,10 @@ export function registerDtlsMetrics(
   counterFrom(registry, 'cellgate_dtls_records_out_total', 'DTLS records sent.', () => stats.recordsOut);
   gaugeFrom(registry, 'cellgate_dtls_sessions_active', 'Established DTLS sessions.', gauges.sessions);
   gaugeFrom(registry, 'cellgate_dtls_handshakes_active', 'DTLS handshakes in progress.', gauges.handshakes);
+  gaugeFrom(
+    registry,
+    'cellgate_dtls_reassembly_bytes',
+    'Bytes held by all DTLS handshakes for fragmented or out-of-order handshake messages (cap: dtls.maxReassemblyBytes).',
+    gauges.reassemblyBytes,
+  );
 }

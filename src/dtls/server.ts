@@ -71,6 +71,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   private readonly replayRec = new RecordHeader();
   private readonly cidLength: number;
   private readonly t0 = Date.now();
+  private received = 0;
   private readonly sweeper: NodeJS.Timeout;
   private readonly output: DtlsServerOptions['send'];
   private readonly deliver: DtlsServerOptions['onApplicationData'];
@@ -93,6 +94,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     registerDtlsMetrics(opts.metrics, this.stats, {
       sessions: () => this.table.size,
       handshakes: () => this.handshaker.active,
+      reassemblyBytes: () => this.handshaker.reassemblyBytes,
     });
     this.sweeper = setInterval(onSweep, SWEEP_MS, this);
     this.sweeper.unref();
@@ -108,10 +110,16 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     return this.handshaker.active;
   }
 
+  /** Datagrams received so far: the number of the one being handled. */
+  get datagrams(): number {
+    return this.received;
+  }
+
   /** Every datagram from the DTLS socket. */
   receive(datagram: Buffer, address: string, port: number): void {
     const rec = this.rec;
     const stats = this.stats;
+    const n = ++this.received;
     let key: AddressKey | undefined;
     let off = 0;
     const sharing = this.sharing;
@@ -126,7 +134,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
         const s = this.cidLength > 0 ? this.table.byCid(rec.cid) : undefined;
         if (s) {
           if (sharing) sharing.hits++;
-          this.protectedRecord(s, datagram, rec, address, port);
+          this.protectedRecord(s, datagram, rec, address, port, n);
         } else if (sharing && this.cidLength > 0) sharing.miss(datagram, rec, off, address, port);
         else stats.recordsDropped.unknown_cid++;
         continue;
@@ -134,7 +142,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
       if (key === undefined) key = addressKey(address, port);
       const bound = this.table.byAddress(key);
       if (rec.epoch === 0) this.plaintextRecord(datagram, rec, address, port, key, bound);
-      else if (bound) this.protectedRecord(bound, datagram, rec, address, port);
+      else if (bound) this.protectedRecord(bound, datagram, rec, address, port, n);
       else stats.recordsDropped.no_session++;
     }
   }
@@ -255,8 +263,8 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     );
   }
 
-  replay(s: DtlsSession, record: Buffer): void {
-    this.feed(s, record, s.address, s.port);
+  replay(s: DtlsSession, record: Buffer, datagram: number): void {
+    this.feed(s, record, s.address, s.port, datagram);
   }
 
   private clock(): number {
@@ -295,6 +303,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     rec: RecordHeader,
     address: string,
     port: number,
+    datagram: number,
   ): void {
     const stats = this.stats;
     if (rec.epoch !== 1) {
@@ -321,7 +330,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
       rec,
     );
     if (!content) {
-      if (hs) this.handshaker.badRecord(s, hs);
+      if (hs) this.handshaker.unauthenticated(s, hs, datagram);
       else stats.recordsDropped.bad_mac++;
       return;
     }
@@ -395,9 +404,10 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     this.table.establish(s);
   }
 
-  feed(s: DtlsSession, record: Buffer, address: string, port: number): void {
+  /** A record held back; `datagram` is the number of the datagram it came in (0: not known). */
+  feed(s: DtlsSession, record: Buffer, address: string, port: number, datagram = 0): void {
     if (readRecord(record, 0, this.cidLength, this.replayRec) > 0)
-      this.protectedRecord(s, record, this.replayRec, address, port);
+      this.protectedRecord(s, record, this.replayRec, address, port, datagram);
   }
 
   drop(s: DtlsSession): void {

@@ -61,8 +61,12 @@ export class DtlsSession implements Peer, ReplayState {
   finishedSeq = -1;
   /** Next epoch-0 sequence number the server writes (for a ChangeCipherSpec sent again). */
   epoch0Seq = 0;
-  /** First bytes of the client random of the ClientHello that made the session: tells a late duplicate. */
-  helloTag = 0;
+  /**
+   * The client random and cookie of the ClientHello that made the session (latin1): a ClientHello with both
+   * the same is a late duplicate of it, anything else a new handshake (a rebooted device may repeat the
+   * first bytes of its random, which many stacks fill with a clock or a constant).
+   */
+  helloId = '';
 
   constructor(
     private readonly host: SessionHost,

@@ -16,7 +16,7 @@ import {
   parsePskClientKeyExchange,
   readHandshakeHeader,
 } from '../../src/dtls/handshake.js';
-import { Reassembler } from '../../src/dtls/reassembly.js';
+import { Reassembler, ReassemblyBudget } from '../../src/dtls/reassembly.js';
 import { readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/record.js';
 import { connectDtls, DtlsClientCore } from '../support/dtls-client.js';
 import { device, DtlsHarness, startListener } from '../support/dtls-harness.js';
@@ -212,6 +212,7 @@ describe('parser fuzz', () => {
     const originals = await capturedDatagrams();
     const rec = new RecordHeader();
     const hh = new HandshakeHeader();
+    const budget = new ReassemblyBudget(1 << 20);
     for (let i = 0; i < 50_000; i++) {
       const d = i % 2 ? randomBytes(randInt(400)) : mutate(originals[randInt(originals.length)]);
       for (let off = 0; off >= 0 && off < d.length;) {
@@ -225,7 +226,7 @@ describe('parser fuzz', () => {
             expect(hh.bodyOffset + hh.fragmentLength).toBeLessThanOrEqual(end);
             parseClientHello(d.subarray(hh.bodyOffset, at));
             parsePskClientKeyExchange(d.subarray(hh.bodyOffset, at));
-            const r = new Reassembler(hh.messageSeq, 4096);
+            const r = new Reassembler(hh.messageSeq, 4096, budget);
             r.add(hh, d);
             r.take();
           }
