@@ -106,9 +106,16 @@ function hashMessage(hs: Handshake, m: HandshakeMessage): void {
   hs.transcript.update(hashHeader).update(m.body);
 }
 
-/** What tells one ClientHello from another: its whole client random and its cookie. */
+const helloIdScratch = Buffer.alloc(RANDOM_BYTES + 255);
+
+/**
+ * What tells one ClientHello from another: its whole client random and its cookie, as one flat string (a
+ * session without a Connection ID keeps it while it lives).
+ */
 function helloIdOf(hello: ClientHello): string {
-  return hello.random.toString('latin1') + hello.cookie.toString('latin1');
+  hello.random.copy(helloIdScratch, 0);
+  const n = RANDOM_BYTES + hello.cookie.copy(helloIdScratch, RANDOM_BYTES);
+  return helloIdScratch.toString('latin1', 0, n);
 }
 
 function onRetransmitTimer(h: Handshaker, s: DtlsSession): void {

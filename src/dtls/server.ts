@@ -252,8 +252,12 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     const id = s.deviceId as string;
     this.makeRoom(id);
     s.lastActive = this.clock();
-    // A session with a Connection ID is found by it from now on, wherever the client moves.
-    if (s.cid !== '') this.table.unbindAddress(addressKey(s.address, s.port), s);
+    // A session with a Connection ID is found by it from now on, wherever the client moves: no ClientHello
+    // reaches it any more, so it need not remember its own.
+    if (s.cid !== '') {
+      this.table.unbindAddress(addressKey(s.address, s.port), s);
+      s.helloId = '';
+    }
     this.table.establish(s);
     this.stats.handshakesCompleted++;
     this.sharing?.established(s);
