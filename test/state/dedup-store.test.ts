@@ -1,10 +1,11 @@
 /** The dedup stores (memory and Redis) keep the same promises; the Redis one on a real Redis. */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/ops/logger.js';
 import type { DedupStore } from '../../src/state/dedup-store.js';
 import { MemoryDedupStore } from '../../src/state/memory-dedup-store.js';
 import { RedisDedupStore } from '../../src/state/redis-dedup-store.js';
 import { RedisConnection } from '../../src/state/redis.js';
+import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { dropPrefix, testRedis, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('dedup-store');
@@ -92,5 +93,36 @@ describe('memory dedup store', () => {
     expect(s.size).toBe(1);
     expect(s.byteSize).toBe(bytes);
     expect(await s.recall('dev', 'k', now)).toBe('other');
+  });
+});
+
+describe('redis dedup store on a Redis Cluster', () => {
+  let cluster: RedisCluster;
+  let clustered: RedisConnection;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    clustered = new RedisConnection(
+      { url: cluster.urls[0], keyPrefix: 'cellgate:', commandTimeoutMs: 2000, cluster: true },
+      silentLogger(),
+    );
+  });
+  afterAll(async () => {
+    await clustered?.close();
+    await cluster?.stop();
+  });
+
+  it('keeps each device’s records in its device’s slot, spread over the masters', async () => {
+    const s = new RedisDedupStore(clustered, silentLogger());
+    const devices = Array.from({ length: 30 }, (_, i) => `meter-${i}`);
+    for (const d of devices) await s.remember(d, 'k1', `id-${d}`, 60_000, Date.now());
+    for (const d of devices) expect(await s.recall(d, 'k1', Date.now())).toBe(`id-${d}`);
+    expect(s.outcomes.get('failed')).toBeUndefined();
+    const slot = async (key: string) => Number((await cluster.cli(['cluster', 'keyslot', key])).trim());
+    for (const d of devices.slice(0, 3)) expect(await slot(`cellgate:{${d}}:up:k1`)).toBe(await slot(d));
+    const perNode = await Promise.all(
+      cluster.nodes.map(async (n) => Number((await cluster.cli(['dbsize'], n)).trim())),
+    );
+    expect(perNode.reduce((a, b) => a + b)).toBe(devices.length);
+    expect(perNode.filter((n) => n > 0).length).toBeGreaterThan(1);
   });
 });
