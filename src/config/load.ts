@@ -114,8 +114,8 @@ export function isConfigKey(path: readonly string[]): boolean {
 export type EnvSources = Map<string, string>;
 
 /**
- * Applies `CELLGATE_<SECTION>__<KEY>[__<KEY>…]=value` variables. Levels are separated by a double
- * underscore; a level is written UPPER_SNAKE (`DTLS_PORT`) or as the key itself (`dtlsPort`). Values are
+ * Applies `CELLGATE_<SECTION>__<KEY>[__<KEY>…]=value` variables (others without a double underscore are
+ * not overrides and are left alone). Levels are separated by a double underscore; a level is written UPPER_SNAKE (`DTLS_PORT`) or as the key itself (`dtlsPort`). Values are
  * read as YAML scalars or flow collections (`5684`, `true`, `[a, b]`); quote a string that would read as
  * something else. `sources` receives which variable set which path. A variable naming no key throws a
  * ConfigError naming the variable.
@@ -130,6 +130,9 @@ export function applyEnvOverrides(
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || name === `${ENV_PREFIX}CONFIG`) continue;
     const segments = name.slice(ENV_PREFIX.length).split('__');
+    // An override names a section and a key: a variable without `__` is someone else's, such as the
+    // CELLGATE_SERVICE_HOST and CELLGATE_PORT_5683_UDP that Kubernetes sets for a Service named cellgate.
+    if (segments.length < 2) continue;
     if (segments.some((p) => p === '' || /^(__proto__|constructor|prototype)$/i.test(p))) continue;
     let path: string[];
     try {

@@ -68,7 +68,8 @@ export function renderConfigReference(): string {
     'UPPER_SNAKE_CASE or spelled as the key, e.g. `CELLGATE_COAP__DTLS_PORT=5684`, `CELLGATE_PUBLISHER__TYPE=stdout`,',
     '`CELLGATE_DTLS__connectionIdLength=4`. Values are read as YAML (`5684` is a number, `true` a boolean, `[a, b]`',
     'a list). A bad value is reported naming the variable; a variable that names no key is an error listing the',
-    'variables of that level. Mistakes end start-up with exit code 78, one line each.',
+    'variables of that level. Mistakes end start-up with exit code 78, one line each. Variables without a double',
+    'underscore (`CELLGATE_SERVICE_HOST`, which Kubernetes sets for a Service named cellgate) are not overrides.',
     '',
   ];
   for (const [section, s] of Object.entries(schema.properties ?? {})) {

@@ -160,6 +160,15 @@ describe('start-up mistakes end with one line each and exit 78', () => {
     expect(type.stderr).toMatch(
       /publisher\.path: unknown key \(the environment sets CELLGATE_PUBLISHER__TYPE\)/,
     );
+    // Variables without a double underscore are not overrides: Kubernetes sets these for a Service named cellgate.
+    const k8s = await runCli(['config', 'check', '--config', config], {
+      env: {
+        CELLGATE_SERVICE_HOST: '10.0.0.7',
+        CELLGATE_PORT: 'udp://10.0.0.7:5683',
+        CELLGATE_PORT_5683_UDP_PROTO: 'udp',
+      },
+    });
+    expect(k8s.code, k8s.stderr).toBe(0);
     // A mistake in the file is still blamed on the file.
     const file = setup({ coap: { port: 'abc' } }, [{ id: 'a' }]);
     const r = await runCli(['config', 'check', '--config', file]);
