@@ -73,7 +73,7 @@ export function readDeviceSource(file: string): DeviceSource {
   }
   doc ??= [];
   if (!Array.isArray(doc))
-    throw new DeviceFileError(`device file ${file}: must hold a list of devices (- id: …), not a mapping`);
+    throw new DeviceFileError(`device file ${file}: must hold a list of devices (- id: …)`);
   const problems: string[] = [];
   const problem = (entry: string, key: string, what: string) =>
     problems.push(`device file ${file}: ${entry}: ${key}: ${what}`);
