@@ -12,6 +12,7 @@ import { publisherSchema } from './publisher.js';
 import { runtimeSchema } from './runtime.js';
 import { shutdownSchema } from './shutdown.js';
 import { checkStateUse, foldStateInput, stateSchema } from './state.js';
+import { radiusSchema, udpSchema } from './udp.js';
 
 /** The sections, as documented (docs/configuration.md, the Helm values schema). */
 export const configShape = z.strictObject({
@@ -22,6 +23,8 @@ export const configShape = z.strictObject({
   publisher: publisherSchema,
   codecs: codecsSchema,
   downloads: downloadsSchema,
+  udp: udpSchema,
+  radius: radiusSchema,
   downlink: downlinkSchema,
   admin: adminSchema,
   log: logSchema,

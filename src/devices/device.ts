@@ -44,6 +44,17 @@ const keySchema = z.string().transform((s, ctx) => {
   }
 });
 
+/**
+ * A string of digits. YAML reads an unquoted number as a number: one that is a safe integer is taken as its
+ * digits; a longer one (an ICCID) lost digits on the way and must be quoted.
+ */
+const digits = (min: number, max: number) =>
+  z
+    .union([z.string(), z.number()])
+    .refine((v) => typeof v === 'string' || Number.isSafeInteger(v), 'too long for a number: quote it')
+    .transform((v) => String(v))
+    .pipe(z.string().regex(new RegExp(`^[0-9]{${min},${max}}$`), `a string of ${min} to ${max} digits`));
+
 export const deviceEntrySchema = z.strictObject({
   id: z.string().min(1).max(128),
   thing: z
@@ -74,6 +85,11 @@ export const deviceEntrySchema = z.strictObject({
       (v) => v === undefined || (Array.isArray(v) ? v : [v]).every((a) => isIP(a) !== 0),
       'not an IP address',
     ),
+  /** SIM and modem identities the carrier's RADIUS accounting or a raw UDP frame name the device by. */
+  imsi: digits(6, 15).optional(),
+  imei: digits(14, 16).optional(),
+  msisdn: digits(5, 15).optional(),
+  iccid: digits(18, 22).optional(),
 });
 
 export const deviceFileSchema = z.array(deviceEntrySchema);
@@ -85,6 +101,11 @@ export interface Device {
   readonly paths?: Readonly<Record<string, CodecSpec>>;
   readonly psk?: { readonly identity: string; readonly key: Buffer };
   readonly ips: readonly string[];
+  readonly imsi?: string;
+  /** IMEI as written in the device file (14 digits, 15 with the check digit, or the 16-digit IMEISV). */
+  readonly imei?: string;
+  readonly msisdn?: string;
+  readonly iccid?: string;
 }
 
 export type DeviceEntry = z.infer<typeof deviceEntrySchema>;
@@ -100,5 +121,9 @@ export function toDevice(entry: DeviceEntry, key?: Buffer): Device {
     paths: entry.paths,
     psk: psk && pskKey ? { identity: psk.identity, key: pskKey } : undefined,
     ips: entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip],
+    imsi: entry.imsi,
+    imei: entry.imei,
+    msisdn: entry.msisdn,
+    iccid: entry.iccid,
   };
 }

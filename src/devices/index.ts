@@ -6,13 +6,29 @@ export interface DeviceIndex {
   readonly byId: ReadonlyMap<string, Device>;
   readonly byIp: ReadonlyMap<string, Device>;
   readonly byIdentity: ReadonlyMap<string, Device>;
+  /** `<field>:<digits>` (imsi, imei, iccid, msisdn) → device; IMEIs by their first 14 digits. */
+  readonly bySubscriber: ReadonlyMap<string, Device>;
 }
+
+/** Fields a SIM or modem identity can name a device by. */
+export type SubscriberField = 'imsi' | 'imei' | 'iccid' | 'msisdn';
+
+/**
+ * The key of a subscriber identity. An IMEI is compared on its first 14 digits (TAC and serial number), so a
+ * 15-digit IMEI (with its check digit) and a 16-digit IMEISV (with a software version) name the same modem.
+ */
+export function subscriberKey(field: SubscriberField, digits: string): string {
+  return `${field}:${field === 'imei' ? digits.slice(0, 14) : digits}`;
+}
+
+const SUBSCRIBER_FIELDS: readonly SubscriberField[] = ['imsi', 'imei', 'iccid', 'msisdn'];
 
 /** Indexes devices, rejecting duplicate ids, PSK identities and IPs with a message naming them. */
 export function indexDevices(devices: readonly Device[]): DeviceIndex {
   const byId = new Map<string, Device>();
   const byIp = new Map<string, Device>();
   const byIdentity = new Map<string, Device>();
+  const bySubscriber = new Map<string, Device>();
   for (const d of devices) {
     if (byId.has(d.id)) throw new Error(`device id "${d.id}" is listed twice`);
     byId.set(d.id, d);
@@ -26,8 +42,16 @@ export function indexDevices(devices: readonly Device[]): DeviceIndex {
       if (other) throw new Error(`IP ${ip} is claimed by "${other.id}" and "${d.id}"`);
       byIp.set(ip, d);
     }
+    for (const field of SUBSCRIBER_FIELDS) {
+      const v = d[field];
+      if (v === undefined) continue;
+      const key = subscriberKey(field, v);
+      const other = bySubscriber.get(key);
+      if (other) throw new Error(`${field.toUpperCase()} ${v} is claimed by "${other.id}" and "${d.id}"`);
+      bySubscriber.set(key, d);
+    }
   }
-  return { byId, byIp, byIdentity };
+  return { byId, byIp, byIdentity, bySubscriber };
 }
 
 function sameCredentials(a: Device, b: Device): boolean {
@@ -53,6 +77,10 @@ export class MemoryRegistry implements DeviceRegistry {
 
   byAddress(ip: string): Device | undefined {
     return this.index.byIp.get(ip);
+  }
+
+  bySubscriber(field: SubscriberField, digits: string): Device | undefined {
+    return this.index.bySubscriber.get(subscriberKey(field, digits));
   }
 
   byPskIdentity(identity: string): Promise<Device | undefined> {

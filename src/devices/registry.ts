@@ -16,6 +16,8 @@ export interface RegistryChange {
 export interface DeviceRegistry {
   get(id: string): Device | undefined;
   byAddress(ip: string): Device | undefined;
+  /** The device whose IMSI, IMEI, ICCID or MSISDN this is (a registry that has no such index may leave it out). */
+  bySubscriber?(field: 'imsi' | 'imei' | 'iccid' | 'msisdn', digits: string): Device | undefined;
   byPskIdentity(identity: string): Promise<Device | undefined>;
   readonly size: number;
   /** Every device, when the registry holds them all (a remote registry may not). */

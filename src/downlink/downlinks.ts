@@ -81,6 +81,17 @@ const MAX_CLIENT_TOKEN_BYTES = 64;
 
 const VALID_NO_CACHE = 0;
 
+/** A pending downlink for a raw UDP reply. */
+export interface RawDownlink {
+  readonly bytes: Buffer;
+  /** The downlink tag (as the CoAP ETag): the device echoes it in a confirmation frame. */
+  readonly tag: Buffer;
+  /** Records that the reply carrying it was sent. */
+  offer(): void;
+  /** Records that it did not fit the reply (it stays pending). */
+  tooLarge(): void;
+}
+
 /** A response being prepared: the request, its device, and the document it carries. */
 class Reply {
   constructor(
@@ -607,6 +618,56 @@ export class Downlinks {
     // already applied, so nothing is applied twice).
     entry.invalidate();
     this.failed('reported-state write failed', entry.thing, err);
+  }
+
+  /**
+   * The thing's pending downlink for a raw UDP reply, encoded by the device's codec (`encodeDownlink`; JSON when
+   * it has none or it fails), or undefined when nothing is pending. Call `offer()` once it is sent: commands
+   * become `sent` and the delta is remembered for its confirmation.
+   */
+  async pendingFor(device: Device): Promise<RawDownlink | undefined> {
+    const entry = this.cache.get(device.thing);
+    if (!this.isFresh(entry, Date.now(), undefined)) await this.load(entry);
+    const now = Date.now();
+    let doc = entry.doc;
+    if (doc === undefined || doc.validUntil <= now) doc = this.build(entry, now);
+    if (doc.empty) {
+      this.responses.nothing_pending++;
+      return undefined;
+    }
+    const built = doc;
+    let encoded: EncodedDownlink | undefined;
+    try {
+      encoded = await this.codecs?.encodeDownlink(device, built.value, {
+        deviceId: device.id,
+        thing: device.thing,
+        accept: undefined,
+      });
+    } catch {
+      encoded = undefined;
+    }
+    let bytes = encoded?.bytes ?? null;
+    if (bytes === null) {
+      if (this.codecs) this.sourceOps.codec_fallback++;
+      bytes = built.json ?? this.cacheEncoding(entry, built, (built.json = encodeJson(built.value)));
+    }
+    return {
+      bytes,
+      tag: built.etag,
+      offer: () => {
+        this.responses.attached++;
+        this.offer(entry, built, Date.now());
+      },
+      tooLarge: () => this.responses.deferred++,
+    };
+  }
+
+  /** A raw UDP device confirmed the downlink tagged `tag` (by its next uplink or a confirmation frame). */
+  async confirmFrom(device: Device, tag: Buffer): Promise<void> {
+    const entry = this.cache.get(device.thing);
+    if (entry.lastConfirmed !== undefined && tag.equals(entry.lastConfirmed)) return;
+    if (!this.isFresh(entry, Date.now(), tag)) await this.load(entry);
+    this.confirm(entry, device, tag, Date.now());
   }
 
   // The admin API's operations: each makes this gateway's cache read the thing again.

@@ -5,7 +5,7 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import { AdminAuth } from '../ops/admin-auth.js';
 import type { HttpSidePort } from '../ops/http.js';
 import type { Logger } from '../ops/logger.js';
-import { gaugeFrom } from '../ops/metrics.js';
+import { gaugeFrom, readEach } from '../ops/metrics.js';
 import type { CommandLimits, CommandStore } from '../state/command-store.js';
 import { MemoryCommandStore } from '../state/memory-command-store.js';
 import { RedisCommandStore } from '../state/redis-command-store.js';
@@ -74,20 +74,18 @@ export function createDownlinks(
     commands = new RedisCommandStore(redis as RedisConnection, limits);
   }
   if (Object.keys(storeEntries).length) {
-    const read = (fns: Record<string, () => number>) => () =>
-      Object.fromEntries(Object.entries(fns).map(([k, f]) => [k, f()]));
     gaugeFrom(
       metrics,
       'cellgate_downlink_store_entries',
       'Things held by in-memory downlink stores.',
-      read(storeEntries),
+      readEach(storeEntries),
       'store',
     );
     gaugeFrom(
       metrics,
       'cellgate_downlink_store_bytes',
       'Bytes held by in-memory downlink stores.',
-      read(storeBytes),
+      readEach(storeBytes),
       'store',
     );
   }

@@ -54,63 +54,101 @@ export class DtlsStats {
   readonly recordsDropped = zeros(DROP_REASONS);
 }
 
-export function registerDtlsMetrics(
-  registry: MetricsRegistry,
-  stats: DtlsStats,
-  gauges: { sessions(): number; handshakes(): number; reassemblyBytes(): number },
-): void {
+type DtlsGauges = { sessions(): number; handshakes(): number; reassemblyBytes(): number };
+
+interface DtlsSource {
+  stats: DtlsStats;
+  gauges: DtlsGauges;
+}
+
+/** The DTLS servers of each registry (CoAP's and raw UDP's): their metrics are one set, summed. */
+const sources = new WeakMap<MetricsRegistry, DtlsSource[]>();
+
+function sum(list: DtlsSource[], read: (s: DtlsSource) => number): number {
+  let n = 0;
+  for (const s of list) n += read(s);
+  return n;
+}
+
+function sumRecords<K extends string>(
+  list: DtlsSource[],
+  keys: readonly K[],
+  read: (s: DtlsStats) => Record<K, number>,
+): Record<K, number> {
+  const out = zeros(keys);
+  for (const s of list) {
+    const r = read(s.stats);
+    for (const k of keys) out[k] += r[k];
+  }
+  return out;
+}
+
+/** Registers a server's counters; a second server on the same registry adds to the same metrics. */
+export function registerDtlsMetrics(registry: MetricsRegistry, stats: DtlsStats, gauges: DtlsGauges): void {
+  const known = sources.get(registry);
+  if (known) {
+    known.push({ stats, gauges });
+    return;
+  }
+  const list: DtlsSource[] = [{ stats, gauges }];
+  sources.set(registry, list);
   counterFrom(
     registry,
     'cellgate_dtls_handshakes_started_total',
     'DTLS handshakes started (ClientHello with a valid cookie).',
-    () => stats.handshakesStarted,
+    () => sum(list, (s) => s.stats.handshakesStarted),
   );
-  counterFrom(
-    registry,
-    'cellgate_dtls_handshakes_completed_total',
-    'DTLS handshakes completed.',
-    () => stats.handshakesCompleted,
+  counterFrom(registry, 'cellgate_dtls_handshakes_completed_total', 'DTLS handshakes completed.', () =>
+    sum(list, (s) => s.stats.handshakesCompleted),
   );
   counterFrom(
     registry,
     'cellgate_dtls_handshakes_failed_total',
     'DTLS handshakes that failed, by reason.',
-    () => stats.handshakesFailed,
+    () => sumRecords(list, HANDSHAKE_FAILURES, (s) => s.handshakesFailed),
     'reason',
   );
   counterFrom(
     registry,
     'cellgate_dtls_hello_verify_requests_total',
     'HelloVerifyRequests sent (ClientHellos without a valid cookie).',
-    () => stats.helloVerifyRequests,
+    () => sum(list, (s) => s.stats.helloVerifyRequests),
   );
   counterFrom(
     registry,
     'cellgate_dtls_flights_retransmitted_total',
     'Handshake flights the server sent again (timer or peer retransmission).',
-    () => stats.flightsRetransmitted,
+    () => sum(list, (s) => s.stats.flightsRetransmitted),
   );
   counterFrom(
     registry,
     'cellgate_dtls_cid_address_updates_total',
     'Sessions whose peer address moved on an authenticated Connection ID record (NAT rebinding).',
-    () => stats.cidAddressUpdates,
+    () => sum(list, (s) => s.stats.cidAddressUpdates),
   );
   counterFrom(
     registry,
     'cellgate_dtls_records_dropped_total',
     'Incoming DTLS records dropped, by reason.',
-    () => stats.recordsDropped,
+    () => sumRecords(list, DROP_REASONS, (s) => s.recordsDropped),
     'reason',
   );
-  counterFrom(registry, 'cellgate_dtls_records_in_total', 'DTLS records received.', () => stats.recordsIn);
-  counterFrom(registry, 'cellgate_dtls_records_out_total', 'DTLS records sent.', () => stats.recordsOut);
-  gaugeFrom(registry, 'cellgate_dtls_sessions_active', 'Established DTLS sessions.', gauges.sessions);
-  gaugeFrom(registry, 'cellgate_dtls_handshakes_active', 'DTLS handshakes in progress.', gauges.handshakes);
+  counterFrom(registry, 'cellgate_dtls_records_in_total', 'DTLS records received.', () =>
+    sum(list, (s) => s.stats.recordsIn),
+  );
+  counterFrom(registry, 'cellgate_dtls_records_out_total', 'DTLS records sent.', () =>
+    sum(list, (s) => s.stats.recordsOut),
+  );
+  gaugeFrom(registry, 'cellgate_dtls_sessions_active', 'Established DTLS sessions.', () =>
+    sum(list, (s) => s.gauges.sessions()),
+  );
+  gaugeFrom(registry, 'cellgate_dtls_handshakes_active', 'DTLS handshakes in progress.', () =>
+    sum(list, (s) => s.gauges.handshakes()),
+  );
   gaugeFrom(
     registry,
     'cellgate_dtls_reassembly_bytes',
     'Bytes held by all DTLS handshakes for fragmented or out-of-order handshake messages (cap: dtls.maxReassemblyBytes).',
-    gauges.reassemblyBytes,
+    () => sum(list, (s) => s.gauges.reassemblyBytes()),
   );
 }

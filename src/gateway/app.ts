@@ -44,6 +44,9 @@ import { registerStoreMetrics } from '../state/store-metrics.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
 import { preflight } from './preflight.js';
+import { mountFrameCounterAdmin } from './frame-counter-admin.js';
+import { startRawUdp, type RawUdp } from './raw-udp.js';
+import { AdminAuth } from '../ops/admin-auth.js';
 
 export interface GatewayOverrides {
   log?: Logger;
@@ -56,9 +59,18 @@ export interface GatewayOverrides {
 
 export interface RunningGateway {
   readonly config: LoadedConfig['config'];
-  readonly ports: { coap?: number; dtls?: number; http: number };
+  readonly ports: {
+    coap?: number;
+    dtls?: number;
+    http: number;
+    udp?: number;
+    udpDtls?: number;
+    radius?: number;
+  };
   readonly endpoint: CoapEndpoint;
   readonly gateway: Gateway;
+  /** Raw UDP listeners, RADIUS accounting and their stores. */
+  readonly raw: RawUdp;
   readonly publisher: Publisher;
   readonly registry: DeviceRegistry;
   /** The downlink layer (undefined when `downlink.enabled` is false). */
@@ -268,6 +280,20 @@ export async function startGateway(
       closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
     }
 
+    const raw = await startRawUdp({
+      config,
+      baseDir: loaded.baseDir,
+      registry,
+      decoder,
+      publisher,
+      topic: compileTopic(config.publisher.topic),
+      downlinks,
+      log,
+      metrics,
+      caps,
+    });
+    closers.push(() => raw.close());
+
     let draining = false;
     const notReady = (): string[] => {
       const reasons: string[] = [];
@@ -280,6 +306,8 @@ export async function startGateway(
     registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
     const http = new HttpSidePort(metrics, { notReady, details }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log, registry);
+    if (raw.counters && config.admin.enabled)
+      mountFrameCounterAdmin(http, new AdminAuth(config.admin), raw.counters, registry, log);
     const httpPort = await http.listen(config.http.bind, config.http.port).catch((err: unknown) => {
       const at = {
         bind: config.http.bind,
@@ -297,6 +325,9 @@ export async function startGateway(
         config: loaded.file ?? '(defaults)',
         coap: nosec ? `${coap.bind}:${nosec.port}` : 'off',
         dtls: dtls ? `${coap.bind}:${dtls.port}` : 'off',
+        udp: raw.ports.udp ? `${config.udp.bind}:${raw.ports.udp}` : 'off',
+        udpDtls: raw.ports.udpDtls ? `${config.udp.bind}:${raw.ports.udpDtls}` : 'off',
+        radius: raw.ports.radius ? `${config.radius.bind}:${raw.ports.radius}` : 'off',
         http: `${config.http.bind}:${httpPort}`,
         devices: registry.size,
         uplinks: overrides.publisher ? publisher.type : uplinkDestination(config.publisher),
@@ -309,9 +340,10 @@ export async function startGateway(
     );
     return {
       config,
-      ports: { coap: nosec?.port, dtls: dtls?.port, http: httpPort },
+      ports: { coap: nosec?.port, dtls: dtls?.port, http: httpPort, ...raw.ports },
       endpoint,
       gateway,
+      raw,
       publisher,
       registry,
       downlinks,

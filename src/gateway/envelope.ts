@@ -8,13 +8,23 @@ export interface Envelope {
   thing: string;
   /** ISO 8601 time the gateway received the (last block of the) request. */
   receivedAt: string;
-  /** Request path without the leading slash. */
+  /** Request path without the leading slash (raw UDP: `udp.path`). */
   path: string;
-  method: 'POST' | 'PUT';
+  /** CoAP uplinks only. */
+  method?: 'POST' | 'PUT';
   transport: TransportName;
   pskIdentity?: string;
   remote: { address: string; port: number };
-  coap: { type: 'CON' | 'NON'; messageId: number; token: string; blocks?: number };
+  /** CoAP uplinks only. */
+  coap?: { type: 'CON' | 'NON'; messageId: number; token: string; blocks?: number };
+  /** Raw UDP: what named the device (`udp.identity`). */
+  identity?: 'dtls' | 'ip' | 'radius' | 'frame';
+  /** Raw UDP: the uplink's frame counter, when it has one. */
+  frameCounter?: number;
+  /** The SIM and modem, as the carrier's RADIUS accounting (or else the device file) says. */
+  imsi?: string;
+  imei?: string;
+  msisdn?: string;
   contentFormat: number | null;
   codec: string;
   /** Base64 of the whole (reassembled) request body. */

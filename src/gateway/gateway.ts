@@ -296,7 +296,7 @@ export class Gateway implements RequestHandler {
       topic: msg.topic,
       path: e.path,
       bytes,
-      blocks: e.coap.blocks,
+      blocks: e.coap?.blocks,
       codec: decoded.codec,
       decodeError: decoded.error,
       remote: `${e.remote.address}:${e.remote.port}`,

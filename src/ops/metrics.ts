@@ -13,6 +13,11 @@ export function createMetricsRegistry(defaults = true): Registry {
   return registry;
 }
 
+/** Reads every function of a record at once: a labelled gauge's value (label value → reader). */
+export function readEach(fns: Readonly<Record<string, () => number>>): () => Record<string, number> {
+  return () => Object.fromEntries(Object.entries(fns).map(([k, f]) => [k, f()]));
+}
+
 /** A gauge whose value is read from a function when Prometheus scrapes. */
 export function gaugeFrom(
   registry: Registry,

@@ -3,7 +3,8 @@
  * identity, not an ip:port. NoSec peers are keyed by address; DTLS peers by their session, so a NAT rebinding
  * that moves a DTLS session (Connection ID) keeps its dedup, block-wise and downlink state.
  */
-export type TransportName = 'coap' | 'coaps';
+/** CoAP (NoSec, DTLS) or raw UDP datagrams (plain, DTLS). */
+export type TransportName = 'coap' | 'coaps' | 'udp' | 'udp-dtls';
 
 export interface Peer {
   /** Stable key for per-peer state: `udp:<ip>:<port>` for NoSec, `dtls:<session id>` for DTLS. */

@@ -68,7 +68,7 @@ describe('cellgate simulate', () => {
     );
     const body = JSON.parse(Buffer.from(got[0].envelope.raw, 'base64').toString()) as Record<string, unknown>;
     expect(body).toMatchObject({ id: got[0].deviceId });
-    expect(got.every((m) => m.envelope.coap.type === 'CON' && m.envelope.path === 'telemetry')).toBe(true);
+    expect(got.every((m) => m.envelope.coap?.type === 'CON' && m.envelope.path === 'telemetry')).toBe(true);
     const l = s.latencyMs!;
     expect(0 < l.min && l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.max).toBe(true);
     expect(lines).toMatch(/sent \d+\/12 {2}acked \d+/);

@@ -1,5 +1,6 @@
 /**
- * System peers the tests talk to (libcoap, GnuTLS, OpenSSL, Redis, Mosquitto, the AWS CLI). Missing ones are installed
+ * System peers the tests talk to (libcoap, GnuTLS, OpenSSL, Redis, Mosquitto, the AWS CLI, socat, netcat,
+ * FreeRADIUS's radclient). Missing ones are installed
  * with apt-get when running as root; otherwise the test run fails with a message saying what to install.
  * Services that are down are started. Nothing is skipped silently.
  */
@@ -24,6 +25,9 @@ export const SYSTEM_PEERS: SystemPeer[] = [
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients' },
   { command: 'aws', pkg: 'awscli' },
   { command: 'curl', pkg: 'curl' },
+  { command: 'socat', pkg: 'socat' },
+  { command: 'nc', pkg: 'netcat-openbsd' },
+  { command: 'radclient', pkg: 'freeradius-utils' },
 ];
 
 export function hasCommand(command: string): boolean {
