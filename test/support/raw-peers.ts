@@ -71,3 +71,16 @@ export async function freeUdpPorts(count: number): Promise<number[]> {
   await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
   return ports;
 }
+
+/**
+ * Sends one accounting request with FreeRADIUS's radclient (`attributes` as radclient reads them, e.g.
+ * `Acct-Status-Type = Start, Framed-IP-Address = 127.0.0.2`); one try, `timeoutS` to wait for the answer.
+ */
+export function radclient(port: number, secret: string, attributes: string, timeoutS = 2): Promise<PeerRun> {
+  return run(
+    'radclient',
+    ['-r', '1', '-t', String(timeoutS), '-x', `127.0.0.1:${port}`, 'acct', secret],
+    Buffer.from(attributes + '\n'),
+    (timeoutS + 5) * 1000,
+  );
+}
