@@ -47,6 +47,7 @@ import { preflight } from './preflight.js';
 import { mountFrameCounterAdmin } from './frame-counter-admin.js';
 import { startRawUdp, type RawUdp } from './raw-udp.js';
 import { AdminAuth } from '../ops/admin-auth.js';
+import { RedisConnection } from '../state/redis.js';
 
 export interface GatewayOverrides {
   log?: Logger;
@@ -280,6 +281,14 @@ export async function startGateway(
       closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
     }
 
+    // State shared by replicas lives where the downlink stores keep theirs (Redis), else in this process.
+    const dl = config.downlink;
+    const rawOn = config.udp.port !== 0 || config.udp.dtlsPort !== 0 || config.radius.port !== 0;
+    const sharedRedis =
+      rawOn && dl.enabled && (dl.shadow.source === 'redis' || dl.commands.store === 'redis')
+        ? new RedisConnection(dl.redis, log)
+        : undefined;
+    if (sharedRedis) closers.push(() => sharedRedis.close());
     const raw = await startRawUdp({
       config,
       baseDir: loaded.baseDir,
@@ -288,6 +297,7 @@ export async function startGateway(
       publisher,
       topic: compileTopic(config.publisher.topic),
       downlinks,
+      redis: sharedRedis && { client: sharedRedis.client, prefix: sharedRedis.prefix },
       log,
       metrics,
       caps,
