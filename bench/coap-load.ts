@@ -5,6 +5,13 @@
  *
  *   node dist/bench/coap-load.js --port 5683 --devices 100 --seconds 10 --payload 20 --path t --id-prefix dev
  *   (--accept 50 adds an Accept option)
+ *
+ * With --raw it drives a raw UDP listener instead: each datagram is the device id (8 bytes, ASCII, NUL-padded),
+ * a 32-bit frame counter and the payload, and the answer is the acknowledgement frame `counter` (the counter
+ * echoed), which the gateway sends once the uplink is published.
+ *
+ *   node dist/bench/coap-load.js --raw --port 5685 --devices 100 --seconds 10 --payload 20 --id-prefix dev
+ *   (--counter-start N: the first frame counter is N + 1, so a second run is ahead of the first)
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { parseArgs } from 'node:util';
@@ -23,6 +30,8 @@ const { values } = parseArgs({
     'timeout-ms': { type: 'string', default: '1000' },
     warmup: { type: 'string', default: '1' },
     accept: { type: 'string', default: '' },
+    raw: { type: 'boolean', default: false },
+    'counter-start': { type: 'string', default: '0' },
   },
 });
 
@@ -36,6 +45,15 @@ const timeoutMs = Number(values['timeout-ms']);
 const warmupS = Number(values.warmup);
 
 const accept = values.accept ? Number(values.accept) : undefined;
+const raw = values.raw === true;
+
+/** A raw UDP frame: id (8 bytes ASCII), 32-bit counter, payload. */
+function rawFrame(id: string, payload: Buffer): Buffer {
+  const b = Buffer.alloc(12 + payload.length);
+  b.write(id.slice(0, 8), 0, 'latin1');
+  payload.copy(b, 12);
+  return b;
+}
 
 function uplink(path: string, query: string | undefined, payload: Buffer): Buffer {
   const parts: Buffer[] = [Buffer.from([0x44, 0x02, 0, 0, 0, 0, 0, 0])];
@@ -71,9 +89,14 @@ const payload = Buffer.alloc(payloadSize, 0x61);
 
 function send(d: Device): void {
   if (stopping || (maxRequests > 0 && sent >= maxRequests)) return;
-  d.mid = (d.mid + 1) & 0xffff;
-  d.datagram[2] = d.mid >> 8;
-  d.datagram[3] = d.mid & 0xff;
+  if (raw) {
+    d.mid = (d.mid + 1) >>> 0;
+    d.datagram.writeUInt32BE(d.mid, 8);
+  } else {
+    d.mid = (d.mid + 1) & 0xffff;
+    d.datagram[2] = d.mid >> 8;
+    d.datagram[3] = d.mid & 0xff;
+  }
   d.sentAt = performance.now();
   sent++;
   d.socket.send(d.datagram, port, host);
@@ -87,18 +110,24 @@ async function main(): Promise<void> {
     const prefix = values['id-prefix'] as string;
     const d: Device = {
       socket,
-      datagram: uplink(values.path as string, prefix ? `id=${prefix}${i}` : undefined, payload),
-      mid: Math.floor(Math.random() * 65536),
+      datagram: raw
+        ? rawFrame(`${prefix}${i}`, payload)
+        : uplink(values.path as string, prefix ? `id=${prefix}${i}` : undefined, payload),
+      mid: raw ? Number(values['counter-start']) : Math.floor(Math.random() * 65536),
       sentAt: 0,
     };
-    d.datagram.writeUInt32BE(i, 4);
+    if (!raw) d.datagram.writeUInt32BE(i, 4);
     socket.on('message', (m: Buffer) => {
-      if (m.length < 4 || ((m[2] << 8) | m[3]) !== d.mid || d.sentAt === 0) return;
+      if (d.sentAt === 0) return;
+      if (
+        raw ? m.length !== 4 || m.readUInt32BE(0) !== d.mid : m.length < 4 || ((m[2] << 8) | m[3]) !== d.mid
+      )
+        return;
       const rtt = performance.now() - d.sentAt;
       d.sentAt = 0;
       if (measuring) {
         hist.record(rtt);
-        if (m[1] >> 5 === 2) ok++;
+        if (raw || m[1] >> 5 === 2) ok++;
         else errors++;
       }
       send(d);

@@ -7,6 +7,7 @@ import { coapIot } from './coap-iot.js';
 import { codecs } from './codecs.js';
 import { dtls } from './dtls.js';
 import { publishAwsIot } from './publish.js';
+import { udpScenario } from './udp.js';
 
 export const scenarios: Scenario[] = [
   coapEngine,
@@ -16,4 +17,5 @@ export const scenarios: Scenario[] = [
   coapIot,
   codecs,
   downlinkScenario,
+  udpScenario,
 ];

@@ -8,10 +8,10 @@
  * the SIM the carrier's RADIUS accounting put on the source IP, matched by IMSI, IMEI or MSISDN; a device id in
  * the frame (`udp.frame.id`) or returned by a codec (`udp.frame.codec`).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { UdpConfig } from '../config/udp.js';
 import { patternBytes, type IdentitySource } from '../config/udp.js';
-import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
+import { isPromiseLike, type DecodeResult, type UplinkDecoder } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { deviceLogger, type Logger } from '../ops/logger.js';
@@ -80,6 +80,35 @@ function identityCodecDevice(config: UdpConfig): Device | undefined {
   return spec === undefined ? undefined : { id: '(frame)', thing: '(frame)', codec: spec, ips: [] };
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** One raw uplink on its way through the steps. */
+class Uplink {
+  sim: SimSession | undefined = undefined;
+  found: Identified | undefined = undefined;
+  payload: Buffer = EMPTY;
+  hash = '';
+  counter: number | undefined = undefined;
+  counterBytes: 0 | 2 | 4 = 0;
+  claim: CounterClaim | undefined = undefined;
+  decoded: DecodeResult | undefined = undefined;
+  /** Recorded in the recent-uplinks store (no counter). */
+  recorded = false;
+  envelope: Envelope | undefined = undefined;
+  /** A store failed: the datagram is dropped and counted. */
+  readonly fail: (err: unknown) => void;
+
+  constructor(
+    readonly d: RawDatagram,
+    onError: (err: unknown) => void,
+  ) {
+    this.fail = (err) => {
+      d.outcome('store_failed');
+      onError(err);
+    };
+  }
+}
+
 /** A bounded map that forgets its oldest entry when full. */
 class BoundedMap<V> {
   private readonly map = new Map<string, V>();
@@ -127,6 +156,9 @@ export class RawUplinks implements RawUplinkHandler {
   readonly lastReplies: BoundedMap<LastReply>;
   readonly offers: BoundedMap<Buffer>;
   private lastErrorLog = 0;
+  private isoMs = -1;
+  private iso = '';
+  private readonly onError = (err: unknown) => this.logError(err);
 
   constructor(private readonly deps: RawUplinkDeps) {
     const c = deps.config;
@@ -145,10 +177,23 @@ export class RawUplinks implements RawUplinkHandler {
   }
 
   handleDatagram(d: RawDatagram): void {
-    this.uplink(d).catch((err: unknown) => {
-      d.outcome('store_failed');
-      this.logError(err);
-    });
+    const u = new Uplink(d, this.onError);
+    try {
+      const sims = this.deps.sims;
+      if (sims === undefined) return this.withSim(u);
+      const s = sims.get(plainAddress(d.address));
+      if (isPromiseLike(s))
+        s.then((sim) => {
+          u.sim = sim;
+          this.withSim(u);
+        }, u.fail);
+      else {
+        u.sim = s;
+        this.withSim(u);
+      }
+    } catch (err) {
+      u.fail(err);
+    }
   }
 
   private logError(err: unknown): void {
@@ -158,48 +203,65 @@ export class RawUplinks implements RawUplinkHandler {
     this.deps.log.warn({ err: (err as Error).message }, 'raw udp: uplink dropped, state store failed');
   }
 
-  private async uplink(d: RawDatagram): Promise<void> {
-    const sims = this.deps.sims;
-    const address = plainAddress(d.address);
-    let sim: SimSession | undefined;
-    if (sims !== undefined) {
-      const s = sims.get(address);
-      sim = s instanceof Promise ? await s : s;
-    }
-    const found = await this.identify(d, sim);
+  /** Runs a step on a value that may be a promise: at once when it is not. */
+  private step<T>(u: Uplink, v: T | PromiseLike<T>, next: (u: Uplink, v: T) => void): void {
+    if (!isPromiseLike(v)) return next.call(this, u, v);
+    v.then((x) => {
+      try {
+        next.call(this, u, x);
+      } catch (err) {
+        u.fail(err);
+      }
+    }, u.fail);
+  }
+
+  private withSim(u: Uplink): void {
+    this.step(u, this.identify(u.d, u.sim), this.identified);
+  }
+
+  private identified(u: Uplink, found: Identified | string | undefined): void {
+    const d = u.d;
     if (found === undefined) {
       d.outcome('unknown_device');
       if (this.unknownReply.length) d.reply(this.unknownReply);
-      this.debug(undefined, d, 'raw uplink from an unknown device dropped');
-      return;
+      return this.debug(undefined, d, 'raw uplink from an unknown device dropped');
     }
     if (typeof found === 'string') {
       d.outcome('refused');
-      this.debug(undefined, d, `raw uplink refused: ${found}`);
-      return;
+      return this.debug(undefined, d, `raw uplink refused: ${found}`);
     }
-    const { device } = found;
+    u.found = found;
     const bytes = d.bytes;
-    const payload = bytes.length > this.payloadStart ? bytes.subarray(this.payloadStart) : Buffer.alloc(0);
-    const hash = createHash('md5').update(bytes).digest('base64url');
-    let counter = frameCounter(bytes, this.frameLayout);
-    let counterBytes: 0 | 2 | 4 = counter === undefined ? 0 : (this.frameLayout.counter?.bytes ?? 0);
-    let claim: CounterClaim | undefined;
-    if (counter !== undefined) {
-      claim = await this.deps.counters.claim(device.id, counter, hash, this.frameRule);
-      if (claim.verdict !== 'new') return this.drop(d, device, claim.verdict, hash, counter);
-    }
+    u.payload = bytes.length > this.payloadStart ? bytes.subarray(this.payloadStart) : EMPTY;
+    u.hash = datagramHash(bytes);
+    const counter = frameCounter(bytes, this.frameLayout);
+    if (counter === undefined) return this.counted(u);
+    u.counter = counter;
+    u.counterBytes = this.frameLayout.counter?.bytes ?? 0;
+    this.step(u, this.deps.counters.claim(found.device.id, counter, u.hash, this.frameRule), this.claimed);
+  }
 
-    if (this.isConfirmation(payload)) {
-      const tag = Buffer.from(payload.subarray(this.confirmPrefix.length));
+  private claimed(u: Uplink, claim: CounterClaim): void {
+    u.claim = claim;
+    if (claim.verdict !== 'new') return this.drop(u, claim.verdict);
+    if (u.decoded === undefined) this.counted(u);
+    else this.publish(u);
+  }
+
+  /** The frame counter (if any) was taken: a confirmation frame, or an uplink to decode. */
+  private counted(u: Uplink): void {
+    const device = (u.found as Identified).device;
+    const d = u.d;
+    if (this.isConfirmation(u.payload)) {
+      const tag = Buffer.from(u.payload.subarray(this.confirmPrefix.length));
       this.offers.delete(device.id);
-      await this.deps.downlinks?.confirmFrom(device, tag);
-      d.outcome('confirmation');
-      this.debug(device, d, 'raw downlink confirmation');
+      (this.deps.downlinks as RawDownlinkSource).confirmFrom(device, tag).then(() => {
+        d.outcome('confirmation');
+        this.debug(device, d, 'raw downlink confirmation');
+      }, u.fail);
       return;
     }
-
-    const decoded = await this.deps.decoder.decode(device, payload, {
+    const decoded = this.deps.decoder.decode(device, u.payload, {
       deviceId: device.id,
       thing: device.thing,
       path: this.deps.config.path,
@@ -207,45 +269,84 @@ export class RawUplinks implements RawUplinkHandler {
       transport: d.listener,
       receivedAt: d.receivedAt,
     });
-    let seen = false;
-    if (counter === undefined) {
-      const c = counterIn(decoded.data, this.deps.config.counter.field, this.codecRule.bits);
-      if (c !== undefined) {
-        counter = c;
-        counterBytes = this.codecRule.bits === 32 ? 4 : 2;
-        claim = await this.deps.counters.claim(device.id, c, hash, this.codecRule);
-        if (claim.verdict !== 'new') return this.drop(d, device, claim.verdict, hash, c);
-      } else {
-        const s = this.deps.recent.seen(device.id, hash, this.deps.config.dedup.windowMs);
-        if (s instanceof Promise ? await s : s) return this.drop(d, device, 'duplicate', hash, undefined);
-        seen = true;
-      }
-    }
+    this.step(u, decoded, this.decoded);
+  }
 
-    const envelope = this.envelope(d, found, sim, decoded, counter);
-    const err = await this.publish(device, envelope);
+  private decoded(u: Uplink, decoded: DecodeResult): void {
+    u.decoded = decoded;
+    if (u.counter !== undefined) return this.publish(u);
+    const device = (u.found as Identified).device;
+    const c = counterIn(decoded.data, this.deps.config.counter.field, this.codecRule.bits);
+    if (c !== undefined) {
+      u.counter = c;
+      u.counterBytes = this.codecRule.bits === 32 ? 4 : 2;
+      return this.step(u, this.deps.counters.claim(device.id, c, u.hash, this.codecRule), this.claimed);
+    }
+    this.step(u, this.deps.recent.seen(device.id, u.hash, this.deps.config.dedup.windowMs), this.checked);
+  }
+
+  private checked(u: Uplink, seen: boolean): void {
+    if (seen) return this.drop(u, 'duplicate');
+    u.recorded = true;
+    this.publish(u);
+  }
+
+  private publish(u: Uplink): void {
+    const found = u.found as Identified;
+    const device = found.device;
+    const envelope = this.envelope(u.d, found, u.sim, u.decoded as DecodeResult, u.counter);
+    u.envelope = envelope;
+    const message: PublishMessage = {
+      id: envelope.messageId,
+      topic: this.deps.topic({
+        thing: device.thing,
+        deviceId: device.id,
+        path: envelope.path,
+        pskIdentity: envelope.pskIdentity,
+      }),
+      deviceId: device.id,
+      thing: device.thing,
+      envelope,
+    };
+    this.deps.publisher.publish(message, (err) => {
+      try {
+        this.published(u, err);
+      } catch (e) {
+        u.fail(e);
+      }
+    });
+  }
+
+  private published(u: Uplink, err: PublishError | null): void {
+    const d = u.d;
+    const device = (u.found as Identified).device;
     if (err) {
       // Give the counter (or the duplicate record) back, so the device's retransmission is taken.
-      if (claim !== undefined && counter !== undefined)
-        await this.deps.counters.release(device.id, counter, hash, claim.previous);
-      else if (seen) await this.deps.recent.forget(device.id, hash);
+      const undo =
+        u.claim !== undefined && u.counter !== undefined
+          ? this.deps.counters.release(device.id, u.counter, u.hash, u.claim.previous)
+          : u.recorded
+            ? this.deps.recent.forget(device.id, u.hash)
+            : undefined;
+      if (isPromiseLike(undo)) undo.then(undefined, (e: unknown) => this.logError(e));
       d.outcome('publish_failed');
-      this.debug(device, d, `raw uplink not published: ${err.message}`);
-      return;
+      return this.debug(device, d, `raw uplink not published: ${err.message}`);
     }
-    d.outcome(decoded.error === undefined ? 'published' : 'decode_failure');
+    d.outcome((u.decoded as DecodeResult).error === undefined ? 'published' : 'decode_failure');
     if (this.deps.log.isLevelEnabled('debug'))
       deviceLogger(this.deps.log, device).debug(
         {
-          messageId: envelope.messageId,
-          bytes: bytes.length,
-          counter,
-          identity: found.source,
+          messageId: u.envelope?.messageId,
+          bytes: d.bytes.length,
+          counter: u.counter,
+          identity: (u.found as Identified).source,
           listener: d.listener,
         },
         'raw uplink published',
       );
-    await this.reply(d, device, hash, counter ?? 0, counterBytes);
+    if (this.deps.downlinks !== undefined && this.deps.config.reply.downlinks)
+      this.replyWithDownlink(u).catch(u.fail);
+    else this.send(u, this.ackFrame(u));
   }
 
   private isConfirmation(payload: Buffer): boolean {
@@ -259,12 +360,18 @@ export class RawUplinks implements RawUplinkHandler {
   }
 
   /** The device, a reason to refuse it, or undefined when no source names a known device. */
-  private async identify(
+  /**
+   * The device, a reason to refuse it, or undefined when no source names a known device. Synchronous except
+   * when the identity codec runs (it may be asynchronous): then the sources after it continue on its answer.
+   */
+  private identify(
     d: RawDatagram,
     sim: SimSession | undefined,
-  ): Promise<Identified | string | undefined> {
+    from = 0,
+  ): Identified | string | undefined | PromiseLike<Identified | string | undefined> {
     const registry = this.deps.registry;
-    for (const source of this.order) {
+    for (let i = from; i < this.order.length; i++) {
+      const source = this.order[i];
       let device: Device | undefined;
       switch (source) {
         case 'dtls':
@@ -278,17 +385,26 @@ export class RawUplinks implements RawUplinkHandler {
         case 'radius':
           device = sim === undefined ? undefined : this.bySim(sim);
           break;
-        case 'frame':
-          device = await this.byFrame(d);
+        case 'frame': {
+          const f = this.byFrame(d);
+          if (isPromiseLike(f))
+            return f.then((dev) =>
+              dev === undefined ? this.identify(d, sim, i + 1) : this.accept(d, dev, source),
+            );
+          device = f;
           break;
+        }
       }
-      if (device === undefined) continue;
-      if (d.deviceId !== undefined && device.id !== d.deviceId)
-        return 'the device named is not the one the DTLS session authenticated';
-      if (d.deviceId === undefined && device.psk) return 'this device must use DTLS';
-      return { device, source };
+      if (device !== undefined) return this.accept(d, device, source);
     }
     return undefined;
+  }
+
+  private accept(d: RawDatagram, device: Device, source: IdentitySource): Identified | string {
+    if (d.deviceId !== undefined && device.id !== d.deviceId)
+      return 'the device named is not the one the DTLS session authenticated';
+    if (d.deviceId === undefined && device.psk) return 'this device must use DTLS';
+    return { device, source };
   }
 
   private bySim(sim: SimSession): Device | undefined {
@@ -301,7 +417,7 @@ export class RawUplinks implements RawUplinkHandler {
     );
   }
 
-  private async byFrame(d: RawDatagram): Promise<Device | undefined> {
+  private byFrame(d: RawDatagram): Device | undefined | PromiseLike<Device | undefined> {
     const r = this.deps.registry;
     const idField = this.frameLayout.id;
     if (idField !== undefined) {
@@ -312,7 +428,7 @@ export class RawUplinks implements RawUplinkHandler {
     }
     const codecDevice = this.identityDevice;
     if (codecDevice === undefined) return undefined;
-    const out = await this.deps.decoder.decode(codecDevice, d.bytes, {
+    const out = this.deps.decoder.decode(codecDevice, d.bytes, {
       deviceId: '',
       thing: '',
       path: this.deps.config.path,
@@ -320,28 +436,29 @@ export class RawUplinks implements RawUplinkHandler {
       transport: d.listener,
       receivedAt: d.receivedAt,
     });
+    return isPromiseLike(out) ? out.then((o) => this.named(o)) : this.named(out);
+  }
+
+  /** The device an identity codec's answer names (`deviceId`). */
+  private named(out: DecodeResult): Device | undefined {
     const data = out.data as { deviceId?: unknown } | null;
     return data !== null && typeof data === 'object' && typeof data.deviceId === 'string'
-      ? r.get(data.deviceId)
+      ? this.deps.registry.get(data.deviceId)
       : undefined;
   }
 
-  private drop(
-    d: RawDatagram,
-    device: Device,
-    verdict: string,
-    hash: string,
-    counter: number | undefined,
-  ): void {
+  private drop(u: Uplink, verdict: string): void {
+    const d = u.d;
+    const device = (u.found as Identified).device;
     d.outcome(VERDICT_OUTCOME[verdict] ?? 'replay');
     if (verdict === 'duplicate') {
       // A retransmission of an uplink already taken: the device did not get (or did not wait for) its reply.
       const last = this.lastReplies.get(device.id);
-      if (last !== undefined && last.hash === hash) d.reply(last.bytes);
+      if (last !== undefined && last.hash === u.hash) d.reply(last.bytes);
     }
     if (this.deps.log.isLevelEnabled('debug'))
       deviceLogger(this.deps.log, device).debug(
-        { counter, verdict, remote: `${d.address}:${d.port}`, listener: d.listener },
+        { counter: u.counter, verdict, remote: `${d.address}:${d.port}`, listener: d.listener },
         'raw uplink dropped',
       );
   }
@@ -358,7 +475,7 @@ export class RawUplinks implements RawUplinkHandler {
       messageId: randomUUID(),
       deviceId: device.id,
       thing: device.thing,
-      receivedAt: new Date(d.receivedAt).toISOString(),
+      receivedAt: this.isoTime(d.receivedAt),
       path: this.deps.config.path,
       transport: d.listener,
       pskIdentity: d.pskIdentity,
@@ -377,33 +494,12 @@ export class RawUplinks implements RawUplinkHandler {
     };
   }
 
-  private publish(device: Device, envelope: Envelope): Promise<PublishError | null> {
-    const message: PublishMessage = {
-      id: envelope.messageId,
-      topic: this.deps.topic({
-        thing: device.thing,
-        deviceId: device.id,
-        path: envelope.path,
-        pskIdentity: envelope.pskIdentity,
-      }),
-      deviceId: device.id,
-      thing: device.thing,
-      envelope,
-    };
-    return new Promise((resolve) => this.deps.publisher.publish(message, resolve));
-  }
-
-  /** After a safe uplink: confirms the downlink offered before (next-uplink), then sends the reply. */
-  private async reply(
-    d: RawDatagram,
-    device: Device,
-    hash: string,
-    counter: number,
-    counterBytes: 0 | 2 | 4,
-  ): Promise<void> {
-    const downlinks = this.deps.downlinks;
+  /** After a safe uplink: confirms the downlink offered before (next-uplink), then replies with what is pending. */
+  private async replyWithDownlink(u: Uplink): Promise<void> {
+    const downlinks = this.deps.downlinks as RawDownlinkSource;
+    const device = (u.found as Identified).device;
     const reply = this.deps.config.reply;
-    if (downlinks !== undefined && reply.confirm === 'next-uplink') {
+    if (reply.confirm === 'next-uplink') {
       const offered = this.offers.get(device.id);
       if (offered !== undefined) {
         this.offers.delete(device.id);
@@ -411,15 +507,15 @@ export class RawUplinks implements RawUplinkHandler {
       }
     }
     let frame: Buffer | undefined;
-    if (downlinks !== undefined && reply.downlinks && this.downlinkFrame.carriesDownlink) {
+    if (this.downlinkFrame.carriesDownlink) {
       const pending = await downlinks.pendingFor(device).catch((err: unknown) => {
         this.logError(err);
         return undefined;
       });
       if (pending !== undefined) {
         const f = this.downlinkFrame.render({
-          counter,
-          counterBytes,
+          counter: u.counter ?? 0,
+          counterBytes: u.counterBytes,
           tag: pending.tag,
           downlink: pending.bytes,
         });
@@ -436,13 +532,28 @@ export class RawUplinks implements RawUplinkHandler {
         }
       }
     }
-    if (frame === undefined && !this.ack.empty) {
-      const f = this.ack.render({ counter, counterBytes });
-      if (f !== undefined && f.length <= reply.maxBytes) frame = f;
-    }
+    this.send(u, frame ?? this.ackFrame(u));
+  }
+
+  private ackFrame(u: Uplink): Buffer | undefined {
+    if (this.ack.empty) return undefined;
+    const f = this.ack.render({ counter: u.counter ?? 0, counterBytes: u.counterBytes });
+    return f !== undefined && f.length <= this.deps.config.reply.maxBytes ? f : undefined;
+  }
+
+  private send(u: Uplink, frame: Buffer | undefined): void {
     if (frame === undefined) return;
-    d.reply(frame);
-    this.lastReplies.set(device.id, { hash, bytes: frame });
+    u.d.reply(frame);
+    this.lastReplies.set((u.found as Identified).device.id, { hash: u.hash, bytes: frame });
+  }
+
+  /** The receive time as ISO 8601, reused within the same millisecond. */
+  private isoTime(ms: number): string {
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   private debug(device: Device | undefined, d: RawDatagram, msg: string): void {
@@ -453,6 +564,26 @@ export class RawUplinks implements RawUplinkHandler {
       msg,
     );
   }
+}
+
+/**
+ * A 52-bit FNV-1a hash of a datagram (base 36): tells a retransmission of the same bytes from other bytes. Not a
+ * cryptographic hash, and it need not be one: only a sender that already names the device could make a
+ * collision, and it would only be told its uplink was a duplicate.
+ */
+export function datagramHash(b: Buffer): string {
+  // Two 26-bit halves of a 52-bit state, so the multiplications stay exact in doubles.
+  let lo = 0x2325 ^ 0x1ce4; // FNV offset basis folded to 52 bits
+  let hi = 0xcbf29ce & 0x3ffffff;
+  for (let i = 0; i < b.length; i++) {
+    lo ^= b[i];
+    // state × 0x100000001b3 (FNV prime) mod 2^52, on 26-bit limbs: the prime is 2^40 + 0x1b3.
+    const l = lo * 0x1b3;
+    const h = hi * 0x1b3 + lo * 0x4000; // 2^40 = 2^26 × 2^14: lo's contribution to the high limb
+    lo = l % 0x4000000;
+    hi = (h + Math.floor(l / 0x4000000)) % 0x4000000;
+  }
+  return (hi * 0x4000000 + lo).toString(36) + b.length.toString(36);
 }
 
 /** The frame counter a codec returned: a non-negative integer within the counter's width at `field`. */

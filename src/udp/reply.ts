@@ -45,47 +45,68 @@ export class ReplyTemplate {
 
   /** The frame, or undefined when a field cannot hold its value (a downlink over 255 bytes for `length`). */
   render(f: ReplyFields): Buffer | undefined {
-    const out: Buffer[] = [];
+    const downlink = f.downlink;
+    if (downlink !== undefined && downlink.length > 255 && this.parts.includes('length')) return undefined;
+    let size = 0;
+    for (const p of this.parts) size += Buffer.isBuffer(p) ? p.length : this.width(p, f);
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
     for (const p of this.parts) {
       if (Buffer.isBuffer(p)) {
-        out.push(p);
+        at += p.copy(out, at);
         continue;
       }
       switch (p) {
         case 'counter':
-          out.push(uint(f.counter, f.counterBytes));
+          at = uint(out, at, f.counter, f.counterBytes);
           break;
         case 'counter8':
-          out.push(uint(f.counter, 1));
+          at = uint(out, at, f.counter, 1);
           break;
         case 'counter16':
-          out.push(uint(f.counter, 2));
+          at = uint(out, at, f.counter, 2);
           break;
         case 'counter32':
-          out.push(uint(f.counter, 4));
+          at = uint(out, at, f.counter, 4);
           break;
         case 'tag':
-          out.push(f.tag ?? ZERO_TAG);
+          at += (f.tag ?? ZERO_TAG).copy(out, at);
           break;
-        case 'length': {
-          const n = f.downlink?.length ?? 0;
-          if (n > 255) return undefined;
-          out.push(Buffer.of(n));
+        case 'length':
+          out[at++] = downlink?.length ?? 0;
           break;
-        }
         case 'downlink':
-          if (f.downlink) out.push(f.downlink);
+          if (downlink) at += downlink.copy(out, at);
           break;
       }
     }
-    return Buffer.concat(out);
+    return out;
+  }
+
+  private width(p: Exclude<Part, Buffer>, f: ReplyFields): number {
+    switch (p) {
+      case 'counter':
+        return f.counterBytes;
+      case 'counter8':
+        return 1;
+      case 'counter16':
+        return 2;
+      case 'counter32':
+        return 4;
+      case 'tag':
+        return (f.tag ?? ZERO_TAG).length;
+      case 'length':
+        return 1;
+      case 'downlink':
+        return f.downlink?.length ?? 0;
+    }
   }
 }
 
-function uint(v: number, bytes: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  if (bytes === 1) b[0] = v & 0xff;
-  else if (bytes === 2) b.writeUInt16BE(v & 0xffff);
-  else if (bytes === 4) b.writeUInt32BE(v >>> 0);
-  return b;
+/** Writes the low `bytes` bytes of `v` big-endian at `at`; returns the next offset. */
+function uint(out: Buffer, at: number, v: number, bytes: number): number {
+  if (bytes === 1) out[at] = v & 0xff;
+  else if (bytes === 2) out.writeUInt16BE(v & 0xffff, at);
+  else if (bytes === 4) out.writeUInt32BE(v >>> 0, at);
+  return at + bytes;
 }
