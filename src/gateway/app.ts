@@ -47,7 +47,6 @@ import { preflight } from './preflight.js';
 import { mountFrameCounterAdmin } from './frame-counter-admin.js';
 import { startRawUdp, type RawUdp } from './raw-udp.js';
 import { AdminAuth } from '../ops/admin-auth.js';
-import { RedisConnection } from '../state/redis.js';
 
 export interface GatewayOverrides {
   log?: Logger;
@@ -281,14 +280,6 @@ export async function startGateway(
       closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
     }
 
-    // State shared by replicas lives where the downlink stores keep theirs (Redis), else in this process.
-    const dl = config.downlink;
-    const rawOn = config.udp.port !== 0 || config.udp.dtlsPort !== 0 || config.radius.port !== 0;
-    const sharedRedis =
-      rawOn && dl.enabled && (dl.shadow.source === 'redis' || dl.commands.store === 'redis')
-        ? new RedisConnection(dl.redis, log)
-        : undefined;
-    if (sharedRedis) closers.push(() => sharedRedis.close());
     const raw = await startRawUdp({
       config,
       baseDir: loaded.baseDir,
@@ -297,7 +288,8 @@ export async function startGateway(
       publisher,
       topic: compileTopic(config.publisher.topic),
       downlinks,
-      redis: sharedRedis && { client: sharedRedis.client, prefix: sharedRedis.prefix },
+      // Frame counters, recent uplinks and the IP → SIM table are shared with `state.store: redis`.
+      redis: config.state.store === 'redis' ? state.redis : undefined,
       log,
       metrics,
       caps,

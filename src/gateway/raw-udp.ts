@@ -3,7 +3,6 @@
  * uplinks, the IP → SIM table; in memory or in the shared Redis), the RADIUS accounting listener, the raw
  * endpoint and its NoSec and DTLS listeners.
  */
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -20,15 +19,10 @@ import { RedisFrameCounters } from '../state/redis-frame-counters.js';
 import { RedisRecentUplinks } from '../state/redis-recent-uplinks.js';
 import { RedisSimTable } from '../state/redis-sim-table.js';
 import { MemorySimTable, type SimTable } from '../state/sim-table.js';
+import type { RedisConnection } from '../state/redis.js';
 import { bindUdp } from '../transport/udp.js';
 import { listenPlain, RawUdpEndpoint } from '../udp/endpoint.js';
 import { RawUplinks, type RawDownlinkSource } from './raw-uplinks.js';
-
-/** The shared Redis when state lives there: its client and key prefix. */
-export interface SharedRedis {
-  client: Redis;
-  prefix: string;
-}
 
 export interface RawUdpDeps {
   config: Config;
@@ -38,7 +32,8 @@ export interface RawUdpDeps {
   publisher: Publisher;
   topic: TopicRenderer;
   downlinks?: RawDownlinkSource;
-  redis?: SharedRedis;
+  /** The shared Redis connection, when state lives there (`state.store: redis`). */
+  redis?: RedisConnection;
   log: Logger;
   metrics: MetricsRegistry;
   caps: CapReporter;

@@ -1,9 +1,9 @@
 /**
  * Frame counters in Redis, shared by replicas and kept across restarts: one string per device,
- * `<prefix>udp:fcnt:<deviceId>` = `<counter>:<hash>`, without expiry (a counter that expired would re-open
+ * `<prefix>udp:fcnt:{<deviceId>}` = `<counter>:<hash>` (hash-tagged per device for Redis Cluster), without expiry (a counter that expired would re-open
  * replays). Judging and recording is one Lua script, so two replicas cannot both accept a counter.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { CounterRule } from '../udp/counter.js';
 import { counterRecord, type CounterClaim, type FrameCounterStore } from './frame-counters.js';
 
@@ -40,7 +40,7 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1],
 return 1
 `;
 
-type CounterCommands = Redis & {
+type CounterCommands = RedisClient & {
   udpCounterClaim(
     key: string,
     counter: number,
@@ -55,7 +55,7 @@ export class RedisFrameCounters implements FrameCounterStore {
   private readonly redis: CounterCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
   ) {
     this.redis = redis as CounterCommands;
@@ -66,7 +66,7 @@ export class RedisFrameCounters implements FrameCounterStore {
   }
 
   private key(deviceId: string): string {
-    return `${this.prefix}udp:fcnt:${deviceId}`;
+    return `${this.prefix}udp:fcnt:{${deviceId}}`;
   }
 
   async claim(deviceId: string, counter: number, hash: string, rule: CounterRule): Promise<CounterClaim> {

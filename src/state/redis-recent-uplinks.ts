@@ -1,15 +1,15 @@
-/** Recently seen uplinks in Redis: `<prefix>udp:seen:<deviceId>:<hash>`, set only if absent, expiring after the window. */
-import type { Redis } from 'ioredis';
+/** Recently seen uplinks in Redis: `<prefix>udp:seen:{<deviceId>}:<hash>`, set only if absent, expiring after the window. */
+import type { RedisClient } from './redis.js';
 import type { RecentUplinkStore } from './recent-uplinks.js';
 
 export class RedisRecentUplinks implements RecentUplinkStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
   private key(deviceId: string, hash: string): string {
-    return `${this.prefix}udp:seen:${deviceId}:${hash}`;
+    return `${this.prefix}udp:seen:{${deviceId}}:${hash}`;
   }
 
   async seen(deviceId: string, hash: string, windowMs: number): Promise<boolean> {

@@ -1,9 +1,10 @@
 /**
- * The IP → SIM table in Redis, shared by replicas: `<prefix>radius:ip:<ip>` holds the session as JSON with the
- * TTL as its expiry; the sorted set `<prefix>radius:ips` indexes addresses by last update so the cap drops the
- * oldest. Writes and the cap are one Lua script each.
+ * The IP → SIM table in Redis, shared by replicas: `<prefix>{radius}:ip:<ip>` holds the session as JSON with the
+ * TTL as its expiry; the sorted set `<prefix>{radius}:ips` indexes addresses by last update so the cap drops the
+ * oldest. Writes and the cap are one Lua script each; every key carries the hash tag `{radius}`, so the
+ * scripts touch one slot of a Redis Cluster.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { SimSession, SimTable } from './sim-table.js';
 
 /** KEYS session, index; ARGV ip, json, ttlMs, now, maxEntries, keyPrefix → addresses evicted. */
@@ -31,7 +32,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
-type SimCommands = Redis & {
+type SimCommands = RedisClient & {
   radiusSimPut(
     key: string,
     index: string,
@@ -51,14 +52,14 @@ export class RedisSimTable implements SimTable {
   private readonly keyPrefix: string;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly maxEntries: number,
     private readonly onCap: (evicted: number) => void,
   ) {
     this.redis = redis as SimCommands;
-    this.index = `${prefix}radius:ips`;
-    this.keyPrefix = `${prefix}radius:ip:`;
+    this.index = `${prefix}{radius}:ips`;
+    this.keyPrefix = `${prefix}{radius}:ip:`;
     if (typeof this.redis.radiusSimPut !== 'function') {
       redis.defineCommand('radiusSimPut', { numberOfKeys: 2, lua: PUT });
       redis.defineCommand('radiusSimRemove', { numberOfKeys: 2, lua: REMOVE });

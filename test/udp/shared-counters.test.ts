@@ -3,6 +3,7 @@
  * replay sent to the other replica is dropped as well, and a gateway that restarts still knows the counters.
  * Also the Redis stores on their own: one claim wins when two race, a failed publish gives its claim back.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { freeUdpPorts, socatSend } from '../support/raw-peers.js';
@@ -15,6 +16,7 @@ import type { RedisConnection } from '../../src/state/redis.js';
 
 const IMEI = '356938035643809';
 const RULE = { bits: 16, maxGap: 1000 } as const;
+const KEY = randomBytes(32).toString('base64');
 
 function frame(counter: number, payload: string): Buffer {
   const c = Buffer.alloc(2);
@@ -42,12 +44,13 @@ async function replica(): Promise<TestGateway> {
         frame: { id: { offset: 0, length: 8 }, counter: { offset: 8, bytes: 2 } },
         reply: { ack: 'ac counter' },
       },
-      downlink: {
-        shadow: { source: 'redis' },
-        commands: { store: 'redis' },
+      state: {
+        store: 'redis',
+        encryptionKeyFile: 'state.key',
         redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
       },
     },
+    files: { '../state.key': KEY },
   });
 }
 
