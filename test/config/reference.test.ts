@@ -18,6 +18,6 @@ describe('configuration reference', () => {
     const text = renderConfigReference();
     const rows = text.split('\n').filter((l) => l.startsWith('| `'));
     expect(rows.length).toBeGreaterThan(20);
-    for (const row of rows) expect(row.split('|')[4].trim(), row).not.toBe('');
+    for (const row of rows) expect(row.split(/(?<!\\)\|/)[4].trim(), row).not.toBe('');
   });
 });

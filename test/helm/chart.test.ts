@@ -173,6 +173,20 @@ describe('helm chart', () => {
     expect((find(noNosec, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
       'coaps',
     ]);
+    const raw = renderChart(CHART, {
+      config: { udp: { port: 5685, dtlsPort: 5686 }, radius: { port: 1813 } },
+    }).manifests;
+    const rawSvc = find(raw, 'Service', 'gw-cellgate') as Any;
+    expect(rawSvc.spec.ports.map((p: Any) => [p.name, p.protocol, p.port])).toEqual([
+      ['coap', 'UDP', 5683],
+      ['coaps', 'UDP', 5684],
+      ['udp', 'UDP', 5685],
+      ['udp-dtls', 'UDP', 5686],
+      ['radius', 'UDP', 1813],
+    ]);
+    const rawPod = pod(raw).spec.containers[0];
+    for (const p of rawSvc.spec.ports)
+      expect(rawPod.ports.find((cp: Any) => cp.name === p.targetPort)?.containerPort).toBe(p.port);
     const noDtls = renderChart(CHART, { config: { dtls: { enabled: false } } }).manifests;
     expect((find(noDtls, 'Service', 'gw-cellgate') as Any).spec.ports.map((p: Any) => p.name)).toEqual([
       'coap',
