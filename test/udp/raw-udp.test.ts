@@ -248,3 +248,71 @@ describe('raw UDP frames: BCD IMEI, 16-bit counter, downlinks', () => {
     }
   });
 });
+
+describe('raw UDP named by a codec, with the counter the device codec returns', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      devices: [
+        { id: 'j-1', codec: 'json' },
+        { id: 'sim-2', codec: 'json', iccid: '89490200001234567890' },
+      ],
+      config: {
+        udp: {
+          port: (await freeUdpPorts(1))[0],
+          identity: ['frame'],
+          frame: { codec: 'json' },
+          counter: { bits: 16 },
+          reply: { ack: '06 counter' },
+        },
+        downlink: { enabled: false },
+      },
+    });
+  });
+  afterAll(() => gw?.stop());
+  const send = (o: unknown) => socatSend(gw.ports.udp as number, Buffer.from(JSON.stringify(o)));
+
+  it('takes the deviceId the identity codec returns and the counter the device codec returns', async () => {
+    const r = await send({ deviceId: 'j-1', counter: 5, t: 21.5 });
+    expect(r.stdout.toString('hex')).toBe('060005');
+    await gw.recorder.waitFor(1);
+    expect(gw.recorder.messages[0].envelope).toMatchObject({
+      deviceId: 'j-1',
+      identity: 'frame',
+      frameCounter: 5,
+      decoded: { deviceId: 'j-1', counter: 5, t: 21.5 },
+    });
+    expect((await send({ deviceId: 'j-1', counter: 4, t: 1 })).stdout.length).toBe(0);
+    expect((await send({ deviceId: 'nobody', counter: 9 })).stdout.length).toBe(0);
+    expect((await send({ deviceId: 'j-1', counter: 6, t: 2 })).stdout.toString('hex')).toBe('060006');
+    await gw.recorder.waitForExactly(2);
+    expect(await outcome(gw, 'replay')).toBe(1);
+    expect(await outcome(gw, 'unknown_device')).toBe(1);
+  });
+
+  it('reads an ICCID stored as swapped BCD', async () => {
+    const g = await startTestGateway({
+      devices: [{ id: 'sim-2', iccid: '89490200001234567890' }],
+      config: {
+        udp: {
+          port: (await freeUdpPorts(1))[0],
+          identity: ['frame'],
+          frame: { id: { offset: 0, length: 10, encoding: 'bcd-swapped', field: 'iccid' } },
+          reply: { ack: '06' },
+        },
+        downlink: { enabled: false },
+      },
+    });
+    try {
+      const iccid = toBcd('89490200001234567890', 10, true);
+      expect(iccid.toString('hex')).toBe('98942000002143658709');
+      const r = await socatSend(g.ports.udp as number, Buffer.concat([iccid, Buffer.from('p')]));
+      expect(r.stdout.toString('hex')).toBe('06');
+      await g.recorder.waitFor(1);
+      expect(g.recorder.messages[0].envelope.deviceId).toBe('sim-2');
+      expect(Buffer.from(g.recorder.messages[0].envelope.raw, 'base64').subarray(10).toString()).toBe('p');
+    } finally {
+      await g.stop();
+    }
+  });
+});
