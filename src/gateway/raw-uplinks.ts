@@ -235,7 +235,14 @@ export class RawUplinks implements RawUplinkHandler {
     u.payload = bytes.length > this.payloadStart ? bytes.subarray(this.payloadStart) : EMPTY;
     u.hash = datagramHash(bytes);
     const counter = frameCounter(bytes, this.frameLayout);
-    if (counter === undefined) return this.counted(u);
+    if (counter === undefined) {
+      // A frame too short to hold its counter would escape replay protection.
+      if (this.frameLayout.counter !== undefined) {
+        d.outcome('malformed');
+        return this.debug(found.device, d, 'raw uplink too short for its frame counter');
+      }
+      return this.counted(u);
+    }
     u.counter = counter;
     u.counterBytes = this.frameLayout.counter?.bytes ?? 0;
     this.step(u, this.deps.counters.claim(found.device.id, counter, u.hash, this.frameRule), this.claimed);

@@ -36,6 +36,8 @@ export class RadiusListener {
   /** `<type>\0<outcome>` → count. */
   private readonly requests = new Map<string, number>();
   private lastStoreError = 0;
+  private lastRefusalLog = 0;
+  private refusedSinceLog = 0;
 
   private constructor(
     readonly socket: Socket,
@@ -85,13 +87,22 @@ export class RadiusListener {
     try {
       record = readAccountingRequest(packet, secret);
     } catch (err) {
-      if (!(err instanceof AccountingRefusal)) throw err;
-      this.count('unknown', err.reason);
-      if (err.reason === 'bad_authenticator')
-        this.opts.log.warn(
-          { remote: rinfo.address },
-          'radius: request authenticator does not match the shared secret',
-        );
+      // Anything the codec library throws beyond its own checks is a packet it could not read.
+      const reason = err instanceof AccountingRefusal ? err.reason : 'malformed';
+      this.count('unknown', reason);
+      if (!(err instanceof AccountingRefusal)) return;
+      if (err.reason === 'bad_authenticator') {
+        this.refusedSinceLog++;
+        const now = Date.now();
+        if (now - this.lastRefusalLog >= STORE_ERROR_LOG_MS) {
+          this.lastRefusalLog = now;
+          this.opts.log.warn(
+            { remote: rinfo.address, refused: this.refusedSinceLog },
+            'radius: request authenticator does not match the shared secret (wrong secret?)',
+          );
+          this.refusedSinceLog = 0;
+        }
+      }
       return;
     }
     const reply = () => this.socket.send(accountingResponse(packet, secret), rinfo.port, rinfo.address);

@@ -24,6 +24,7 @@ export const DATAGRAM_OUTCOMES = [
   'confirmation',
   'publish_failed',
   'store_failed',
+  'malformed',
   'too_large',
   'port_zero',
 ] as const;
