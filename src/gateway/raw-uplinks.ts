@@ -574,23 +574,19 @@ export class RawUplinks implements RawUplinkHandler {
 }
 
 /**
- * A 52-bit FNV-1a hash of a datagram (base 36): tells a retransmission of the same bytes from other bytes. Not a
- * cryptographic hash, and it need not be one: only a sender that already names the device could make a
- * collision, and it would only be told its uplink was a duplicate.
+ * A 64-bit hash of a datagram (two 32-bit FNV-1a lanes with different offsets), in base 36 with the length:
+ * tells a retransmission of the same bytes from other bytes. Not a cryptographic hash, and it need not be
+ * one: only a sender that already names the device could make a collision, and it would only be told that
+ * its uplink was a duplicate.
  */
 export function datagramHash(b: Buffer): string {
-  // Two 26-bit halves of a 52-bit state, so the multiplications stay exact in doubles.
-  let lo = 0x2325 ^ 0x1ce4; // FNV offset basis folded to 52 bits
-  let hi = 0xcbf29ce & 0x3ffffff;
+  let h1 = 0x811c9dc5;
+  let h2 = 0x050c5d1f;
   for (let i = 0; i < b.length; i++) {
-    lo ^= b[i];
-    // state × 0x100000001b3 (FNV prime) mod 2^52, on 26-bit limbs: the prime is 2^40 + 0x1b3.
-    const l = lo * 0x1b3;
-    const h = hi * 0x1b3 + lo * 0x4000; // 2^40 = 2^26 × 2^14: lo's contribution to the high limb
-    lo = l % 0x4000000;
-    hi = (h + Math.floor(l / 0x4000000)) % 0x4000000;
+    h1 = Math.imul(h1 ^ b[i], 0x01000193);
+    h2 = Math.imul(h2 ^ b[i] ^ (i & 0xff), 0x01000193);
   }
-  return (hi * 0x4000000 + lo).toString(36) + b.length.toString(36);
+  return (h1 >>> 0).toString(36) + '.' + (h2 >>> 0).toString(36) + '.' + b.length.toString(36);
 }
 
 /** The frame counter a codec returned: a non-negative integer within the counter's width at `field`. */

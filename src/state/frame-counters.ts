@@ -12,8 +12,8 @@ import { judgeCounter, type CounterRule, type CounterVerdict } from '../udp/coun
 export interface CounterClaim {
   /** `full`: the memory store is at its cap and does not know the device. */
   verdict: CounterVerdict | 'full';
-  /** What the store held before a `new` claim (for `release`); undefined when it held nothing. */
-  previous?: string;
+  /** What the store held before a `new` claim, as the store knows it (for `release`); undefined: nothing. */
+  previous?: unknown;
 }
 
 export interface FrameCounterStore {
@@ -24,12 +24,7 @@ export interface FrameCounterStore {
     rule: CounterRule,
   ): CounterClaim | Promise<CounterClaim>;
   /** Gives back a `new` claim (publish failed): restores `previous` if the store still holds this claim. */
-  release(
-    deviceId: string,
-    counter: number,
-    hash: string,
-    previous: string | undefined,
-  ): void | Promise<void>;
+  release(deviceId: string, counter: number, hash: string, previous: unknown): void | Promise<void>;
   /** The last accepted counter, if any. */
   get(deviceId: string): Promise<number | undefined>;
   /** Forgets the device's counter (re-provisioning, admin reset): its next counter is taken, whatever it is. */
@@ -43,18 +38,13 @@ export function counterRecord(counter: number, hash: string): string {
   return `${counter}:${hash}`;
 }
 
-export function parseCounterRecord(v: string): { counter: number; hash: string } {
-  const i = v.indexOf(':');
-  return { counter: Number(v.slice(0, i)), hash: v.slice(i + 1) };
-}
-
-/** A duplicate counter is a retransmission only with the same bytes; with other bytes it is a replay. */
-export function sameUplink(verdict: CounterVerdict, stored: string, hash: string): CounterVerdict {
-  return verdict === 'duplicate' && parseCounterRecord(stored).hash !== hash ? 'replay' : verdict;
+interface LastUplink {
+  readonly counter: number;
+  readonly hash: string;
 }
 
 export class MemoryFrameCounters implements FrameCounterStore {
-  private readonly last = new Map<string, string>();
+  private readonly last = new Map<string, LastUplink>();
 
   constructor(
     private readonly maxEntries: number,
@@ -67,28 +57,29 @@ export class MemoryFrameCounters implements FrameCounterStore {
 
   claim(deviceId: string, counter: number, hash: string, rule: CounterRule): CounterClaim {
     const stored = this.last.get(deviceId);
-    if (stored === undefined && this.last.size >= this.maxEntries) {
-      this.onCap();
-      return { verdict: 'full' };
+    if (stored === undefined) {
+      if (this.last.size >= this.maxEntries) {
+        this.onCap();
+        return { verdict: 'full' };
+      }
+      this.last.set(deviceId, { counter, hash });
+      return { verdict: 'new' };
     }
-    const verdict = judgeCounter(
-      stored === undefined ? undefined : parseCounterRecord(stored).counter,
-      counter,
-      rule,
-    );
-    if (verdict === 'new') this.last.set(deviceId, counterRecord(counter, hash));
-    return { verdict: stored === undefined ? verdict : sameUplink(verdict, stored, hash), previous: stored };
+    let verdict = judgeCounter(stored.counter, counter, rule);
+    if (verdict === 'new') this.last.set(deviceId, { counter, hash });
+    else if (verdict === 'duplicate' && stored.hash !== hash) verdict = 'replay';
+    return { verdict, previous: stored };
   }
 
-  release(deviceId: string, counter: number, hash: string, previous: string | undefined): void {
-    if (this.last.get(deviceId) !== counterRecord(counter, hash)) return;
+  release(deviceId: string, counter: number, hash: string, previous: unknown): void {
+    const now = this.last.get(deviceId);
+    if (now === undefined || now.counter !== counter || now.hash !== hash) return;
     if (previous === undefined) this.last.delete(deviceId);
-    else this.last.set(deviceId, previous);
+    else this.last.set(deviceId, previous as LastUplink);
   }
 
   get(deviceId: string): Promise<number | undefined> {
-    const v = this.last.get(deviceId);
-    return Promise.resolve(v === undefined ? undefined : parseCounterRecord(v).counter);
+    return Promise.resolve(this.last.get(deviceId)?.counter);
   }
 
   reset(deviceId: string): Promise<boolean> {

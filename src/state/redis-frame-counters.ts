@@ -80,13 +80,9 @@ export class RedisFrameCounters implements FrameCounterStore {
     return { verdict: verdict as CounterClaim['verdict'], previous: previous ?? undefined };
   }
 
-  async release(
-    deviceId: string,
-    counter: number,
-    hash: string,
-    previous: string | undefined,
-  ): Promise<void> {
-    await this.redis.udpCounterRelease(this.key(deviceId), counterRecord(counter, hash), previous ?? '');
+  async release(deviceId: string, counter: number, hash: string, previous: unknown): Promise<void> {
+    const before = typeof previous === 'string' ? previous : '';
+    await this.redis.udpCounterRelease(this.key(deviceId), counterRecord(counter, hash), before);
   }
 
   async get(deviceId: string): Promise<number | undefined> {
