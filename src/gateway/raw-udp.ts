@@ -66,7 +66,8 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
   try {
     let sims: SimTable | undefined;
     let radiusListener: RadiusListener | undefined;
-    if (radius.port !== 0 || radius.clients.length > 0) {
+    // The table is fed here (radius.port), or by the replicas that take accounting when it is shared.
+    if (radius.port !== 0 || (redis !== undefined && udp.identity.includes('radius'))) {
       const cap = (n: number) => caps.hit('radius_sessions', n);
       if (redis) {
         const table = new RedisSimTable(redis.client, redis.prefix, radius.sessions.maxEntries, cap);
