@@ -27,6 +27,7 @@ import type { DatagramOutcome, RawDatagram, RawUplinkHandler } from '../udp/endp
 import { frameCounter, frameId, payloadOffset } from '../udp/frame.js';
 import { ReplyTemplate } from '../udp/reply.js';
 import type { Envelope } from './envelope.js';
+import { uplinkMessageId } from './uplink-id.js';
 
 /** The downlink layer as raw UDP uses it (satisfied by Downlinks). */
 export interface RawDownlinkSource {
@@ -81,6 +82,7 @@ function identityCodecDevice(config: UdpConfig): Device | undefined {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_TOKEN = EMPTY;
 
 /** One raw uplink on its way through the steps. */
 class Uplink {
@@ -479,7 +481,22 @@ export class RawUplinks implements RawUplinkHandler {
   ): Envelope {
     const device = found.device;
     return {
-      messageId: randomUUID(),
+      // With a counter, the same id on every replica for the same uplink (as CoAP's: docs/publishing.md);
+      // without one, equal bytes may be a new reading, so the id is new.
+      messageId:
+        counter === undefined
+          ? randomUUID()
+          : uplinkMessageId(
+              {
+                peerKey: `raw-counter:${counter}`,
+                deviceId: device.id,
+                method: 0,
+                path: this.deps.config.path,
+                coapMessageId: 0,
+                token: NO_TOKEN,
+              },
+              d.bytes,
+            ),
       deviceId: device.id,
       thing: device.thing,
       receivedAt: this.isoTime(d.receivedAt),

@@ -149,6 +149,28 @@ describe('raw UDP frames: BCD IMEI, 16-bit counter, downlinks', () => {
     expect(e.decoded).toBe(null);
   });
 
+  it('gives an uplink with a counter the same messageId on any gateway, and one without a counter a new one', async () => {
+    const other = await startTestGateway({
+      devices: [{ id: 'meter-1', thing: 'meter-thing', imei: IMEI }],
+      config: {
+        udp: {
+          port: (await freeUdpPorts(1))[0],
+          identity: ['frame'],
+          frame: { id: { offset: 0, length: 8 }, counter: { offset: 8, bytes: 2 } },
+        },
+        downlink: { enabled: false },
+      },
+    });
+    try {
+      await socatSend(other.ports.udp as number, frame(10, 'a'), { waitMs: 200 });
+      await other.recorder.waitFor(1);
+      expect(other.recorder.messages[0].envelope.messageId).toBe(gw.recorder.messages[0].envelope.messageId);
+      expect(other.recorder.messages[0].envelope.messageId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8/);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('answers an unknown IMEI with the configured byte pattern and counts it', async () => {
     const r = await send(frame(1, 'a', '490154203237518'));
     expect(r.stdout.toString('hex')).toBe('15');
