@@ -11,6 +11,7 @@ import { publisherProblems } from '../publish/index.js';
 import { downlinksUseRedis } from '../downlink/index.js';
 import { redisClientOptions } from '../state/redis.js';
 import { Keyring } from '../state/sealing.js';
+import { RadiusClients } from '../radius/clients.js';
 
 export interface PreflightOptions {
   /** Skip the device file (a registry given by the caller replaces it). */
@@ -49,6 +50,13 @@ export function preflight(loaded: LoadedConfig, opts: PreflightOptions = {}): Pr
     collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
   if (config.state.store === 'redis' || downlinksUseRedis(config.downlink))
     collect(inConfig, () => redisClientOptions(config.state.redis));
+  if (config.radius.port !== 0) {
+    try {
+      new RadiusClients(config.radius.clients, loaded.baseDir);
+    } catch (err) {
+      inConfig.push((err as Error).message);
+    }
+  }
   const source = loaded.file ? `config file ${loaded.file}` : 'config (defaults)';
   problems.push(...inConfig.map((p) => `${source}: ${p}`));
   if (problems.length) throw new ConfigError(problems);

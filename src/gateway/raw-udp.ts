@@ -3,6 +3,7 @@
  * uplinks, the IP → SIM table; in memory or in the shared Redis), the RADIUS accounting listener, the raw
  * endpoint and its NoSec and DTLS listeners.
  */
+import { listenError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -52,6 +53,17 @@ export interface RawUdp {
 
 const SWEEP_MS = 60_000;
 const COUNT_MS = 15_000;
+
+/** A bind failure said in terms of the keys to change (a port in use, a bind address not of this machine). */
+function bindError(err: unknown, bind: string, port: number, section: string, portKey = 'port'): unknown {
+  return listenError(err, {
+    protocol: 'UDP',
+    bind,
+    port,
+    bindKey: `${section}.bind`,
+    portKey: `${section}.${portKey}`,
+  });
+}
 
 export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
   const { config, log, metrics, caps, redis } = deps;
@@ -103,6 +115,8 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
         log,
         metrics,
         socketBufferBytes: config.coap.socketBufferBytes,
+      }).catch((err: unknown) => {
+        throw bindError(err, radius.bind, radius.port, 'radius');
       });
       const l = radiusListener;
       closers.push(() => l.close());
@@ -163,6 +177,8 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
           bind: udp.bind,
           port: udp.port,
           bufferBytes: config.coap.socketBufferBytes,
+        }).catch((err: unknown) => {
+          throw bindError(err, udp.bind, udp.port, 'udp', 'port');
         });
         udpPort = socket.address().port;
         closers.push(listenPlain(socket, ep, socketErrorLog(log, 'udp')));
@@ -178,6 +194,8 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
           metrics,
           caps,
           onApplicationData: (data, peer) => ep.receiveSecure(data, peer),
+        }).catch((err: unknown) => {
+          throw bindError(err, udp.bind, udp.dtlsPort, 'udp', 'dtlsPort');
         });
         dtls = listener;
         closers.push(() => listener.close());

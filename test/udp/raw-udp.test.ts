@@ -338,3 +338,22 @@ describe('raw UDP named by a codec, with the counter the device codec returns', 
     }
   });
 });
+
+describe('raw UDP and RADIUS start-up errors', () => {
+  it('names the key to change when a raw or RADIUS port is taken', async () => {
+    const { createSocket } = await import('node:dgram');
+    const busy = createSocket('udp4');
+    await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+    const port = busy.address().port;
+    try {
+      await expect(startTestGateway({ config: { udp: { bind: '127.0.0.1', port } } })).rejects.toThrow(
+        /UDP 127.0.0.1:\d+ is in use by another process; set udp.port or CELLGATE_UDP__PORT/,
+      );
+      await expect(
+        startTestGateway({ config: { radius: { bind: '127.0.0.1', port, clients: [] } } }),
+      ).rejects.toThrow(/set radius.port or CELLGATE_RADIUS__PORT/);
+    } finally {
+      busy.close();
+    }
+  });
+});
