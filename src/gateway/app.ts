@@ -327,9 +327,10 @@ export async function startGateway(
         config: loaded.file ?? '(defaults)',
         coap: nosec ? `${coap.bind}:${nosec.port}` : 'off',
         dtls: dtls ? `${coap.bind}:${dtls.port}` : 'off',
-        udp: raw.ports.udp ? `${config.udp.bind}:${raw.ports.udp}` : 'off',
-        udpDtls: raw.ports.udpDtls ? `${config.udp.bind}:${raw.ports.udpDtls}` : 'off',
-        radius: raw.ports.radius ? `${config.radius.bind}:${raw.ports.radius}` : 'off',
+        // Raw UDP and RADIUS are named only when they run (both are off unless configured).
+        udp: raw.ports.udp ? `${config.udp.bind}:${raw.ports.udp}` : undefined,
+        udpDtls: raw.ports.udpDtls ? `${config.udp.bind}:${raw.ports.udpDtls}` : undefined,
+        radius: raw.ports.radius ? `${config.radius.bind}:${raw.ports.radius}` : undefined,
         http: `${config.http.bind}:${httpPort}`,
         devices: registry.size,
         uplinks: overrides.publisher ? publisher.type : uplinkDestination(config.publisher),
