@@ -16,7 +16,7 @@
  *   lease or checkpoint is refused.
  */
 import type { Logger } from '../ops/logger.js';
-import type { MetricsRegistry } from '../ops/metrics.js';
+import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { counterFrom } from '../ops/metrics.js';
 import type { SessionClaim, SessionStore, SharedSession } from '../state/session-store.js';
 import { MAX_SEQUENCE } from './constants.js';
@@ -56,6 +56,7 @@ export interface SharingHost extends SessionHost {
   readonly table: SessionTable;
   readonly keys: KeyStore;
   readonly stats: DtlsStats;
+  readonly caps: CapReporter;
   /** Puts a session taken over in service (ends a stale local one of the same device). */
   adopt(s: DtlsSession): void;
   /** Authenticates and handles one record of a session (as if just received). */
@@ -337,11 +338,11 @@ export class SessionSharing {
     const held = this.held.get(rec.cid);
     if (held) {
       if (held.records.length < MAX_HELD) held.records.push({ buf: record, address, port });
-      else this.takeovers.cap++;
+      else this.capped('dtls_takeover_records');
       return;
     }
     if (this.held.size >= MAX_CLAIMS) {
-      this.takeovers.cap++;
+      this.capped('dtls_takeovers');
       return;
     }
     const h: Held = { records: [{ buf: record, address, port }] };
@@ -355,6 +356,11 @@ export class SessionSharing {
         this.logError(err, 'taking a session over');
       },
     );
+  }
+
+  private capped(cap: string): void {
+    this.takeovers.cap++;
+    this.host.caps.hit(cap);
   }
 
   private claimed(cid: string, h: Held, claim: SessionClaim | 'unknown' | 'replay'): void {

@@ -273,6 +273,24 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
     expect(f.replicas[1].delivered.map((d) => d.data.toString())).toEqual(['6', '7']);
   });
 
+  it('holds a few records of a session while its claim is in flight, and counts what a cap turns away', async () => {
+    const f = await start(2);
+    const c = f.client('dev1', 0);
+    await c.core.handshake();
+    await f.stored(0);
+    const records = Array.from({ length: 6 }, (_, i) => c.core.record(Buffer.from(`burst${i}`)));
+    for (const r of records) f.inject(1, r, '10.4.0.1', 4001);
+    await until(() => f.replicas[1].delivered.length === 4);
+    expect(f.replicas[1].delivered.map((d) => d.data.toString())).toEqual([
+      'burst0',
+      'burst1',
+      'burst2',
+      'burst3',
+    ]);
+    expect(await f.replicas[1].metric('cellgate_dtls_takeovers_total', { outcome: 'cap' })).toBe(2);
+    expect(await f.replicas[1].metric('cellgate_cap_hits_total', { cap: 'dtls_takeover_records' })).toBe(2);
+  });
+
   it('a record that does not authenticate undoes its claim: the owner keeps the session', async () => {
     const f = await start();
     const c = f.client('dev1', 0);
