@@ -147,12 +147,16 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     }
   }
 
-  /** Ends the session and handshakes of a device (removed from the registry, or its key changed). */
-  endSessionsOf(deviceId: string): number {
-    this.sharing?.removeDevice(deviceId);
+  /**
+   * Ends the session and handshakes of a device (removed from the registry, or its key changed), here and,
+   * with shared sessions, on every replica — except a shared session made with the credential tagged `keep`.
+   */
+  endSessionsOf(deviceId: string, keep?: number): number {
+    this.sharing?.removeDevice(deviceId, keep);
     let n = this.handshaker.abandon('closed', deviceId);
     const s = this.table.byDevice(deviceId);
-    if (s) {
+    // A shared session made with the device's current credential (`keep`, see credentialTag) stays.
+    if (s && (keep === undefined || s.share?.credential !== keep)) {
       this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
       this.endSession(s);
       n++;

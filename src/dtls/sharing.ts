@@ -15,6 +15,8 @@
  * - A replica that hears that its session moved (a higher fence) or ended drops its copy; so does one whose
  *   lease or checkpoint is refused.
  */
+import { createHash } from 'node:crypto';
+import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { counterFrom } from '../ops/metrics.js';
@@ -34,10 +36,17 @@ const MAX_CLAIMS = 1024;
 const MAX_HELD = 4;
 const LOG_INTERVAL_MS = 30_000;
 
+/** A tag of a PSK (the first 4 bytes of its SHA-256), or undefined without one. */
+export function credentialTag(key: Buffer | undefined): number | undefined {
+  return key ? createHash('sha256').update(key).digest().readUInt32BE(0) : undefined;
+}
+
 /** Sharing state of a session in a store (undefined on sessions of a process without one). */
 export class ShareState {
   /** This replica's fence; 0 until the store confirmed the session. */
   fence = 0;
+  /** Tag of the credential the session was made with (see `credentialTag`). */
+  credential = 0;
   /** Drawn when this replica created the session (tells its creation from another one's). */
   readonly token = (Math.random() * 0x1_0000_0000) >>> 0;
   /** A further leased write block [nextStart, nextEnd), or nextStart -1. */
@@ -57,6 +66,7 @@ export interface SharingHost extends SessionHost {
   readonly keys: KeyStore;
   readonly stats: DtlsStats;
   readonly caps: CapReporter;
+  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
   /** Puts a session taken over in service (ends a stale local one of the same device). */
   adopt(s: DtlsSession): void;
   /** Authenticates and handles one record of a session (as if just received). */
@@ -151,8 +161,18 @@ export class SessionSharing {
   /** The handshake completed: store the session, capping writes at the end of the block asked for. */
   established(s: DtlsSession): void {
     if (s.cid === '') return; // found by address only: it cannot move to another replica
-    s.share = new ShareState();
-    this.create(s);
+    const share = new ShareState();
+    s.share = share;
+    // Until stored, write nothing past the first block (the store will know it as leased to this session).
+    s.writeLimit = s.writeSeq + this.store.blockSize;
+    const stored = (credential: number) => {
+      share.credential = credential;
+      if (s.keySlot >= 0 && s.share === share) this.create(s);
+    };
+    this.host.registry.byPskIdentity(s.pskIdentity ?? '').then(
+      (device) => stored(credentialTag(device?.psk?.key) ?? 0),
+      () => stored(0),
+    );
   }
 
   private create(s: DtlsSession): void {
@@ -198,6 +218,7 @@ export class SessionSharing {
       peerCid: s.peerCid,
       sendLimit: s.sendLimit,
       keys: Buffer.from(keys.slab(s.keySlot).subarray(at, at + SLOT_BYTES)),
+      credential: (s.share as ShareState).credential,
     };
   }
 
@@ -306,9 +327,9 @@ export class SessionSharing {
     this.store.remove(s.cid, s.deviceId).catch((err: unknown) => this.logError(err, 'removing a session'));
   }
 
-  /** A device was removed or re-keyed: its sessions end on every replica. */
-  removeDevice(deviceId: string): void {
-    this.store.removeDevice(deviceId).catch((err: unknown) => this.logError(err, 'removing a device'));
+  /** A device was removed or re-keyed: its session ends on every replica, unless made with `keep`. */
+  removeDevice(deviceId: string, keep?: number): void {
+    this.store.removeDevice(deviceId, keep).catch((err: unknown) => this.logError(err, 'removing a device'));
   }
 
   private lose(s: DtlsSession): void {
@@ -437,6 +458,7 @@ export class SessionSharing {
     s.hi = -1;
     const share = new ShareState();
     share.fence = claim.lease.fence;
+    share.credential = c.credential;
     share.storedTop = s.top + 1;
     s.share = share;
     return s;

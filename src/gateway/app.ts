@@ -34,6 +34,7 @@ import { createPublisher } from '../publish/index.js';
 import type { Publisher } from '../publish/publisher.js';
 import { compileTopic } from '../publish/topic.js';
 import { createDtlsListener, type DtlsListener } from '../dtls/listener.js';
+import { credentialTag } from '../dtls/sharing.js';
 import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
 import { stateDeprecations } from '../config/state.js';
@@ -277,7 +278,15 @@ export async function startGateway(
       // Hear other replicas' take-overs before taking traffic (bounded: a store that is down is retried).
       if (sessionStore) await waitUpTo(sessionStore.subscribed, config.state.redis.commandTimeoutMs);
       // A device removed or given a new key loses its session.
-      closers.push(registry.onChange((c) => c.removed.forEach((id) => listener.server.endSessionsOf(id))));
+      // With shared sessions, one made with the device's current key stays (a replica that reloads the device
+      // file late must not end the session the device already made with its new key elsewhere).
+      closers.push(
+        registry.onChange((c) =>
+          c.removed.forEach((id) =>
+            listener.server.endSessionsOf(id, credentialTag(registry.get(id)?.psk?.key)),
+          ),
+        ),
+      );
     }
 
     const raw = await startRawUdp({

@@ -36,7 +36,8 @@ export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory';
   readonly blockSize: number;
   private readonly sessions = new Map<string, Entry>();
-  private readonly devices = new Map<string, string>();
+  /** Device → its current session id and the credential tag it was made with. */
+  private readonly devices = new Map<string, { id: string; credential: number }>();
   private readonly listeners: ((id: string, fence: number, why: Revocation) => void)[] = [];
   private readonly idleMs: number;
   private writes = 0;
@@ -70,7 +71,7 @@ export class MemorySessionStore implements SessionStore {
 
   private drop(id: string, deviceId: string): void {
     this.sessions.delete(id);
-    if (this.devices.get(deviceId) === id) this.devices.delete(deviceId);
+    if (this.devices.get(deviceId)?.id === id) this.devices.delete(deviceId);
   }
 
   private emit(id: string, fence: number, why: Revocation): void {
@@ -98,8 +99,8 @@ export class MemorySessionStore implements SessionStore {
       this.sessions.set(s.id, e);
     }
     this.touch(e);
-    const before = this.devices.get(s.deviceId);
-    this.devices.set(s.deviceId, s.id);
+    const before = this.devices.get(s.deviceId)?.id;
+    this.devices.set(s.deviceId, { id: s.id, credential: s.credential });
     if (before !== undefined && before !== s.id) {
       this.sessions.delete(before);
       this.emit(before, 0, 'ended');
@@ -162,9 +163,9 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve();
   }
 
-  removeDevice(deviceId: string): Promise<void> {
-    const id = this.devices.get(deviceId);
-    return id === undefined ? Promise.resolve() : this.remove(id, deviceId);
+  removeDevice(deviceId: string, keep?: number): Promise<void> {
+    const d = this.devices.get(deviceId);
+    return d === undefined || d.credential === keep ? Promise.resolve() : this.remove(d.id, deviceId);
   }
 
   onRevoked(listener: (id: string, fence: number, why: Revocation) => void): void {

@@ -12,7 +12,8 @@
  *     sealed       the session, AES-256-GCM under the keyring, the session id as associated data
  *
  * The head is read and rewritten in place (GETRANGE / SETRANGE) by Lua scripts, so every change is atomic.
- * and one string per device, `<prefix>dtls:dev:{<device id>}` → its current session id, to end the
+ * and one string per device, `<prefix>dtls:dev:{<device id>}` → its current session id and the tag of the
+ * credential it was made with, to end the
  * sessions of a removed or re-keyed device and the one a new handshake replaces. Both expire after
  * `dtls.idleTimeoutMs` without a checkpoint. Every multi-step change is one Lua script on one key, so the
  * store works unchanged on Redis Cluster (every key hash-tagged by session or device). Revocations go out on
@@ -59,6 +60,7 @@ declare module 'ioredis' {
     cellgateSessionLease(key: string, fence: number, block: number, ttl: number): Result<number, Context>;
     cellgateSessionCheckpoint(key: string, fence: number, top: string, ttl: number): Result<number, Context>;
     cellgateDeleteIfEqual(key: string, value: string): Result<number, Context>;
+    cellgateDeviceEnd(key: string, keep: string): Result<string | null, Context>;
   }
 }
 
@@ -133,8 +135,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
+/** Ends a device's entry unless its credential tag is ARGV[1]; returns the session id (hex) it named. */
+const DEVICE_END = `
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+local id, tag = string.match(v, '^(%x+) (%x+)$')
+if tag == ARGV[1] then return nil end
+redis.call('DEL', KEYS[1])
+return id or v
+`;
+
+/** Deletes the device entry if it still names session ARGV[1]. */
 const DELETE_IF_EQUAL = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
 
@@ -145,6 +159,11 @@ export interface RedisSessionStoreOptions extends SessionStoreOptions {
   /** Time-out of one store call (`state.redis.commandTimeoutMs`): also bounds a call queued while disconnected. */
   timeoutMs: number;
   observe?: StoreObserver;
+}
+
+/** A credential tag as 8 hex digits. */
+function tag(credential: number): string {
+  return (credential >>> 0).toString(16).padStart(8, '0');
 }
 
 function hex(id: string): string {
@@ -174,6 +193,7 @@ export class RedisSessionStore implements SessionStore {
     c.defineCommand('cellgateSessionLease', { numberOfKeys: 1, lua: LEASE });
     c.defineCommand('cellgateSessionCheckpoint', { numberOfKeys: 1, lua: CHECKPOINT });
     c.defineCommand('cellgateDeleteIfEqual', { numberOfKeys: 1, lua: DELETE_IF_EQUAL });
+    c.defineCommand('cellgateDeviceEnd', { numberOfKeys: 1, lua: DEVICE_END });
   }
 
   /** The hash of a session (exported for tests and the benchmark's MEMORY USAGE). */
@@ -234,9 +254,11 @@ export class RedisSessionStore implements SessionStore {
     const idHex = hex(s.id);
     const before = await this.call('create', async () => {
       const c = this.redis.client;
-      return (await c.set(this.deviceKey(s.deviceId), idHex, 'PX', this.ttl, 'GET')) as string | null;
+      const entry = `${idHex} ${tag(s.credential)}`;
+      return (await c.set(this.deviceKey(s.deviceId), entry, 'PX', this.ttl, 'GET')) as string | null;
     });
-    if (before && before !== idHex) await this.end(Buffer.from(before, 'hex').toString('latin1'));
+    const beforeId = before?.split(' ')[0];
+    if (beforeId && beforeId !== idHex) await this.end(Buffer.from(beforeId, 'hex').toString('latin1'));
     return { fence: 1, start: 0, end };
   }
 
@@ -316,8 +338,10 @@ export class RedisSessionStore implements SessionStore {
     );
   }
 
-  async removeDevice(deviceId: string): Promise<void> {
-    const idHex = await this.call('remove', () => this.redis.client.getdel(this.deviceKey(deviceId)));
+  async removeDevice(deviceId: string, keep?: number): Promise<void> {
+    const idHex = await this.call('remove', () =>
+      this.redis.client.cellgateDeviceEnd(this.deviceKey(deviceId), keep === undefined ? '' : tag(keep)),
+    );
     if (idHex) await this.end(Buffer.from(idHex, 'hex').toString('latin1'));
   }
 

@@ -1,10 +1,11 @@
 /**
  * The compact binary form of a shared DTLS session, before sealing:
  *
- *     version (1) ‖ suite (2) ‖ sendLimit (2) ‖ keys length (1) ‖ keys ‖ peer CID length (1) ‖ peer CID
- *     ‖ device id length (1) ‖ device id (UTF-8) ‖ PSK identity length (2) ‖ PSK identity
+ *     version (1) ‖ suite (2) ‖ sendLimit (2) ‖ credential tag (4) ‖ keys length (1) ‖ keys
+ *     ‖ peer CID length (1) ‖ peer CID ‖ device id length (1) ‖ device id (UTF-8)
+ *     ‖ PSK identity length (2) ‖ PSK identity
  *
- * About 110 bytes for a usual session; sealed, 29 more.
+ * About 115 bytes for a usual session; sealed, 29 more.
  */
 import type { SharedSession } from './session-store.js';
 
@@ -16,11 +17,12 @@ export function encodeSession(s: SharedSession): Buffer {
   if (device.length > 255) throw new RangeError('device id longer than 255 bytes');
   if (s.keys.length > 255 || s.peerCid.length > 255) throw new RangeError('session field too long');
   const out = Buffer.allocUnsafe(
-    1 + 2 + 2 + 1 + s.keys.length + 1 + s.peerCid.length + 1 + device.length + 2 + identity.length,
+    1 + 2 + 2 + 4 + 1 + s.keys.length + 1 + s.peerCid.length + 1 + device.length + 2 + identity.length,
   );
   let p = out.writeUInt8(VERSION, 0);
   p = out.writeUInt16BE(s.suite, p);
   p = out.writeUInt16BE(s.sendLimit, p);
+  p = out.writeUInt32BE(s.credential >>> 0, p);
   p = out.writeUInt8(s.keys.length, p);
   p += s.keys.copy(out, p);
   p = out.writeUInt8(s.peerCid.length, p);
@@ -39,7 +41,8 @@ export function decodeSession(id: string, b: Buffer): SharedSession | undefined 
     let p = 1;
     const suite = b.readUInt16BE(p);
     const sendLimit = b.readUInt16BE(p + 2);
-    p += 4;
+    const credential = b.readUInt32BE(p + 4);
+    p += 8;
     const kl = b.readUInt8(p++);
     const keys = Buffer.from(b.subarray(p, p + kl));
     p += kl;
@@ -53,7 +56,7 @@ export function decodeSession(id: string, b: Buffer): SharedSession | undefined 
     p += 2;
     const pskIdentity = b.toString('utf8', p, p + il);
     if (p + il !== b.length || keys.length !== kl || peerCid.length !== cl) return undefined;
-    return { id, deviceId, pskIdentity, suite, peerCid, sendLimit, keys };
+    return { id, deviceId, pskIdentity, suite, peerCid, sendLimit, keys, credential };
   } catch {
     return undefined;
   }

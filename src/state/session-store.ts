@@ -27,6 +27,11 @@ export interface SharedSession {
   sendLimit: number;
   /** The key slot: AEAD key block and the server's verify_data. */
   keys: Buffer;
+  /**
+   * A tag of the credential the session was made with (first 4 bytes of SHA-256 of the PSK), kept with the
+   * device's entry: ending a device's sessions for a credential change spares a session made with the new one.
+   */
+  credential: number;
 }
 
 /** Write sequence numbers [start, end) leased to one owner (`fence`). */
@@ -83,8 +88,12 @@ export interface SessionStore {
   checkpoint(id: string, deviceId: string, fence: number, acceptedTop: number): Promise<boolean>;
   /** Ends the session on every replica (close_notify, replaced). */
   remove(id: string, deviceId: string): Promise<void>;
-  /** Ends every session of a device on every replica (removed, or its key changed). */
-  removeDevice(deviceId: string): Promise<void>;
+  /**
+   * Ends the session of a device on every replica (removed, or its key changed) — unless it was made with
+   * the credential tagged `keep` (the device's current one: a replica that reloads its device file late
+   * must not end the session the device already made with its new key).
+   */
+  removeDevice(deviceId: string, keep?: number): Promise<void>;
   /** `listener(id, fence, why)` when a session moved to the owner of `fence`, or ended (`fence` 0). */
   onRevoked(listener: (id: string, fence: number, why: Revocation) => void): void;
   close(): Promise<void>;

@@ -14,8 +14,9 @@ import { RedisSessionStore } from '../../src/state/redis-session-store.js';
 import { Keyring } from '../../src/state/sealing.js';
 import type { SessionStore } from '../../src/state/session-store.js';
 import { SLOT_BYTES } from '../../src/dtls/key-store.js';
-import { until } from '../support/dtls-harness.js';
+import { device, until } from '../support/dtls-harness.js';
 import { Replicas } from '../support/dtls-replicas.js';
+import { credentialTag } from '../../src/dtls/sharing.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -340,6 +341,31 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
     f.move(c2, 0);
     await expect(f.request(c2, 'old', 300)).rejects.toThrow(/no reply/);
     expect(await f.request(again, 'new')).toBe('r2:new');
+  });
+
+  it('a re-keyed device: a replica that reloads late spares the session made with the new key', async () => {
+    const f = await start();
+    const c = f.client('dev1', 0);
+    await c.core.handshake();
+    await f.stored(0);
+    f.move(c, 1);
+    expect(await f.request(c, 'old key')).toBe('r1:old key');
+    // The device file gives dev1 a new key; replica 0 reloads first and ends the session everywhere.
+    f.registry.replace([device('dev1', 'new-key'), device('dev2'), device('dev3')]);
+    const current = credentialTag(Buffer.from('new-key'));
+    f.replicas[0].server.endSessionsOf('dev1', current);
+    await f.released(1);
+    // The device handshakes again, with its new key, on replica 2.
+    const fresh = f.client('dev1', 2, { key: Buffer.from('new-key') });
+    await fresh.core.handshake();
+    await f.stored(2);
+    // Replica 1 reloads a while later: the new session stays, on replica 2 and in the store.
+    f.replicas[1].server.endSessionsOf('dev1', current);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await f.request(fresh, 'new key')).toBe('r2:new key');
+    f.move(fresh, 1);
+    expect(await f.request(fresh, 'moved')).toBe('r1:moved');
+    expect(fresh.core.handshakes).toBe(1);
   });
 
   it('forgets sessions idle for dtls.idleTimeoutMs', async () => {

@@ -37,6 +37,7 @@ function session(id: string, deviceId = 'dev-a'): SharedSession {
     peerCid: 'pc',
     sendLimit: 1200,
     keys: randomBytes(52),
+    credential: 0xc0ffee01,
   };
 }
 
@@ -118,12 +119,19 @@ describe.each(stores)('session store (%s)', (_name, make) => {
     expect(await st.claim(a.id, 1)).toBe('unknown');
     await st.removeDevice('dev-r');
     expect(await st.claim(b.id, 1)).toBe('unknown');
+    // Ending a device's session for a credential change spares one made with the current credential.
+    const k = session('\x34\x00\x00\x00\x00\x04', 'dev-k');
+    await st.create(k, 0, -1, 4);
+    await st.removeDevice('dev-k', 0xc0ffee01);
+    expect(await st.claim(k.id, 1)).not.toBe('unknown');
+    await st.removeDevice('dev-k', 0x12345678);
+    expect(await st.claim(k.id, 2)).toBe('unknown');
     const c = session('\x33\x00\x00\x00\x00\x03', 'dev-s');
     await st.create(c, 0, -1, 3);
     await st.remove(c.id, 'dev-s');
     expect(await st.claim(c.id, 1)).toBe('unknown');
     await new Promise((r) => setTimeout(r, 100));
-    expect(heard).toEqual(['49/0/ended', '50/0/ended', '51/0/ended']);
+    expect(heard).toEqual(['49/0/ended', '50/0/ended', '52/0/ended', '51/0/ended']);
   });
 });
 
