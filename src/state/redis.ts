@@ -191,9 +191,20 @@ export class RedisConnection {
     this.channels.set(channel, listeners);
     if (!this.subscriber) {
       const c = this.client;
-      const sub = c instanceof Cluster ? c.duplicate() : c.duplicate();
+      // A standalone subscriber subscribes again itself after a reconnection: ioredis' own re-subscription
+      // leaves a failure (the connection dropping again) as an unhandled rejection, which ends the process.
+      // The cluster client's subscriber handles its own.
+      const sub = c instanceof Cluster ? c.duplicate() : c.duplicate({ autoResubscribe: false });
       this.subscriber = sub;
       sub.on('error', (err: Error) => this.logError(err));
+      if (!(sub instanceof Cluster)) {
+        let connected = false;
+        sub.on('ready', () => {
+          if (connected && this.channels.size)
+            sub.subscribe(...this.channels.keys()).catch((err: Error) => this.logError(err));
+          connected = true;
+        });
+      }
       sub.on('message', (ch: string, message: string) => {
         for (const l of this.channels.get(ch) ?? []) l(message);
       });

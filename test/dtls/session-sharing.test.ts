@@ -425,7 +425,7 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
     async () => {
       const proxy = await startTcpProxy(6379);
       try {
-        const f = await start(2, { url: `redis://127.0.0.1:${proxy.port}`, timeoutMs: 200 });
+        const f = await start(3, { url: `redis://127.0.0.1:${proxy.port}`, timeoutMs: 200 });
         const c = f.client('dev1', 0);
         await c.core.handshake();
         await f.stored(0);
@@ -447,6 +447,14 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
         }, 5000);
         expect(c.core.handshakes).toBe(1);
         expect(f.nonceReuse()).toEqual([]);
+        // The replicas subscribed again after the outage: replica 1 hears at once that the session moved on.
+        f.move(c, 2);
+        expect(await f.request(c, 'third', 2000, 300)).toBe('r2:third');
+        await until(
+          async () =>
+            (await f.replicas[1].metric('cellgate_dtls_sessions_revoked_total', { reason: 'moved' })) === 1,
+          5000,
+        );
       } finally {
         await proxy.close();
       }
