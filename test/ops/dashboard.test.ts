@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../support/child-gateway.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { freeUdpPorts } from '../support/raw-peers.js';
 import { IotDataPlaneServer, TEST_CREDENTIAL } from '../support/iot-data-plane-server.js';
 
 interface Panel {
@@ -42,6 +43,7 @@ describe('Grafana dashboard', () => {
 
   beforeAll(async () => {
     server = await IotDataPlaneServer.start();
+    const [udpPort, radiusPort] = await freeUdpPorts(2);
     process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIAL.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIAL.secretAccessKey;
     gw = await startTestGateway({
@@ -50,6 +52,9 @@ describe('Grafana dashboard', () => {
       files: { 'f.js': 'function decodeUplink(input) { return { data: { n: input.bytes.length } }; }' },
       configuredPublisher: true,
       config: {
+        // Raw UDP and RADIUS accounting on, so that their metrics exist.
+        udp: { port: udpPort },
+        radius: { bind: '127.0.0.1', port: radiusPort },
         publisher: {
           type: 'aws-iot',
           endpoint: server.url,
