@@ -5,6 +5,7 @@
  * flagged by those schemas), and the manifests checked against each other and against the gateway: the
  * rendered config loads, ports, selectors and names line up, the shutdown deadline fits the grace period.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,10 @@ import { z } from 'zod';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { readDeviceFile } from '../../src/devices/file-registry.js';
+import { Keyring } from '../../src/state/sealing.js';
 import { ROOT } from '../support/child-gateway.js';
-import { renderChart, ValuesError, type Manifest } from '../support/helm/chart.js';
+import { parseYaml11, renderChart, ValuesError, type Manifest } from '../support/helm/chart.js';
+import type { Value } from '../support/helm/go-template.js';
 
 const CHART = join(ROOT, 'helm/cellgate');
 
@@ -42,6 +45,9 @@ async function validateManifest(m: Manifest): Promise<void> {
   }
 }
 
+/** values-fleet.yaml, the example a fleet starts from. */
+const FLEET = parseYaml11(readFileSync(join(CHART, 'values-fleet.yaml'), 'utf8')) as Record<string, Value>;
+
 function find(ms: Manifest[], kind: string, name?: string): Manifest {
   const m = ms.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
   if (!m) throw new Error(`no ${kind} ${name ?? ''}`);
@@ -59,6 +65,15 @@ function pod(ms: Manifest[]): Any {
 const FULL = {
   replicaCount: 3,
   autoscaling: { enabled: false },
+  state: {
+    store: 'redis',
+    redis: {
+      url: 'rediss://redis.internal:6380',
+      passwordSecret: { name: 'redis-auth', key: 'token' },
+      keyPrefix: 'gw:',
+    },
+    encryptionKeySecret: { name: 'state-key' },
+  },
   aws: { roleArn: 'arn:aws:iam::123456789012:role/cellgate', region: 'eu-west-1' },
   devices: { existingSecret: 'fleet-devices' },
   pskSecret: { name: 'fleet-keys' },
@@ -73,21 +88,45 @@ const FULL = {
   config: { log: { level: 'debug' }, coap: { piggybackWindowMs: 500 } },
 };
 
+/** The rendered cellgate.yaml, loaded by the gateway's own loader (with `env` as the pod's environment). */
+function loadRendered(ms: Manifest[], env: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'cellgate-chart-'));
+  const file = join(dir, 'cellgate.yaml');
+  writeFileSync(file, (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml']);
+  return loadConfig(file, env);
+}
+
+/** The Secret and key behind a file the container reads, through its mounts and the pod's volumes. */
+function secretFile(ms: Manifest[], path: string): { secret: string; key: string } | undefined {
+  const spec = pod(ms).spec;
+  for (const m of spec.containers[0].volumeMounts as Any[]) {
+    if (!path.startsWith(`${m.mountPath}/`)) continue;
+    const rel = path.slice(m.mountPath.length + 1);
+    const vol = (spec.volumes as Any[]).find((v) => v.name === m.name);
+    const item = vol?.secret?.items?.find((i: Any) => i.path === rel);
+    if (item) return { secret: vol.secret.secretName, key: item.key };
+  }
+  return undefined;
+}
+
 describe('helm chart', () => {
-  it('renders the default values into valid Kubernetes objects', async () => {
+  it('renders the default values into valid Kubernetes objects: one replica on the memory store', async () => {
     const r = renderChart(CHART);
     expect(r.manifests.map((m) => m.kind).sort()).toEqual([
       'ConfigMap',
       'ConfigMap',
       'Deployment',
-      'HorizontalPodAutoscaler',
-      'PodDisruptionBudget',
       'Secret',
       'Service',
       'Service',
       'ServiceAccount',
     ]);
     for (const m of r.manifests) await validateManifest(m);
+    expect((find(r.manifests, 'Deployment') as Any).spec.replicas).toBe(1);
+    expect(loadRendered(r.manifests).config.state.store).toBe('memory');
+    const volumes = pod(r.manifests).spec.volumes.map((v: Any) => v.name);
+    expect(volumes).not.toContain('state-key');
+    expect(volumes).not.toContain('state-redis');
   });
 
   it('renders a full set of values (IRSA, Secrets, ServiceMonitor, no HPA) into valid Kubernetes objects', async () => {
@@ -255,7 +294,11 @@ describe('helm chart', () => {
   });
 
   it('lines up the HPA, the PodDisruptionBudget and the ServiceMonitor with what they select', () => {
-    const ms = renderChart(CHART, { serviceMonitor: { enabled: true } }).manifests;
+    const ms = renderChart(CHART, {
+      ...FLEET,
+      autoscaling: { enabled: true, minReplicas: 2 },
+      serviceMonitor: { enabled: true },
+    }).manifests;
     const deploy = find(ms, 'Deployment') as Any;
     expect(deploy.spec.replicas).toBeUndefined(); // the HPA owns the replica count
     const hpa = find(ms, 'HorizontalPodAutoscaler') as Any;
@@ -280,6 +323,7 @@ describe('helm chart', () => {
 
   it('makes a StatefulSet with a volume per pod when persistence is on (a durable outbox)', async () => {
     const ms = renderChart(CHART, {
+      ...FLEET,
       persistence: { enabled: true, storageClass: 'gp3', size: '20Gi' },
       config: {
         publisher: { type: 'aws-iot', endpoint: 'x-ats.iot.eu-west-1.amazonaws.com', ack: 'after-outbox' },
@@ -329,6 +373,7 @@ describe('helm chart', () => {
     expect(notes).toContain('aws.roleArn is not set');
     expect(notes).toContain('no devices are configured yet');
     expect(notes).toContain('config.publisher.type is "stdout"');
+    expect(notes).toContain('state.store is memory, so this release runs one replica');
     const iot = renderChart(CHART, { config: { publisher: { type: 'aws-iot', endpoint: 'e' } } }).notes;
     expect(iot).not.toContain('config.publisher.type is');
     const full = renderChart(CHART, FULL).notes;
@@ -350,6 +395,10 @@ describe('helm chart', () => {
       ],
       [{ serviceMonitor: { interval: 'often' } }, /\/serviceMonitor\/interval must match pattern/],
       [{ resources: { requests: { cpu: 'lots' } } }, /\/resources\/requests\/cpu/],
+      [{ state: { store: 'etcd' } }, /\/state\/store must be equal to one of the allowed values/],
+      [{ state: { redis: { url: 'http://redis:6379' } } }, /\/state\/redis\/url must match pattern/],
+      [{ state: { redis: { password: 'x' } } }, /\/state\/redis must NOT have additional properties/],
+      [{ state: { encryptionKeySecret: { name: 'k', key: '' } } }, /\/state\/encryptionKeySecret\/key/],
     ];
     for (const [values, msg] of bad) {
       expect(() => renderChart(CHART, values), JSON.stringify(values)).toThrow(ValuesError);
@@ -367,6 +416,127 @@ describe('helm chart', () => {
     expect(() =>
       renderChart(CHART, { config: { coap: { nosec: false }, dtls: { enabled: false } } }),
     ).toThrow(/coap\.nosec and dtls\.enabled are both false: nothing to serve/);
+  });
+
+  it('refuses more than one replica or autoscaling on the memory store, saying what to set', () => {
+    for (const values of [
+      { replicaCount: 2 },
+      { autoscaling: { enabled: true } },
+      { replicaCount: 1, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 1 } },
+      { ...FLEET, state: { store: 'memory' } },
+    ]) {
+      const render = () => renderChart(CHART, values);
+      expect(render, JSON.stringify(values)).toThrow(/state\.store is memory/);
+      expect(render, JSON.stringify(values)).toThrow(
+        /set state\.store: redis, state\.redis\.url \(or state\.redis\.urlSecret\) and state\.encryptionKeySecret\.name \(see values-fleet\.yaml/,
+      );
+    }
+    // One replica, or none (scaled to zero), is what the memory store can serve.
+    for (const replicaCount of [0, 1]) {
+      const ms = renderChart(CHART, { replicaCount }).manifests;
+      expect((find(ms, 'Deployment') as Any).spec.replicas).toBe(replicaCount);
+    }
+    // A fleet store with one replica is allowed (a fleet being set up, or scaled down).
+    expect(() =>
+      renderChart(CHART, { ...FLEET, autoscaling: { enabled: false }, replicaCount: 1 }),
+    ).not.toThrow();
+  });
+
+  it('refuses a Redis store without a URL or a sealing key, and state settings under config', () => {
+    const redis = (state: Record<string, Value>) =>
+      renderChart(CHART, { state: { store: 'redis', ...state } });
+    const key = { encryptionKeySecret: { name: 'state-key' } };
+    expect(() => redis(key)).toThrow(
+      /state\.store is redis: set state\.redis\.url .* or state\.redis\.urlSecret\.name/,
+    );
+    expect(() => redis({ redis: { url: 'redis://r:6379' } })).toThrow(
+      /state\.store is redis: set state\.encryptionKeySecret\.name/,
+    );
+    expect(() =>
+      redis({ ...key, redis: { url: 'redis://r:6379', urlSecret: { name: 'redis-url' } } }),
+    ).toThrow(/set url or urlSecret\.name, not both/);
+    expect(() => redis({ ...key, redis: { url: 'redis://r:6379' } })).not.toThrow();
+    for (const state of [
+      { store: 'redis' },
+      { encryptionKeyFile: '/k' },
+      { redis: { url: 'redis://r' } },
+      { redis: { cluster: false } },
+    ]) {
+      expect(() => renderChart(CHART, { config: { state } }), JSON.stringify(state)).toThrow(
+        /config\.state: set the store, .* with the chart's state values/,
+      );
+    }
+    // Tuning keys the chart does not own pass through.
+    const tuned = renderChart(CHART, { ...FLEET, config: { state: { redis: { commandTimeoutMs: 250 } } } });
+    expect(loadRendered(tuned.manifests).config.state.redis).toMatchObject({
+      commandTimeoutMs: 250,
+      cluster: true,
+    });
+  });
+
+  it('renders values-fleet.yaml into valid objects: Redis from Secrets, HPA, PodDisruptionBudget', async () => {
+    const r = renderChart(CHART, FLEET);
+    for (const m of r.manifests) await validateManifest(m);
+    const kinds = r.manifests.map((m) => m.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['HorizontalPodAutoscaler', 'PodDisruptionBudget']));
+    const hpa = find(r.manifests, 'HorizontalPodAutoscaler') as Any;
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
+    expect((find(r.manifests, 'PodDisruptionBudget') as Any).spec.maxUnavailable).toBe(1);
+    expect((find(r.manifests, 'Deployment') as Any).spec.replicas).toBeUndefined();
+    // The gateway loads the rendered configuration: a Redis store, in cluster mode, over TLS.
+    const { config } = loadRendered(r.manifests);
+    expect(config.state.store).toBe('redis');
+    expect(config.state.redis.url).toMatch(/^rediss:\/\/clustercfg\./);
+    expect(config.state.redis.cluster).toBe(true);
+    // Downlinks follow the shared store, so a command queued through one pod reaches a device on another.
+    expect(config.downlink.shadow.source).toBe('redis');
+    expect(config.downlink.commands.store).toBe('redis');
+    // The password and the keyring are files mounted from the Secrets the values name, never in the ConfigMap.
+    expect(secretFile(r.manifests, config.state.redis.passwordFile)).toEqual({
+      secret: 'cellgate-redis',
+      key: 'password',
+    });
+    expect(secretFile(r.manifests, config.state.encryptionKeyFile)).toEqual({
+      secret: 'cellgate-state-key',
+      key: 'keyring',
+    });
+    // The keyring the values file tells operators to make is one the gateway reads.
+    expect(readFileSync(join(CHART, 'values-fleet.yaml'), 'utf8')).toContain(
+      `--from-literal=keyring="0:$(openssl rand -base64 32)"`,
+    );
+    expect(Keyring.parse(`0:${randomBytes(32).toString('base64')}`).ids).toEqual([0]);
+    expect(r.notes).toContain(
+      'the replicas share DTLS sessions, deduplication and downlinks through Redis at\n  rediss://clustercfg.',
+    );
+    expect(r.notes).toContain('Secret cellgate-state-key exists in namespace iot, with key keyring');
+    expect(r.notes).toContain('Secret cellgate-redis with key password');
+    expect(r.notes).not.toContain('state.store is memory');
+    expect(r.notes).not.toContain('podDisruptionBudget.enabled is false');
+  });
+
+  it('takes a Redis URL with credentials from a Secret through the environment', () => {
+    const ms = renderChart(CHART, {
+      ...FLEET,
+      state: {
+        ...(FLEET.state as Record<string, Value>),
+        redis: { url: '', urlSecret: { name: 'redis-url' }, passwordSecret: { name: '' } },
+      },
+    }).manifests;
+    const c = pod(ms).spec.containers[0];
+    const env = c.env.find((e: Any) => e.name === 'CELLGATE_STATE__REDIS__URL');
+    expect(env).toEqual({
+      name: 'CELLGATE_STATE__REDIS__URL',
+      valueFrom: { secretKeyRef: { name: 'redis-url', key: 'url' } },
+    });
+    expect(pod(ms).spec.volumes.map((v: Any) => v.name)).not.toContain('state-redis');
+    const url = 'rediss://cellgate:s3cret@redis.internal:6380';
+    const { config } = loadRendered(ms, { CELLGATE_STATE__REDIS__URL: url });
+    expect(config.state.redis.url).toBe(url);
+    expect(config.state.redis.passwordFile).toBe('');
+    const cm = (find(ms, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'] as string;
+    expect(cm).not.toContain('s3cret');
+    const notes = renderChart(CHART, { ...FLEET, autoscaling: { enabled: false }, replicaCount: 1 }).notes;
+    expect(notes).toContain('replicaCount is 1 and autoscaling is off: raise either to run a fleet');
   });
 
   it('validates config with the gateway’s own schema (run `npm run helm:schema` after changing src/config)', () => {

@@ -114,6 +114,17 @@ describe('helm functions', () => {
     expect(toYaml({ k: ['y', 'n', 'yes', 'off'] })).toBe('k:\n  - "y"\n  - "n"\n  - "yes"\n  - "off"');
   });
 
+  it('int converts as sprig does, so a value read from YAML compares with an integer literal', () => {
+    expect(
+      render('{{ gt (int .n) 1 }} {{ int .f }} {{ int "7" }} {{ int .t }} {{ int .x }} {{ int "x1" }}', {
+        n: 2,
+        f: 2.9,
+        t: true,
+        x: null,
+      }),
+    ).toBe('true 2 7 1 0 0');
+  });
+
   it('set changes a map in place (its result is usually dropped into $_)', () => {
     expect(render('{{ $m := dict "a" 1 }}{{ $_ := set $m "b" 2 }}{{ toJson $m }}')).toBe('{"a":1,"b":2}');
   });

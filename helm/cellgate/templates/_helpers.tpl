@@ -53,6 +53,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.adminSecret.name -}}
 {{- $_ := set $owned "admin" (dict "tokenFile" "/etc/cellgate/admin/token") -}}
 {{- end -}}
+{{- /* config.state from the chart's state values; their Secrets are mounted files (see workload.yaml). */ -}}
+{{- $s := .Values.state -}}
+{{- $state := dict "store" $s.store -}}
+{{- if eq $s.store "redis" -}}
+{{- $redis := dict "keyPrefix" $s.redis.keyPrefix "cluster" $s.redis.cluster -}}
+{{- with $s.redis.url -}}
+{{- $_ := set $redis "url" . -}}
+{{- end -}}
+{{- if $s.redis.passwordSecret.name -}}
+{{- $_ := set $redis "passwordFile" "/etc/cellgate/state/redis/password" -}}
+{{- end -}}
+{{- $_ := set $state "redis" $redis -}}
+{{- $_ := set $state "encryptionKeyFile" "/etc/cellgate/state/key/keyring" -}}
+{{- end -}}
+{{- $_ := set $owned "state" $state -}}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $owned) -}}
 {{- end -}}
 
@@ -62,4 +77,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- define "cellgate.dtls" -}}
 {{- if dig "dtls" "enabled" true .Values.config -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Shared state must fit the replica count: with the memory store every pod would keep its own DTLS sessions,
+deduplication and downlinks, so a device whose next datagram reaches another pod would handshake again and a
+retransmission could be published twice. The chart refuses that rather than install a fleet that misbehaves.
+*/}}
+{{- define "cellgate.checkState" -}}
+{{- $s := .Values.state -}}
+{{- $own := dig "state" (dict) .Values.config -}}
+{{- if or (hasKey $own "store") (hasKey $own "encryptionKeyFile") (hasKey (dig "redis" (dict) $own) "url") (hasKey (dig "redis" (dict) $own) "passwordFile") (hasKey (dig "redis" (dict) $own) "keyPrefix") (hasKey (dig "redis" (dict) $own) "cluster") -}}
+{{- fail "config.state: set the store, the Redis URL, key prefix, cluster mode, password and sealing key with the chart's state values (state.store, state.redis.*, state.encryptionKeySecret), which also mount the Secrets" -}}
+{{- end -}}
+{{- if and (eq $s.store "memory") (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) -}}
+{{- fail (printf "state.store is memory, which holds DTLS sessions, deduplication and downlinks in one pod only, so it allows one replica (replicaCount %v, autoscaling.enabled %v). For a fleet set state.store: redis, state.redis.url (or state.redis.urlSecret) and state.encryptionKeySecret.name (see values-fleet.yaml and docs/operations.md, \"Running a fleet\"); or set replicaCount: 1 and autoscaling.enabled: false" .Values.replicaCount .Values.autoscaling.enabled) -}}
+{{- end -}}
+{{- if eq $s.store "redis" -}}
+{{- if and $s.redis.url $s.redis.urlSecret.name -}}
+{{- fail "state.redis: set url or urlSecret.name, not both" -}}
+{{- end -}}
+{{- if not (or $s.redis.url $s.redis.urlSecret.name) -}}
+{{- fail "state.store is redis: set state.redis.url (redis:// or rediss://) or state.redis.urlSecret.name (a Secret holding the URL)" -}}
+{{- end -}}
+{{- if not $s.encryptionKeySecret.name -}}
+{{- fail "state.store is redis: set state.encryptionKeySecret.name, a Secret holding the keyring that seals session secrets (kubectl create secret generic cellgate-state-key --from-literal=keyring=\"0:$(openssl rand -base64 32)\")" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -114,6 +114,13 @@ export const HELM_FUNCTIONS: Record<string, Func> = {
   fail: (msg) => {
     throw new TemplateError(strval(msg));
   },
+  // sprig's int (cast.ToInt): numbers truncated, numeric strings parsed, booleans 1/0, anything else 0.
+  int: (v) => {
+    if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : 0;
+    if (typeof v === 'boolean') return v ? 1 : 0;
+    if (typeof v === 'string' && /^[-+]?\d+$/.test(v)) return Number.parseInt(v, 10);
+    return 0;
+  },
   len: (v) => {
     if (typeof v === 'string' || Array.isArray(v)) return v.length;
     if (isMap(v)) return Object.keys(v).length;
