@@ -53,6 +53,8 @@ export interface ChildGateway {
   dir: string;
   proc: ChildProcess;
   coapPort: number;
+  /** The DTLS port (NaN when DTLS is off). */
+  dtlsPort: number;
   httpPort: number;
   logs: LogLine[];
   /** Standard output lines that are not JSON log lines. */
@@ -159,6 +161,7 @@ export async function startChildGateway(opts: ChildGatewayOptions): Promise<Chil
       dir,
       proc,
       coapPort: port(ready.coap),
+      dtlsPort: port(ready.dtls),
       httpPort: port(ready.http),
       logs,
       other,
