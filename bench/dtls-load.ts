@@ -4,9 +4,10 @@
  * with a PAYLOAD_BYTES payload to PATH, one in flight per session. Prints the handshake rate, then the
  * exchange rate and latency percentiles, one line each.
  *
- *   node dist/bench/dtls-load.js HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [SUITE]
+ *   node dist/bench/dtls-load.js HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [SUITE [cid]]
  *
- * SUITE is CCM_8 (default), GCM or CCM. Any other program taking these arguments and printing these lines
+ * SUITE is CCM_8 (default), GCM or CCM; `cid` offers Connection IDs (RFC 9146; an empty one of the client's,
+ * as most devices do), so the server's records and sessions are those of devices behind NATs. Any other program taking these arguments and printing these lines
  * can stand in for it (the `dtls` bench scenario takes one from DTLS_LOAD_COMMAND).
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -17,11 +18,22 @@ const SUITES: Record<string, number> = { CCM_8: 0xc0a8, GCM: 0x00a8, CCM: 0xc0a4
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 2000;
 
-const [host, portArg, sessionsArg, parallelArg, secondsArg, payloadArg, path, idPrefix, keyHex, suiteArg] =
-  process.argv.slice(2);
-if (!keyHex) {
+const [
+  host,
+  portArg,
+  sessionsArg,
+  parallelArg,
+  secondsArg,
+  payloadArg,
+  path,
+  idPrefix,
+  keyHex,
+  suiteArg,
+  cidArg,
+] = process.argv.slice(2);
+if (!keyHex || (cidArg !== undefined && cidArg !== 'cid')) {
   process.stderr.write(
-    'usage: dtls-load HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [CCM_8|GCM|CCM]\n',
+    'usage: dtls-load HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [CCM_8|GCM|CCM [cid]]\n',
   );
   process.exit(2);
 }
@@ -62,6 +74,7 @@ class Session {
         identity: `${idPrefix}${index}`,
         key,
         cipherSuites: [suite],
+        cid: cidArg === 'cid' ? Buffer.alloc(0) : undefined,
         retransmitMs: 1000,
       },
       (d) => this.socket.send(d),

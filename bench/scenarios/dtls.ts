@@ -18,69 +18,14 @@
 import { join } from 'node:path';
 import type { BenchContext, Scenario } from '../lib/context.js';
 import { coapLoad, spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
+import { KEY_HEX, load, loadCommand, type LoadCommand } from '../lib/dtls-load.js';
 import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
 
-const KEY_HEX = '73656372657450534b'; // "secretPSK"
 const DEVICES = 12_000;
 
 async function node(ctx: BenchContext, script: string, args: string[]): Promise<string> {
   const child = spawnPinned(0, process.execPath, ['--expose-gc', join(ctx.dist, 'bench', script), ...args]);
   return (await output(child)).trim();
-}
-
-/** The load generator: a command and the arguments that come before the generator's own. */
-interface LoadCommand {
-  command: string;
-  args: string[];
-  name: string;
-}
-
-function loadCommand(ctx: BenchContext): LoadCommand {
-  const external = process.env.DTLS_LOAD_COMMAND;
-  if (external) return { command: external, args: [], name: external };
-  return {
-    command: process.execPath,
-    args: [join(ctx.dist, 'bench', 'dtls-load.js')],
-    name: 'bench/dtls-load',
-  };
-}
-
-interface Load {
-  handshakesPerSecond: number;
-  handshakesFailed: number;
-  exchangesPerSecond: number;
-  p99ms: number;
-}
-
-async function load(
-  gen: LoadCommand,
-  port: number,
-  sessions: number,
-  parallel: number,
-  seconds: number,
-): Promise<Load> {
-  const child = spawnPinned(1, gen.command, [
-    ...gen.args,
-    '127.0.0.1',
-    String(port),
-    String(sessions),
-    String(parallel),
-    String(seconds),
-    '20',
-    't',
-    'dev',
-    KEY_HEX,
-  ]);
-  // The generator exits 1 when some handshakes failed; its figures are still printed.
-  const out = await output(child).catch((err: Error) => err.message);
-  const hs = /handshakes ok=(\d+) failed=(\d+) .* rate=(\d+)\/s/.exec(out);
-  const ex = /done=\d+ rate=(\d+)\/s p50_ms=[\d.]+ p99_ms=([\d.]+)/.exec(out);
-  return {
-    handshakesPerSecond: hs ? Number(hs[3]) : 0,
-    handshakesFailed: hs ? Number(hs[2]) : 0,
-    exchangesPerSecond: ex ? Number(ex[1]) : 0,
-    p99ms: ex ? Number(ex[2]) : 0,
-  };
 }
 
 interface Server {

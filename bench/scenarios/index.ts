@@ -6,6 +6,7 @@ import { coapNosec } from './coap-nosec.js';
 import { coapIot } from './coap-iot.js';
 import { codecs } from './codecs.js';
 import { dtls } from './dtls.js';
+import { fleet } from './fleet.js';
 import { publishAwsIot } from './publish.js';
 import { udpScenario } from './udp.js';
 
@@ -18,4 +19,5 @@ export const scenarios: Scenario[] = [
   codecs,
   downlinkScenario,
   udpScenario,
+  fleet,
 ];
