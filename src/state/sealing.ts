@@ -10,7 +10,7 @@
  *
  * Sealed layout: key id (1 byte) ‖ IV (12 bytes) ‖ ciphertext ‖ GCM tag (16 bytes).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
 
@@ -34,7 +34,8 @@ function parseKey(text: string, where: string): Buffer {
 export class Keyring {
   /** Key id that seals. */
   readonly current: number;
-  private readonly keys = new Map<number, Buffer>();
+  /** Keys as KeyObjects: a cipher made from one skips importing the raw key every time. */
+  private readonly keys = new Map<number, KeyObject>();
 
   constructor(keys: [id: number, key: Buffer][]) {
     if (keys.length === 0) throw new KeyringError('the keyring holds no key');
@@ -42,7 +43,7 @@ export class Keyring {
       if (!Number.isInteger(id) || id < 0 || id > 255) throw new KeyringError(`key id ${id} is not 0–255`);
       if (key.length !== KEY_BYTES) throw new KeyringError(`key ${id} is not ${KEY_BYTES} bytes`);
       if (this.keys.has(id)) throw new KeyringError(`key id ${id} appears twice`);
-      this.keys.set(id, Buffer.from(key));
+      this.keys.set(id, createSecretKey(Buffer.from(key)));
     }
     this.current = keys[0][0];
   }
@@ -89,7 +90,7 @@ export class Keyring {
     out[0] = this.current;
     const iv = randomBytes(IV_BYTES);
     iv.copy(out, 1);
-    const c = createCipheriv('aes-256-gcm', this.keys.get(this.current) as Buffer, iv);
+    const c = createCipheriv('aes-256-gcm', this.keys.get(this.current) as KeyObject, iv);
     c.setAAD(aad);
     const n = c.update(plain).copy(out, 1 + IV_BYTES);
     c.final();
