@@ -1,22 +1,87 @@
-/** The `dtls:` section: CoAP over DTLS 1.2 with pre-shared keys on `coap.dtlsPort`. */
+/**
+ * The `dtls:` section: CoAP over DTLS 1.2 on `coap.dtlsPort` with pre-shared keys, X.509 certificates and raw
+ * public keys.
+ */
 import { z } from 'zod';
 
 export const CIPHER_SUITE_NAMES = [
   'TLS_PSK_WITH_AES_128_CCM_8',
   'TLS_PSK_WITH_AES_128_GCM_SHA256',
   'TLS_PSK_WITH_AES_128_CCM',
+  'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8',
+  'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
+  'TLS_ECDHE_PSK_WITH_AES_128_CCM_8_SHA256',
 ] as const;
+
+export const CLIENT_IDENTITY_RULES = ['fingerprint', 'cn', 'san-uri', 'san-dns'] as const;
+export type ClientIdentityRule = (typeof CLIENT_IDENTITY_RULES)[number];
 export type CipherSuiteName = (typeof CIPHER_SUITE_NAMES)[number];
 
 export const dtlsSchema = z
   .strictObject({
-    enabled: z.boolean().default(true).describe('Serve CoAP over DTLS 1.2 (PSK) on `coap.dtlsPort`.'),
+    enabled: z.boolean().default(true).describe('Serve CoAP over DTLS 1.2 on `coap.dtlsPort`.'),
     cipherSuites: z
       .array(z.enum(CIPHER_SUITE_NAMES))
       .min(1)
-      .default(['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CCM'])
+      .default([...CIPHER_SUITE_NAMES])
       .describe(
-        'Cipher suites offered, in the server’s order of preference. TLS_PSK_WITH_AES_128_CCM_8 is the CoAP mandatory suite and the smallest on the air.',
+        'Cipher suites offered, in the server’s order of preference. TLS_PSK_WITH_AES_128_CCM_8 is the CoAP mandatory suite for PSK and the smallest on the air; TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 the one for certificates and raw public keys (offered only with `dtls.certificate`).',
+      ),
+    certificate: z
+      .strictObject({
+        certFile: z
+          .string()
+          .min(1)
+          .describe(
+            'PEM certificate chain of the gateway, its own certificate first (in raw-public-key mode its public key is what the client sees). Reloaded when it changes.',
+          ),
+        keyFile: z
+          .string()
+          .min(1)
+          .describe('PEM private key (P-256) of the gateway. Reloaded when it changes.'),
+      })
+      .optional()
+      .describe(
+        'The gateway’s own credential, needed for the ECDHE-ECDSA suites (X.509 client certificates and raw public keys).',
+      ),
+    trustAnchors: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM bundle of the CA certificates X.509 client certificates must chain to. Reloaded when it changes. Without it, devices authenticate by PSK or raw public key only.',
+      ),
+    clientIdentity: z
+      .enum(CLIENT_IDENTITY_RULES)
+      .default('fingerprint')
+      .describe(
+        'How an X.509 client certificate names its device: `fingerprint` (SHA-256 of the certificate listed as `x509.fingerprint` in the device file), `cn` (subject CN equal to `x509.subject`, the device id or its thing), `san-uri` / `san-dns` (a subjectAltName URI / DNS name equal to the device id or its thing).',
+      ),
+    maxChainDepth: z
+      .number()
+      .int()
+      .min(0)
+      .max(8)
+      .default(3)
+      .describe(
+        'Most intermediate CA certificates accepted between a client certificate and a trust anchor.',
+      ),
+    verifiedCertificateCacheEntries: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe(
+        'Client certificate chains whose verification is remembered (by fingerprint, until the earliest expiry in the chain), so a device that reconnects costs no chain verification; 0 disables the cache.',
+      ),
+    pathMtu: z
+      .number()
+      .int()
+      .min(256)
+      .max(65_535)
+      .default(1280)
+      .describe(
+        'Path MTU towards devices: handshake flights (certificate chains) are fragmented into datagrams that fit it after the IP and UDP headers.',
       ),
     requireExtendedMasterSecret: z
       .boolean()

@@ -232,6 +232,12 @@ function resolvePaths(config: Config, baseDir: string): void {
   if (state.encryptionKeyFile) state.encryptionKeyFile = resolveFrom(baseDir, state.encryptionKeyFile);
   for (const k of ['passwordFile', 'tlsCaFile'] as const)
     if (state.redis[k]) state.redis[k] = resolveFrom(baseDir, state.redis[k]);
+  const dtls = config.dtls;
+  if (dtls.certificate) {
+    dtls.certificate.certFile = resolveFrom(baseDir, dtls.certificate.certFile);
+    dtls.certificate.keyFile = resolveFrom(baseDir, dtls.certificate.keyFile);
+  }
+  if (dtls.trustAnchors) dtls.trustAnchors = resolveFrom(baseDir, dtls.trustAnchors);
   const admin = config.admin;
   if (admin.tokenFile) admin.tokenFile = resolveFrom(baseDir, admin.tokenFile);
   if (admin.sigv4.secretAccessKeyFile)

@@ -1,4 +1,5 @@
 /** A device as the registry knows it, and the schema of `devices.yaml`. */
+import { createHash, createPublicKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -55,6 +56,43 @@ const digits = (min: number, max: number) =>
     .transform((v) => String(v))
     .pipe(z.string().regex(new RegExp(`^[0-9]{${min},${max}}$`), `a string of ${min} to ${max} digits`));
 
+/** A SHA-256 fingerprint: 64 hex digits, optionally in colon-separated pairs (as `openssl x509 -fingerprint` prints). */
+const fingerprintSchema = z
+  .string()
+  .regex(/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, 'a SHA-256 fingerprint is 64 hex digits (colons allowed)')
+  .transform((s) => s.replaceAll(':', '').toLowerCase());
+
+/**
+ * Reads a public key given as base64 DER SubjectPublicKeyInfo or as PEM, and returns the SHA-256 fingerprint
+ * of its DER SubjectPublicKeyInfo. Throws when it is not a P-256 (secp256r1) key.
+ */
+export function publicKeyFingerprint(text: string): string {
+  const t = text.trim();
+  const key = t.startsWith('-----')
+    ? createPublicKey(t)
+    : createPublicKey({ key: Buffer.from(t, 'base64'), format: 'der', type: 'spki' });
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new Error('the public key must be a P-256 (secp256r1) EC key');
+  return createHash('sha256')
+    .update(key.export({ format: 'der', type: 'spki' }))
+    .digest('hex');
+}
+
+const publicKeySchema = z.string().transform((s, ctx) => {
+  try {
+    return publicKeyFingerprint(s);
+  } catch (err) {
+    const message = (err as Error).message;
+    ctx.addIssue({
+      code: 'custom',
+      message: message.startsWith('the public key')
+        ? message
+        : 'publicKey must be a base64 DER SubjectPublicKeyInfo or a PEM PUBLIC KEY',
+    });
+    return z.NEVER;
+  }
+});
+
 export const deviceEntrySchema = z.strictObject({
   id: z.string().min(1).max(128),
   thing: z
@@ -76,6 +114,24 @@ export const deviceEntrySchema = z.strictObject({
       keyFile: z.string().min(1).optional(),
     })
     .refine((p) => (p.key === undefined) !== (p.keyFile === undefined), 'give exactly one of key and keyFile')
+    .optional(),
+  /** An X.509 client certificate: pinned by its fingerprint, or named by its subject CN (see dtls.clientIdentity). */
+  x509: z
+    .strictObject({
+      /** SHA-256 of the DER certificate. */
+      fingerprint: fingerprintSchema.optional(),
+      /** Subject common name. */
+      subject: z.string().min(1).max(256).optional(),
+    })
+    .refine((x) => x.fingerprint !== undefined || x.subject !== undefined, 'give fingerprint or subject')
+    .optional(),
+  /** A raw public key (RFC 7250): the key itself, or the SHA-256 of its DER SubjectPublicKeyInfo. */
+  rpk: z
+    .strictObject({ publicKey: publicKeySchema.optional(), fingerprint: fingerprintSchema.optional() })
+    .refine(
+      (r) => (r.publicKey === undefined) !== (r.fingerprint === undefined),
+      'give exactly one of publicKey and fingerprint',
+    )
     .optional(),
   /** Source IP(s) that identify this device on NoSec (private APN with static addressing). */
   ip: z
@@ -100,6 +156,10 @@ export interface Device {
   readonly codec?: CodecSpec;
   readonly paths?: Readonly<Record<string, CodecSpec>>;
   readonly psk?: { readonly identity: string; readonly key: Buffer };
+  /** X.509 client certificate pins (lower-case hex fingerprint, subject CN). */
+  readonly x509?: { readonly fingerprint?: string; readonly subject?: string };
+  /** Raw public key, as the lower-case hex SHA-256 of its DER SubjectPublicKeyInfo. */
+  readonly rpk?: { readonly fingerprint: string };
   readonly ips: readonly string[];
   readonly imsi?: string;
   /** IMEI as written in the device file (14 digits, 15 with the check digit, or the 16-digit IMEISV). */
@@ -120,6 +180,8 @@ export function toDevice(entry: DeviceEntry, key?: Buffer): Device {
     codec: entry.codec,
     paths: entry.paths,
     psk: psk && pskKey ? { identity: psk.identity, key: pskKey } : undefined,
+    x509: entry.x509 && { fingerprint: entry.x509.fingerprint, subject: entry.x509.subject },
+    rpk: entry.rpk && { fingerprint: (entry.rpk.publicKey ?? entry.rpk.fingerprint) as string },
     ips: entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip],
     imsi: entry.imsi,
     imei: entry.imei,

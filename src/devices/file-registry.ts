@@ -1,7 +1,8 @@
 /** The device registry read from `devices.yaml`, reloaded when the file changes or on demand (SIGHUP). */
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { watchFiles } from '../ops/file-watch.js';
 import { parseYamlText } from '../config/yaml-text.js';
 import { ConfigError, issueMessage } from '../config/errors.js';
 import { decodeKey, deviceEntrySchema, toDevice, type Device } from './device.js';
@@ -127,9 +128,7 @@ export function readDeviceFile(file: string): Device[] {
 }
 
 export class FileRegistry extends MemoryRegistry {
-  /** Folder → its watcher: the device file's folder and the folders of its key files. */
-  private readonly watchers = new Map<string, FSWatcher>();
-  private debounce?: NodeJS.Timeout;
+  private unwatch?: () => void;
   private reloads = { ok: 0, rejected: 0 };
   /** Time of the last successful load, ms since the epoch. */
   loadedAt = Date.now();
@@ -149,38 +148,15 @@ export class FileRegistry extends MemoryRegistry {
     return this.reloads;
   }
 
-  /**
-   * Watches the folders, not the files: editors and Kubernetes Secret / ConfigMap updates replace files
-   * (an atomic swap of the `..data` link) rather than write them.
-   */
+  /** Watches the device file and its key files (re-armed on each reload: the key files may change). */
   private watchFolders(keyFiles: readonly string[]): void {
-    const wanted = new Map<string, Set<string>>();
-    for (const f of [this.file, ...keyFiles]) {
-      const names = wanted.get(dirname(f)) ?? new Set<string>();
-      names.add(basename(f));
-      wanted.set(dirname(f), names);
-    }
-    for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
-        w.close();
-        this.watchers.delete(dir);
-      }
-    }
-    for (const [dir, names] of wanted) {
-      this.watchers.get(dir)?.close();
-      try {
-        const w = watch(dir, (_event, changed) => {
-          if (changed !== null && !names.has(String(changed)) && !String(changed).startsWith('..')) return;
-          clearTimeout(this.debounce);
-          this.debounce = setTimeout(() => void this.reload(), 200);
-          this.debounce.unref();
-        });
-        w.unref();
-        this.watchers.set(dir, w);
-      } catch (err) {
-        this.log.warn({ err, dir }, 'cannot watch the device file or its keys; reload with SIGHUP');
-      }
-    }
+    this.unwatch?.();
+    this.unwatch = watchFiles(
+      [this.file, ...keyFiles],
+      () => void this.reload(),
+      this.log,
+      'device file or its keys',
+    );
   }
 
   override reload(): Promise<void> {
@@ -209,9 +185,8 @@ export class FileRegistry extends MemoryRegistry {
   }
 
   override close(): void {
-    clearTimeout(this.debounce);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
+    this.unwatch?.();
+    this.unwatch = undefined;
     super.close();
   }
 }

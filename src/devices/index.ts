@@ -1,6 +1,6 @@
 /** A registry held in memory, built from a list of devices. File-backed and other registries fill it. */
 import type { Device } from './device.js';
-import type { DeviceRegistry, RegistryChange } from './registry.js';
+import type { CredentialLookup, DeviceRegistry, RegistryChange } from './registry.js';
 
 export interface DeviceIndex {
   readonly byId: ReadonlyMap<string, Device>;
@@ -8,6 +8,15 @@ export interface DeviceIndex {
   readonly byIdentity: ReadonlyMap<string, Device>;
   /** `<field>:<digits>` (imsi, imei, iccid, msisdn) → device; IMEIs by their first 14 digits. */
   readonly bySubscriber: ReadonlyMap<string, Device>;
+  /** Certificate and raw public key indexes (CredentialLookup → value → device). */
+  readonly byCredential: ReadonlyMap<CredentialLookup, ReadonlyMap<string, Device>>;
+}
+
+/** Adds `d` under `value`, refusing a value already claimed by another device. */
+function claim(index: Map<string, Device>, value: string, d: Device, what: string): void {
+  const other = index.get(value);
+  if (other && other !== d) throw new Error(`${what} "${value}" is used by "${other.id}" and "${d.id}"`);
+  index.set(value, d);
 }
 
 /** Fields a SIM or modem identity can name a device by. */
@@ -23,12 +32,27 @@ export function subscriberKey(field: SubscriberField, digits: string): string {
 
 const SUBSCRIBER_FIELDS: readonly SubscriberField[] = ['imsi', 'imei', 'iccid', 'msisdn'];
 
-/** Indexes devices, rejecting duplicate ids, PSK identities and IPs with a message naming them. */
+/**
+ * Indexes devices, rejecting duplicate ids, PSK identities, certificate fingerprints and subjects, raw public
+ * keys, IPs and subscriber identities with a message naming them.
+ */
 export function indexDevices(devices: readonly Device[]): DeviceIndex {
   const byId = new Map<string, Device>();
   const byIp = new Map<string, Device>();
   const byIdentity = new Map<string, Device>();
   const bySubscriber = new Map<string, Device>();
+  const x509Fingerprint = new Map<string, Device>();
+  const x509Subject = new Map<string, Device>();
+  const rpkFingerprint = new Map<string, Device>();
+  const names = new Map<string, Device>();
+  for (const d of devices) {
+    if (d.x509?.fingerprint) claim(x509Fingerprint, d.x509.fingerprint, d, 'certificate fingerprint');
+    if (d.x509?.subject) claim(x509Subject, d.x509.subject, d, 'certificate subject');
+    if (d.rpk) claim(rpkFingerprint, d.rpk.fingerprint, d, 'raw public key');
+  }
+  // A name is a device id, else the thing of the first device that has it.
+  for (const d of devices) if (!names.has(d.thing)) names.set(d.thing, d);
+  for (const d of devices) names.set(d.id, d);
   for (const d of devices) {
     if (byId.has(d.id)) throw new Error(`device id "${d.id}" is listed twice`);
     byId.set(d.id, d);
@@ -51,10 +75,23 @@ export function indexDevices(devices: readonly Device[]): DeviceIndex {
       bySubscriber.set(key, d);
     }
   }
-  return { byId, byIp, byIdentity, bySubscriber };
+  const byCredential = new Map<CredentialLookup, ReadonlyMap<string, Device>>([
+    ['x509-fingerprint', x509Fingerprint],
+    ['x509-subject', x509Subject],
+    ['rpk-fingerprint', rpkFingerprint],
+    ['name', names],
+  ]);
+  return { byId, byIp, byIdentity, bySubscriber, byCredential };
 }
 
 function sameCredentials(a: Device, b: Device): boolean {
+  if (
+    a.thing !== b.thing ||
+    a.x509?.fingerprint !== b.x509?.fingerprint ||
+    a.x509?.subject !== b.x509?.subject ||
+    a.rpk?.fingerprint !== b.rpk?.fingerprint
+  )
+    return false;
   if (!a.psk || !b.psk) return !a.psk && !b.psk;
   return a.psk.identity === b.psk.identity && a.psk.key.equals(b.psk.key);
 }
@@ -85,6 +122,10 @@ export class MemoryRegistry implements DeviceRegistry {
 
   byPskIdentity(identity: string): Promise<Device | undefined> {
     return Promise.resolve(this.index.byIdentity.get(identity));
+  }
+
+  byCredential(kind: CredentialLookup, value: string): Promise<Device | undefined> {
+    return Promise.resolve(this.index.byCredential.get(kind)?.get(value));
   }
 
   /** Every device (for the codec registry, which creates the codecs devices use ahead of time). */

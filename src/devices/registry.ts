@@ -1,9 +1,16 @@
 /**
  * Device registries: where the gateway learns which devices exist, their things, codecs and keys. The
- * hot path asks synchronously (`get`, `byAddress`); PSK lookup during a DTLS handshake is asynchronous so a
- * registry may be remote.
+ * hot path asks synchronously (`get`, `byAddress`); credential lookups during a DTLS handshake (PSK identity,
+ * certificate, raw public key) are asynchronous so a registry may be remote.
  */
 import type { Device } from './device.js';
+
+/**
+ * How a DTLS certificate handshake looks a device up: by the fingerprint of its X.509 certificate or raw
+ * public key, by the certificate subject CN listed in the device file, or by a name (device id, else thing)
+ * the certificate carries.
+ */
+export type CredentialLookup = 'x509-fingerprint' | 'x509-subject' | 'rpk-fingerprint' | 'name';
 
 export interface RegistryChange {
   /** Devices that were removed or whose credentials changed: their sessions must end. */
@@ -19,6 +26,7 @@ export interface DeviceRegistry {
   /** The device whose IMSI, IMEI, ICCID or MSISDN this is (a registry that has no such index may leave it out). */
   bySubscriber?(field: 'imsi' | 'imei' | 'iccid' | 'msisdn', digits: string): Device | undefined;
   byPskIdentity(identity: string): Promise<Device | undefined>;
+  byCredential(kind: CredentialLookup, value: string): Promise<Device | undefined>;
   readonly size: number;
   /** Every device, when the registry holds them all (a remote registry may not). */
   values?(): Iterable<Device>;

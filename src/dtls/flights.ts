@@ -1,9 +1,18 @@
 /**
  * The server's flights (RFC 6347 §4.2.4) as datagrams: flight 2 (HelloVerifyRequest, stateless), flight 4
- * (ServerHello, optional ServerKeyExchange, ServerHelloDone) and flight 6 (ChangeCipherSpec, Finished).
- * Each handshake message travels in a record of its own, all records of a flight in one datagram.
+ * (ServerHello … ServerHelloDone) and flight 6 (ChangeCipherSpec, Finished). Each handshake message travels
+ * in a record of its own; a message that does not fit the datagram size or the client's record_size_limit
+ * (a certificate chain) is fragmented (RFC 6347 §4.2.3), and the records are packed into as few datagrams
+ * as fit the path MTU.
  */
-import { ContentType, DTLS_1_0, DTLS_1_2, HandshakeType, RECORD_HEADER_BYTES } from './constants.js';
+import {
+  ContentType,
+  DTLS_1_0,
+  DTLS_1_2,
+  HANDSHAKE_HEADER_BYTES,
+  HandshakeType,
+  RECORD_HEADER_BYTES,
+} from './constants.js';
 import { sealRecord, Side } from './crypto/record-protection.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { handshakeMessage, helloVerifyRequestBody } from './handshake.js';
@@ -33,6 +42,55 @@ export function packPlaintext(
     p += f.copy(datagram, p);
   });
   return { datagram, records };
+}
+
+/** Smallest handshake fragment written, whatever the limits say (a path MTU below it is not plausible). */
+const MIN_FRAGMENT = 64;
+
+/**
+ * Packs whole handshake messages (header and body, as hashed) into epoch-0 records numbered from
+ * `firstSeq`: each message in a record of its own, fragmented when its record would exceed `maxRecord`
+ * plaintext bytes or the datagram size, records packed into datagrams of at most `maxDatagram` bytes.
+ */
+export function packHandshakeFlight(
+  messages: readonly Buffer[],
+  firstSeq: number,
+  maxDatagram: number,
+  maxRecord: number,
+): PlaintextFlight[] {
+  const maxFragment = Math.max(
+    MIN_FRAGMENT,
+    Math.min(maxRecord, maxDatagram - RECORD_HEADER_BYTES) - HANDSHAKE_HEADER_BYTES,
+  );
+  const fragments: Buffer[] = [];
+  for (const m of messages) {
+    const length = m.length - HANDSHAKE_HEADER_BYTES;
+    if (length <= maxFragment) {
+      fragments.push(m);
+      continue;
+    }
+    for (let off = 0; off < length; off += maxFragment) {
+      const n = Math.min(maxFragment, length - off);
+      const f = Buffer.allocUnsafe(HANDSHAKE_HEADER_BYTES + n);
+      m.copy(f, 0, 0, 6);
+      f.writeUIntBE(off, 6, 3);
+      f.writeUIntBE(n, 9, 3);
+      m.copy(f, HANDSHAKE_HEADER_BYTES, HANDSHAKE_HEADER_BYTES + off, HANDSHAKE_HEADER_BYTES + off + n);
+      fragments.push(f);
+    }
+  }
+  const flights: PlaintextFlight[] = [];
+  let seq = firstSeq;
+  for (let i = 0; i < fragments.length;) {
+    let size = RECORD_HEADER_BYTES + fragments[i].length;
+    let j = i + 1;
+    while (j < fragments.length && size + RECORD_HEADER_BYTES + fragments[j].length <= maxDatagram)
+      size += RECORD_HEADER_BYTES + fragments[j++].length;
+    flights.push(packPlaintext(ContentType.handshake, DTLS_1_2, fragments.slice(i, j), seq));
+    seq += j - i;
+    i = j;
+  }
+  return flights;
 }
 
 /** Gives the records of a flight new sequence numbers from `firstSeq` (a retransmission is new records). */

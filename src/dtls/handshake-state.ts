@@ -1,12 +1,19 @@
 /** What a handshake in progress holds; dropped as a whole when the handshake ends. */
+import type { ECDH, Verify } from 'node:crypto';
 import type { HmacSha256, Sha256 } from './crypto/sha256.js';
+import type { VerifiedPeer } from './certificates/peer-verifier.js';
+import type { PlaintextFlight } from './flights.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { Reassembler, type ReassemblyBudget } from './reassembly.js';
 
 export const enum Step {
+  /** Flight 4 sent (ECDHE-ECDSA); waiting for the client's Certificate. */
+  AwaitCertificate,
   /** Flight 4 sent; waiting for ClientKeyExchange (flight 5). */
   AwaitKeyExchange,
-  /** PSK identity being looked up in the registry. */
+  /** ECDHE-ECDSA: waiting for the client's CertificateVerify. */
+  AwaitCertificateVerify,
+  /** PSK identity, certificate or raw public key being looked up in the registry. */
   Lookup,
   /** Keys derived; waiting for the client's Finished. */
   AwaitFinished,
@@ -19,10 +26,9 @@ export interface EarlyRecord {
 }
 
 export class Handshake {
-  step = Step.AwaitKeyExchange;
-  /** The flight the server retransmits (flight 4) and the offsets of its records. */
-  flight: Buffer | null = null;
-  flightRecords: readonly number[] = [];
+  step: Step;
+  /** The flight the server retransmits (flight 4): its datagrams and the offsets of their records. */
+  flight: PlaintextFlight[] | null = null;
   timer: NodeJS.Timeout | null = null;
   timeoutMs: number;
   /**
@@ -35,6 +41,18 @@ export class Handshake {
   deviceId: string | undefined = undefined;
   /** The master secret, as the HMAC key the PRF uses for the key block and both Finished messages. */
   master: HmacSha256 | null = null;
+  /** What the client's Finished covers (the session hash, or up to CertificateVerify with certificates). */
+  clientFinishedHash: Buffer | null = null;
+  /** The server's ephemeral ECDH key (ECDHE suites). */
+  ecdh: ECDH | null = null;
+  /** The ECDHE-ECDSA transcript as the client's CertificateVerify signs it (up to ClientKeyExchange). */
+  verifier: Verify | null = null;
+  /** The certificate types negotiated (RFC 7250), ECDHE-ECDSA only. */
+  clientCertificateType = 0;
+  /** The client's verified certificate or raw public key, until CertificateVerify and the device lookup. */
+  peer: VerifiedPeer | null = null;
+  /** ECDHE-ECDSA premaster secret, held until the device is known. */
+  premaster: Buffer | null = null;
   /** Epoch-1 records that arrived before the keys (the PSK lookup is asynchronous). */
   readonly early: EarlyRecord[] = [];
   /**
@@ -62,6 +80,7 @@ export class Handshake {
     budget: ReassemblyBudget,
   ) {
     this.timeoutMs = timeoutMs;
+    this.step = suite.keyExchange === 'ecdhe_ecdsa' ? Step.AwaitCertificate : Step.AwaitKeyExchange;
     this.serverSeq = helloSeq;
     this.messages = new Reassembler(helloSeq + 1, maxMessageBytes, budget);
   }

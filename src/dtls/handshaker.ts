@@ -13,8 +13,8 @@
  * the client's first application data shows it arrived. An unknown identity continues with a random key, so
  * it fails exactly like a wrong key: decrypt_error, no hint which.
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { DtlsConfig } from '../config/dtls.js';
+import { createECDH, createVerify, sign, timingSafeEqual } from 'node:crypto';
+import type { ClientIdentityRule, DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Device } from '../devices/device.js';
 import type { CapReporter } from '../ops/metrics.js';
@@ -25,18 +25,42 @@ import { encodeAlert } from './alert.js';
 import {
   AlertDescription,
   AlertLevel,
+  CertificateType,
   ContentType,
   DTLS_1_2,
+  ECDSA_SHA1,
+  ECDSA_SHA256,
   HANDSHAKE_HEADER_BYTES,
   HandshakeType,
   MAX_PLAINTEXT,
+  POINT_UNCOMPRESSED,
   RANDOM_BYTES,
   RENEGOTIATION_SCSV,
+  SECP256R1,
   VERIFY_DATA_BYTES,
 } from './constants.js';
+import type { DtlsCredentials } from './certificates/credentials.js';
+import {
+  verifyRawPublicKey,
+  type CertificateFailure,
+  type VerifiedPeer,
+} from './certificates/peer-verifier.js';
+import { deviceForPeer } from './certificates/client-identity.js';
+import {
+  certificateRequestBody,
+  ecdhePskServerKeyExchangeBody,
+  ecdhParams,
+  parseCertificateList,
+  parseCertificateVerify,
+  parseEcdhClientKeyExchange,
+  parseEcdhePskClientKeyExchange,
+  parseRawPublicKey,
+  signedServerKeyExchangeBody,
+} from './ecc-messages.js';
 import { EMPTY } from './cursor.js';
 import { KEY_BLOCK_LENGTH, suiteByName, type CipherSuite } from './crypto/cipher-suites.js';
 import {
+  ecdhePskPremasterSecret,
   extendedMasterSecret,
   keyBlock,
   masterSecret,
@@ -47,7 +71,13 @@ import { random, randomString } from './crypto/random.js';
 import { HmacSha256, Sha256 } from './crypto/sha256.js';
 import { CookieJar } from './cookie.js';
 import { encodeServerExtensions } from './extensions.js';
-import { finishedFlight, helloVerifyRequest, packPlaintext, renumber } from './flights.js';
+import {
+  finishedFlight,
+  helloVerifyRequest,
+  packHandshakeFlight,
+  packPlaintext,
+  renumber,
+} from './flights.js';
 import {
   HandshakeHeader,
   handshakeMessage,
@@ -80,7 +110,9 @@ export interface HandshakeHost extends SessionHost {
   readonly stats: DtlsStats;
   readonly caps: CapReporter;
   readonly log: Logger;
-  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
+  /** The server's own certificate and key, and the verifier of client certificates. */
+  readonly credentials: DtlsCredentials;
   transmit(datagram: Buffer, address: string, port: number): void;
   /**
    * A new ClientHello with a valid cookie came from the address the established session `s` is bound to:
@@ -104,6 +136,41 @@ const hashHeader = Buffer.alloc(HANDSHAKE_HEADER_BYTES);
 function hashMessage(hs: Handshake, m: HandshakeMessage): void {
   writeHandshakeHeader(hashHeader, 0, m.type, m.messageSeq, m.body.length);
   hs.transcript.update(hashHeader).update(m.body);
+  hs.verifier?.update(hashHeader).update(m.body);
+}
+
+/** Adds whole messages (header and body) to the handshake hash. */
+function hashWhole(hs: Handshake, message: Buffer): void {
+  hs.transcript.update(message);
+  hs.verifier?.update(message);
+}
+
+/** What the server chose from a ClientHello. */
+interface Offer {
+  readonly suite: CipherSuite;
+  /** Certificate types (RFC 7250) for ECDHE-ECDSA; what to answer when the client sent the extensions. */
+  readonly serverType: number;
+  readonly clientType: number;
+}
+
+/** The first type of the client's list the server supports; X.509 when the client sent no list. */
+function pickType(offered: Buffer | undefined, supported: readonly number[]): number | undefined {
+  if (offered === undefined)
+    return supported.includes(CertificateType.x509) ? CertificateType.x509 : undefined;
+  for (const t of offered) if (supported.includes(t)) return t;
+  return undefined;
+}
+
+/** Alerts and metric reasons for certificates that do not verify. */
+const CERTIFICATE_ALERTS: Record<CertificateFailure, number> = {
+  bad_certificate: AlertDescription.badCertificate,
+  unknown_ca: AlertDescription.unknownCa,
+  certificate_expired: AlertDescription.certificateExpired,
+};
+
+/** IP and UDP header bytes the path MTU loses. */
+function ipOverhead(address: string): number {
+  return address.includes(':') ? 48 : 28;
 }
 
 const helloIdScratch = Buffer.alloc(RANDOM_BYTES + 255);
@@ -126,6 +193,7 @@ export class Handshaker {
   private readonly suites: readonly CipherSuite[];
   private readonly cookies: CookieJar;
   private readonly hint: Buffer;
+  private readonly identityRule: ClientIdentityRule;
   /** Sessions in their handshake. */
   private readonly inProgress = new Set<DtlsSession>();
   /** Handshakes in progress by admission key (IPv4 address, IPv6 prefix). */
@@ -146,6 +214,7 @@ export class Handshaker {
     this.reassembly = new ReassemblyBudget(config.maxReassemblyBytes, () =>
       this.host.caps.hit('dtls_reassembly_bytes'),
     );
+    this.identityRule = config.clientIdentity;
   }
 
   get active(): number {
@@ -348,7 +417,7 @@ export class Handshaker {
         // The client repeats its ClientHello (flight 4 was lost), or a late duplicate arrived: the same
         // random and cookie. A device that rebooted sends another random, even if it starts with the same
         // clock bytes, and gets a new handshake.
-        if (prior && prior.step === Step.AwaitKeyExchange && h.messageSeq === prior.helloSeq)
+        if (prior && prior.step <= Step.AwaitKeyExchange && h.messageSeq === prior.helloSeq)
           this.resendFlight(bound, prior);
         return;
       }
@@ -356,8 +425,9 @@ export class Handshaker {
       if (prior) this.fail(bound, prior, 'replaced');
       else this.host.unbind(bound, addressKey);
     }
-    const refusal = this.negotiate(hello);
-    if (refusal) {
+    const offer = this.negotiate(hello);
+    if (typeof offer === 'string') {
+      const refusal = offer;
       stats.handshakesFailed[refusal]++;
       this.sendAlert(
         address,
@@ -383,6 +453,7 @@ export class Handshaker {
       buf.subarray(start, end),
       hello,
       helloId,
+      offer,
       h.messageSeq,
       rec.seq,
       address,
@@ -392,23 +463,57 @@ export class Handshaker {
     );
   }
 
-  /** Checks what the ClientHello offers; returns why it is refused, or undefined. */
-  private negotiate(hello: ClientHello): HandshakeFailure | undefined {
+  /** Checks what the ClientHello offers; returns the server's choice, or why it is refused. */
+  private negotiate(hello: ClientHello): Offer | HandshakeFailure {
     // DTLS versions count down: 0xfefd is 1.2, 0xfeff is 1.0.
     if (hello.clientVersion > DTLS_1_2) return 'protocol_version';
-    if (!this.suites.some((s) => hello.cipherSuites.includes(s.id))) return 'no_common_suite';
     if (!hello.compressionMethods.includes(0)) return 'bad_message';
     if (!hello.extensions.extendedMasterSecret && this.config.requireExtendedMasterSecret)
       return 'no_extended_master_secret';
     const ri = hello.extensions.renegotiationInfo;
     if (ri !== undefined && ri.length !== 0) return 'bad_message';
-    return undefined;
+    for (const suite of this.suites) {
+      if (!hello.cipherSuites.includes(suite.id)) continue;
+      const offer = this.eligible(suite, hello);
+      if (offer) return offer;
+    }
+    return 'no_common_suite';
+  }
+
+  /**
+   * Whether `suite` can serve this client: ECDHE needs secp256r1 and uncompressed points (when the client
+   * lists groups and formats, RFC 8422 §5.1); ECDHE-ECDSA also the server's credential, ECDSA with SHA-256
+   * (when it lists signature algorithms) and a certificate type both sides know for each side (RFC 7250).
+   */
+  private eligible(suite: CipherSuite, hello: ClientHello): Offer | undefined {
+    const none = { suite, serverType: CertificateType.x509, clientType: CertificateType.x509 };
+    if (suite.keyExchange === 'psk') return none;
+    const ext = hello.extensions;
+    if (ext.supportedGroups && !ext.supportedGroups.includes(SECP256R1)) return undefined;
+    if (ext.pointFormats && !ext.pointFormats.includes(POINT_UNCOMPRESSED)) return undefined;
+    if (suite.keyExchange === 'ecdhe_psk') return none;
+    const credentials = this.host.credentials;
+    if (!credentials.server) return undefined;
+    if (ext.signatureAlgorithms && !ext.signatureAlgorithms.includes(ECDSA_SHA256)) return undefined;
+    const serverType = pickType(ext.serverCertificateTypes, [
+      CertificateType.x509,
+      CertificateType.rawPublicKey,
+    ]);
+    const clientType = pickType(
+      ext.clientCertificateTypes,
+      credentials.verifier
+        ? [CertificateType.x509, CertificateType.rawPublicKey]
+        : [CertificateType.rawPublicKey],
+    );
+    if (serverType === undefined || clientType === undefined) return undefined;
+    return { suite, serverType, clientType };
   }
 
   private start(
     helloMessage: Buffer,
     hello: ClientHello,
     helloId: string,
+    offer: Offer,
     helloSeq: number,
     recordSeq: number,
     address: string,
@@ -418,7 +523,7 @@ export class Handshaker {
   ): void {
     const host = this.host;
     const ext = hello.extensions;
-    const suite = this.suites.find((s) => hello.cipherSuites.includes(s.id)) as CipherSuite;
+    const suite = offer.suite;
     const useCid = this.config.connectionIdLength > 0 && ext.connectionId !== undefined;
     const cid = useCid ? this.newCid() : '';
     const s = new DtlsSession(
@@ -448,18 +553,26 @@ export class Handshaker {
       this.reassembly,
     );
     s.hs = hs;
-    hs.transcript.update(helloMessage);
+    if (suite.keyExchange === 'ecdhe_ecdsa') {
+      hs.verifier = createVerify('sha256');
+      hs.clientCertificateType = offer.clientType;
+    }
+    hashWhole(hs, helloMessage);
     host.table.bindAddress(addressKey, s);
     host.table.bindCid(s);
     this.inProgress.add(s);
     host.stats.handshakesStarted++;
 
+    const ecdsa = suite.keyExchange === 'ecdhe_ecdsa';
     const extensions = encodeServerExtensions({
       renegotiationInfo:
         ext.renegotiationInfo !== undefined || hello.cipherSuites.includes(RENEGOTIATION_SCSV),
       extendedMasterSecret: ext.extendedMasterSecret,
       recordSizeLimit: ext.recordSizeLimit !== undefined ? MAX_PLAINTEXT : undefined,
       connectionId: useCid ? s.cid : undefined,
+      ecPointFormats: suite.keyExchange !== 'psk' && ext.pointFormats !== undefined,
+      clientCertificateType: ecdsa && ext.clientCertificateTypes ? offer.clientType : undefined,
+      serverCertificateType: ecdsa && ext.serverCertificateTypes ? offer.serverType : undefined,
     });
     const messages = [
       handshakeMessage(
@@ -468,22 +581,56 @@ export class Handshaker {
         serverHelloBody(DTLS_1_2, hs.serverRandom, suite.id, extensions),
       ),
     ];
-    if (this.hint.length > 0)
-      messages.push(
-        handshakeMessage(
+    const add = (type: number, body: Buffer) => messages.push(handshakeMessage(type, hs.serverSeq++, body));
+    if (suite.keyExchange === 'psk') {
+      if (this.hint.length > 0) add(HandshakeType.serverKeyExchange, pskServerKeyExchangeBody(this.hint));
+    } else {
+      hs.ecdh = createECDH('prime256v1');
+      const params = ecdhParams(hs.ecdh.generateKeys());
+      if (suite.keyExchange === 'ecdhe_psk') {
+        add(HandshakeType.serverKeyExchange, ecdhePskServerKeyExchangeBody(this.hint, params));
+      } else {
+        const credential = host.credentials.server;
+        if (!credential) throw new Error('ECDHE-ECDSA negotiated without a server credential');
+        const sha256 = ext.signatureAlgorithms !== undefined;
+        const signature = sign(
+          sha256 ? 'sha256' : 'sha1',
+          Buffer.concat([hs.clientRandom, hs.serverRandom, params]),
+          {
+            key: credential.key,
+            dsaEncoding: 'der',
+          },
+        );
+        add(
+          HandshakeType.certificate,
+          offer.serverType === CertificateType.rawPublicKey ? credential.rpkBody : credential.x509Body,
+        );
+        add(
           HandshakeType.serverKeyExchange,
-          hs.serverSeq++,
-          pskServerKeyExchangeBody(this.hint),
-        ),
-      );
-    messages.push(handshakeMessage(HandshakeType.serverHelloDone, hs.serverSeq++, EMPTY));
-    for (const m of messages) hs.transcript.update(m);
-    const flight = packPlaintext(ContentType.handshake, DTLS_1_2, messages, s.epoch0Seq);
-    s.epoch0Seq += messages.length;
-    hs.flight = flight.datagram;
-    hs.flightRecords = flight.records;
+          signedServerKeyExchangeBody(params, sha256 ? ECDSA_SHA256 : ECDSA_SHA1, signature),
+        );
+        const verifier = host.credentials.verifier;
+        add(
+          HandshakeType.certificateRequest,
+          certificateRequestBody(
+            ECDSA_SHA256,
+            offer.clientType === CertificateType.x509 && verifier ? verifier.authorities : [],
+          ),
+        );
+      }
+    }
+    add(HandshakeType.serverHelloDone, EMPTY);
+    for (const m of messages) hashWhole(hs, m);
+    const flight = packHandshakeFlight(
+      messages,
+      s.epoch0Seq,
+      this.config.pathMtu - ipOverhead(address),
+      s.sendLimit,
+    );
+    for (const d of flight) s.epoch0Seq += d.records.length;
+    hs.flight = flight;
     this.arm(s, hs);
-    host.transmit(flight.datagram, address, port);
+    for (const d of flight) host.transmit(d.datagram, address, port);
   }
 
   /** Ends the handshake in progress that started first (the set keeps the order of starts). */
@@ -516,11 +663,13 @@ export class Handshaker {
   private resendFlight(s: DtlsSession, hs: Handshake): void {
     if (!hs.flight) return;
     this.stopTimer(hs);
-    renumber({ datagram: hs.flight, records: hs.flightRecords }, s.epoch0Seq);
-    s.epoch0Seq += hs.flightRecords.length;
+    for (const d of hs.flight) {
+      renumber(d, s.epoch0Seq);
+      s.epoch0Seq += d.records.length;
+    }
     this.host.stats.flightsRetransmitted++;
     this.arm(s, hs);
-    this.host.transmit(hs.flight, s.address, s.port);
+    for (const d of hs.flight) this.host.transmit(d.datagram, s.address, s.port);
   }
 
   /** Adds a fragment (header in this.header) and handles every message it completes. */
@@ -544,18 +693,82 @@ export class Handshaker {
   private message(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
     if (m.type === HandshakeType.clientKeyExchange && hs.step === Step.AwaitKeyExchange)
       this.keyExchange(s, hs, m);
+    else if (m.type === HandshakeType.certificate && hs.step === Step.AwaitCertificate)
+      this.certificate(s, hs, m);
+    else if (m.type === HandshakeType.certificateVerify && hs.step === Step.AwaitCertificateVerify)
+      this.certificateVerify(s, hs, m);
     else if (m.type === HandshakeType.finished && hs.step === Step.AwaitFinished) this.finished(s, hs, m);
+    else if (m.type === HandshakeType.clientKeyExchange && hs.step === Step.AwaitCertificate)
+      this.fail(s, hs, 'no_certificate', AlertDescription.handshakeFailure);
     else this.fail(s, hs, 'bad_message', AlertDescription.unexpectedMessage);
   }
 
+  /** The client's Certificate (ECDHE-ECDSA): an X.509 chain or a raw public key, verified at once. */
+  private certificate(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
+    // The client has flight 4: it sent flight 5.
+    this.stopTimer(hs);
+    hs.flight = null;
+    let peer: VerifiedPeer | CertificateFailure;
+    if (hs.clientCertificateType === CertificateType.rawPublicKey) {
+      const spki = parseRawPublicKey(m.body);
+      if (!spki) return this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+      if (spki.length === 0) return this.fail(s, hs, 'no_certificate', AlertDescription.handshakeFailure);
+      peer = verifyRawPublicKey(spki);
+    } else {
+      const chain = parseCertificateList(m.body);
+      if (!chain) return this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+      if (chain.length === 0) return this.fail(s, hs, 'no_certificate', AlertDescription.handshakeFailure);
+      const verifier = this.host.credentials.verifier;
+      peer = verifier ? verifier.verifyChain(chain, Date.now()) : 'unknown_ca';
+    }
+    if (typeof peer === 'string') return this.fail(s, hs, peer, CERTIFICATE_ALERTS[peer]);
+    hs.peer = peer;
+    hs.identity = peer.fingerprint;
+    hashMessage(hs, m);
+    hs.step = Step.AwaitKeyExchange;
+  }
+
+  /** ECDH with the client's point: the shared secret, or undefined (the point is not on the curve). */
+  private agree(hs: Handshake, point: Buffer): Buffer | undefined {
+    try {
+      return (hs.ecdh as NonNullable<Handshake['ecdh']>).computeSecret(point);
+    } catch {
+      return undefined;
+    } finally {
+      hs.ecdh = null;
+    }
+  }
+
   private keyExchange(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
-    const identity = parsePskClientKeyExchange(m.body);
+    const kx = hs.suite.keyExchange;
+    if (kx === 'ecdhe_ecdsa') {
+      const point = parseEcdhClientKeyExchange(m.body);
+      if (!point) return this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+      const z = this.agree(hs, point);
+      if (!z) return this.fail(s, hs, 'bad_key_share', AlertDescription.illegalParameter);
+      hs.premaster = z;
+      hashMessage(hs, m);
+      hs.sessionHash = hs.transcript.digest();
+      hs.step = Step.AwaitCertificateVerify;
+      return;
+    }
+    let identity: Buffer | undefined;
+    let z: Buffer | undefined;
+    if (kx === 'ecdhe_psk') {
+      const cke = parseEcdhePskClientKeyExchange(m.body);
+      if (!cke) return this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+      z = this.agree(hs, cke.point);
+      if (!z) return this.fail(s, hs, 'bad_key_share', AlertDescription.illegalParameter);
+      identity = cke.identity;
+    } else identity = parsePskClientKeyExchange(m.body);
     if (!identity) {
       this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
       return;
     }
+    hs.premaster = z ?? null;
     hashMessage(hs, m);
     hs.sessionHash = hs.transcript.digest();
+    hs.clientFinishedHash = hs.sessionHash;
     hs.identity = identity.toString('utf8');
     // The client has flight 4: it sent flight 5.
     this.stopTimer(hs);
@@ -582,7 +795,80 @@ export class Handshaker {
     const psk = device?.psk && device.psk.identity === hs.identity ? device.psk.key : undefined;
     hs.unknownIdentity = psk === undefined;
     hs.deviceId = psk ? device?.id : undefined;
-    const premaster = pskPremasterSecret(psk ?? random(16));
+    const key = psk ?? random(16);
+    const premaster = hs.premaster ? ecdhePskPremasterSecret(hs.premaster, key) : pskPremasterSecret(key);
+    if (device && psk) {
+      s.deviceId = device.id;
+      s.pskIdentity = device.psk?.identity;
+      s.credential = 'psk';
+    }
+    this.deriveKeys(s, hs, premaster);
+  }
+
+  /**
+   * The client's CertificateVerify (ECDHE-ECDSA): a signature with the key of its certificate over the
+   * handshake up to ClientKeyExchange. Then the device behind the certificate is looked up.
+   */
+  private certificateVerify(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
+    const peer = hs.peer as VerifiedPeer;
+    const cv = parseCertificateVerify(m.body);
+    if (!cv) return this.fail(s, hs, 'bad_message', AlertDescription.decodeError);
+    let ok: boolean;
+    try {
+      ok =
+        cv.algorithm === ECDSA_SHA256 &&
+        (hs.verifier as NonNullable<Handshake['verifier']>).verify(
+          { key: peer.publicKey, dsaEncoding: 'der' },
+          cv.signature,
+        );
+    } catch {
+      ok = false;
+    }
+    hs.verifier = null;
+    if (!ok) return this.fail(s, hs, 'bad_signature', AlertDescription.decryptError);
+    hashMessage(hs, m);
+    hs.clientFinishedHash = hs.transcript.digest();
+    hs.step = Step.Lookup;
+    let lookup: Promise<Device | undefined>;
+    try {
+      lookup = deviceForPeer(this.host.registry, this.identityRule, peer);
+    } catch (err) {
+      lookup = Promise.reject(err);
+    }
+    lookup.then(
+      (device) => this.certificateDevice(s, hs, peer, device),
+      (err: unknown) => {
+        if (s.hs !== hs) return;
+        this.host.log.warn({ err: (err as Error)?.message }, 'certificate lookup failed');
+        this.fail(s, hs, 'lookup_error', AlertDescription.internalError);
+      },
+    );
+  }
+
+  private certificateDevice(
+    s: DtlsSession,
+    hs: Handshake,
+    peer: VerifiedPeer,
+    device: Device | undefined,
+  ): void {
+    if (s.hs !== hs) return;
+    if (!device) {
+      if (peer.kind === 'rpk') this.fail(s, hs, 'unknown_key', AlertDescription.certificateUnknown);
+      else this.fail(s, hs, 'unmapped', AlertDescription.accessDenied);
+      return;
+    }
+    hs.deviceId = device.id;
+    s.deviceId = device.id;
+    s.credential = peer.kind;
+    s.fingerprint = peer.fingerprint;
+    hs.peer = null;
+    const premaster = hs.premaster as Buffer;
+    this.deriveKeys(s, hs, premaster);
+  }
+
+  /** Master secret and key block from the premaster; then the client's held epoch-1 records are read. */
+  private deriveKeys(s: DtlsSession, hs: Handshake, premaster: Buffer): void {
+    hs.premaster = null;
     hs.master = new HmacSha256(
       hs.extendedMasterSecret
         ? extendedMasterSecret(premaster, hs.sessionHash as Buffer)
@@ -594,11 +880,8 @@ export class Handshaker {
       store.slab(s.keySlot),
       store.offset(s.keySlot),
     );
+    premaster.fill(0);
     s.suite = hs.suite;
-    if (device && psk) {
-      s.deviceId = device.id;
-      s.pskIdentity = device.psk?.identity;
-    }
     hs.step = Step.AwaitFinished;
     const early = hs.early.splice(0);
     for (const r of early) {
@@ -609,7 +892,7 @@ export class Handshaker {
 
   private finished(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {
     const master = hs.master as HmacSha256;
-    const expected = verifyData(master, 'client finished', hs.sessionHash as Buffer);
+    const expected = verifyData(master, 'client finished', hs.clientFinishedHash as Buffer);
     if (m.body.length !== VERIFY_DATA_BYTES || !timingSafeEqual(m.body, expected)) {
       this.badFinished(s, hs);
       return;

@@ -17,6 +17,14 @@ export const HANDSHAKE_FAILURES = [
   'evicted',
   'lookup_error',
   'closed',
+  'no_certificate',
+  'bad_certificate',
+  'unknown_ca',
+  'certificate_expired',
+  'bad_signature',
+  'unmapped',
+  'unknown_key',
+  'bad_key_share',
 ] as const;
 export type HandshakeFailure = (typeof HANDSHAKE_FAILURES)[number];
 

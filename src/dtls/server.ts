@@ -1,5 +1,5 @@
 /**
- * The DTLS 1.2 PSK server: takes every datagram of the DTLS socket, finds the session of each record (by
+ * The DTLS 1.2 server (PSK, ECDHE-PSK, ECDHE-ECDSA with X.509 certificates or raw public keys): takes every datagram of the DTLS socket, finds the session of each record (by
  * Connection ID first, then by source address), authenticates and decrypts it, and hands application data
  * to the CoAP layer with the session as its Peer. Malformed and unauthenticated records are dropped
  * silently (RFC 6347 §4.1.2.7) and counted. Handshakes are run by the Handshaker.
@@ -16,6 +16,7 @@ import { encodeAlert, endsSession, parseAlert } from './alert.js';
 import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from './constants.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
+import { DtlsCredentials } from './certificates/credentials.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
 import { KeyStore } from './key-store.js';
 import type { Handshake } from './handshake-state.js';
@@ -29,8 +30,8 @@ import type { SessionStore } from '../state/session-store.js';
 
 export interface DtlsServerOptions {
   config: DtlsConfig;
-  /** Asynchronous PSK lookup: `device.psk = { identity, key }`. */
-  registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  /** Asynchronous credential lookups: PSK identity (`device.psk = { identity, key }`), certificates, keys. */
+  registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
   log: Logger;
   metrics: MetricsRegistry;
   caps: CapReporter;
@@ -62,7 +63,8 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   readonly table: SessionTable = new MemorySessionTable();
   readonly stats = new DtlsStats();
   readonly keys = new KeyStore();
-  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
+  readonly credentials: DtlsCredentials;
   readonly log: Logger;
   readonly caps: CapReporter;
   private readonly config: DtlsConfig;
@@ -88,6 +90,9 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     this.deliver = opts.onApplicationData;
     this.onClosed = opts.onSessionClosed;
     this.cidLength = opts.config.connectionIdLength;
+    this.credentials = new DtlsCredentials(opts.config, opts.log, () =>
+      opts.caps.hit('dtls_verified_certificates'),
+    );
     this.handshaker = new Handshaker(this, opts.config);
     this.sharing = opts.sessionStore ? new SessionSharing(this, opts.sessionStore, opts.log) : undefined;
     this.sharing?.registerMetrics(opts.metrics);
@@ -170,6 +175,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
    */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.credentials.close();
     this.handshaker.abandon('closed');
     const sharing = this.sharing;
     if (sharing) await sharing.flushAll(this.table.byActivity(), CLOSE_FLUSH_MS);

@@ -3,7 +3,7 @@
  * session holds only what it needs: keys, sequence numbers, the replay window, its Connection IDs and its
  * address. The handshake's state lives in a separate object that is dropped when the handshake completes.
  */
-import type { Peer } from '../transport/peer.js';
+import type { Credential, Peer } from '../transport/peer.js';
 import { ContentType, MAX_SEQUENCE } from './constants.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import type { Handshake } from './handshake-state.js';
@@ -28,6 +28,9 @@ export class DtlsSession implements Peer, ReplayState {
   /** Sessions are handed to the CoAP layer only once established. */
   deviceId: string | undefined = undefined;
   pskIdentity: string | undefined = undefined;
+  credential: Credential | undefined = undefined;
+  /** Fingerprint of the certificate or raw public key (hex); no certificate is kept after the handshake. */
+  fingerprint: string | undefined = undefined;
   nextMessageId: number;
   /** Client's Connection ID: what the server puts in records it sends ('' sends plain records). */
   peerCid = '';

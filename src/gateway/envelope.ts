@@ -1,5 +1,5 @@
 /** The JSON document published for each uplink. */
-import type { TransportName } from '../transport/peer.js';
+import type { Credential, TransportName } from '../transport/peer.js';
 
 export interface Envelope {
   /** Stable id of this uplink: the same on every publish attempt, so consumers can deduplicate. */
@@ -13,7 +13,11 @@ export interface Envelope {
   /** CoAP uplinks only. */
   method?: 'POST' | 'PUT';
   transport: TransportName;
+  /** The DTLS credential the device authenticated with (absent on NoSec). */
+  credential?: Credential;
   pskIdentity?: string;
+  /** SHA-256 (hex) of the device's X.509 certificate or raw public key, for certificate credentials. */
+  fingerprint?: string;
   remote: { address: string; port: number };
   /** CoAP uplinks only. */
   coap?: { type: 'CON' | 'NON'; messageId: number; token: string; blocks?: number };

@@ -233,7 +233,9 @@ export class Gateway implements RequestHandler {
       path: ex.path,
       method: ex.method === Code.PUT ? 'PUT' : 'POST',
       transport: peer.transport,
+      credential: peer.credential,
       pskIdentity: peer.pskIdentity,
+      fingerprint: peer.fingerprint,
       remote: { address: peer.address, port: peer.port },
       coap: {
         type: msg.type === MessageType.CON ? 'CON' : 'NON',

@@ -6,6 +6,9 @@
 /** CoAP (NoSec, DTLS) or raw UDP datagrams (plain, DTLS). */
 export type TransportName = 'coap' | 'coaps' | 'udp' | 'udp-dtls';
 
+/** DTLS credential kinds: pre-shared key, raw public key (RFC 7250), X.509 certificate. */
+export type Credential = 'psk' | 'rpk' | 'x509';
+
 export interface Peer {
   /** Stable key for per-peer state: `udp:<ip>:<port>` for NoSec, `dtls:<session id>` for DTLS. */
   readonly key: string;
@@ -15,6 +18,10 @@ export interface Peer {
   readonly port: number;
   /** The identity the transport authenticated: the DTLS PSK identity. */
   readonly pskIdentity?: string;
+  /** The kind of DTLS credential the device authenticated with. */
+  readonly credential?: Credential;
+  /** Lower-case hex SHA-256 of the device's X.509 certificate or raw public key (DER SubjectPublicKeyInfo). */
+  readonly fingerprint?: string;
   /** The device the transport authenticated (DTLS: the device behind the PSK identity). */
   readonly deviceId?: string;
   /** Next Message ID for messages this side originates; owned by the CoAP endpoint. */

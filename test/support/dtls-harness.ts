@@ -59,7 +59,9 @@ export class DtlsHarness {
   ) {
     this.registry = new MemoryRegistry(devices);
     const log = silentLogger();
-    const registry = lookup ? { byPskIdentity: lookup } : this.registry;
+    const registry = lookup
+      ? { byPskIdentity: lookup, byCredential: () => Promise.resolve(undefined) }
+      : this.registry;
     this.server = new DtlsServer({
       config: dtlsSchema.parse(config),
       registry,

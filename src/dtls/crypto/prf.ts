@@ -1,6 +1,6 @@
 /**
  * The TLS 1.2 key schedule with SHA-256 (RFC 5246 §5, §8.1, §6.3, §7.4.9), the PSK premaster secret
- * (RFC 4279 §2) and the extended master secret (RFC 7627 §4).
+ * (RFC 4279 §2), the ECDHE-PSK one (RFC 5489 §2) and the extended master secret (RFC 7627 §4).
  */
 import { MASTER_SECRET_BYTES, VERIFY_DATA_BYTES } from '../constants.js';
 import { HmacSha256 } from './sha256.js';
@@ -60,6 +60,16 @@ export function pskPremasterSecret(psk: Buffer): Buffer {
   out.writeUInt16BE(n, 0);
   out.writeUInt16BE(n, 2 + n);
   psk.copy(out, 4 + n);
+  return out;
+}
+
+/** ECDHE-PSK premaster (RFC 5489 §2): uint16 len(Z) | Z | uint16 len(psk) | psk, Z the ECDH shared secret. */
+export function ecdhePskPremasterSecret(z: Buffer, psk: Buffer): Buffer {
+  const out = Buffer.alloc(4 + z.length + psk.length);
+  out.writeUInt16BE(z.length, 0);
+  z.copy(out, 2);
+  out.writeUInt16BE(psk.length, 2 + z.length);
+  psk.copy(out, 4 + z.length);
   return out;
 }
 
