@@ -1,23 +1,38 @@
 /**
- * A DTLS 1.2 PSK client, speaking RFC 9146 Connection IDs: the simulator's devices and the tests' clients.
- * It retransmits its flights on a doubling timer and when the server repeats its flight, so it completes
- * handshakes through a lossy path. It is socket-agnostic: hand it datagrams (`receive`), it calls `send`.
+ * A DTLS 1.2 client with PSK, ECDHE-PSK and ECDHE-ECDSA (an X.509 certificate or a raw public key), speaking
+ * RFC 9146 Connection IDs: the simulator's devices, the tests' clients and the benchmarks' load. It
+ * reassembles fragmented server flights, retransmits its flights on a doubling timer and when the server
+ * repeats its flight, so it completes handshakes through a lossy path. It is socket-agnostic: hand it
+ * datagrams (`receive`), it calls `send`.
  */
-import { timingSafeEqual } from 'node:crypto';
+import {
+  createECDH,
+  createPublicKey,
+  createSign,
+  timingSafeEqual,
+  verify,
+  X509Certificate,
+  type KeyObject,
+  type Sign,
+} from 'node:crypto';
 import { parseAlert } from './alert.js';
 import {
+  CertificateType,
   ContentType,
   DTLS_1_2,
+  ECDSA_SHA256,
   ExtensionType,
   HANDSHAKE_HEADER_BYTES,
   HandshakeType,
   RANDOM_BYTES,
+  SECP256R1,
   VERIFY_DATA_BYTES,
 } from './constants.js';
 import { Cursor, EMPTY } from './cursor.js';
 import { CIPHER_SUITES, KEY_BLOCK_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
 import { random } from './crypto/random.js';
 import {
+  ecdhePskPremasterSecret,
   extendedMasterSecret,
   keyBlock,
   masterSecret,
@@ -27,11 +42,24 @@ import {
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { HmacSha256, Sha256 } from './crypto/sha256.js';
 import { HandshakeHeader, handshakeMessage, readHandshakeHeader, writeHandshakeHeader } from './handshake.js';
+import { FragmentResult, Reassembler, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
 import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
 
+/** The client's credential for the ECDHE-ECDSA suites. */
+export interface ClientCertificate {
+  /** P-256 private key. */
+  key: KeyObject;
+  /** DER certificates, device first; absent: send the key's raw public key (RFC 7250). */
+  chain?: readonly Buffer[];
+  /** Sign CertificateVerify with this key instead (to test that the server refuses it). */
+  signWith?: KeyObject;
+}
+
 export interface DtlsClientOptions {
+  /** PSK identity and key (PSK and ECDHE-PSK suites). */
   identity: string;
   key: Buffer;
+  certificate?: ClientCertificate;
   /** Cipher suite ids offered, in order (default: CCM_8). */
   cipherSuites?: number[];
   /** Offer the connection_id extension with this CID (the CID the client wants to receive; may be empty). */
@@ -47,6 +75,31 @@ export interface DtlsClientOptions {
    * clock there (seconds since boot, time()) or a constant; random by default.
    */
   helloTime?: number;
+}
+
+const ECC_SUITES = new Set([0xc0ae, 0xc02b, 0xd003]);
+
+/** supported_groups, ec_point_formats, signature_algorithms; and the RFC 7250 types for a raw public key. */
+function eccExtensions(rawPublicKey: boolean): Buffer {
+  const parts = [
+    Buffer.from([0, ExtensionType.supportedGroups, 0, 4, 0, 2, SECP256R1 >> 8, SECP256R1 & 0xff]),
+    Buffer.from([0, ExtensionType.ecPointFormats, 0, 2, 1, 0]),
+    Buffer.from([0, ExtensionType.signatureAlgorithms, 0, 4, 0, 2, ECDSA_SHA256 >> 8, ECDSA_SHA256 & 0xff]),
+  ];
+  if (rawPublicKey)
+    for (const t of [ExtensionType.clientCertificateType, ExtensionType.serverCertificateType])
+      parts.push(Buffer.from([0, t, 0, 2, 1, CertificateType.rawPublicKey]));
+  return Buffer.concat(parts);
+}
+
+function vec24(parts: readonly Buffer[]): Buffer {
+  const head = Buffer.alloc(3);
+  head.writeUIntBE(
+    parts.reduce((n, p) => n + p.length, 0),
+    0,
+    3,
+  );
+  return Buffer.concat([head, ...parts]);
 }
 
 interface ServerHello {
@@ -109,8 +162,15 @@ export class DtlsClientCore {
   private timer: NodeJS.Timeout | undefined;
   private timeoutMs: number;
   private tries = 0;
-  private expectedServerSeq = 1;
+  private messages: Reassembler | undefined;
   private finishedMessage: Buffer = EMPTY;
+  /** ECDHE: the server's public point and curve parameters; ECDHE-ECDSA: its key and the request. */
+  private serverPoint: Buffer | undefined;
+  private serverKey: KeyObject | undefined;
+  private certificateRequested = false;
+  /** ECDHE-ECDSA: the transcript as CertificateVerify signs it. */
+  private signer: Sign | undefined;
+  private readonly ecc: Buffer;
   private settle?: { resolve(): void; reject(err: Error): void };
 
   constructor(
@@ -119,6 +179,9 @@ export class DtlsClientCore {
   ) {
     this.timeoutMs = opts.retransmitMs ?? 250;
     if (opts.helloTime !== undefined) this.random.writeUInt32BE(opts.helloTime >>> 0, 0);
+    this.ecc = (opts.cipherSuites ?? []).some((x) => ECC_SUITES.has(x))
+      ? eccExtensions(opts.certificate !== undefined && opts.certificate.chain === undefined)
+      : EMPTY;
   }
 
   /** Starts the handshake; resolves once the server's Finished is verified. */
@@ -188,12 +251,10 @@ export class DtlsClientCore {
     const h = this.hh;
     const end = rec.bodyOffset + rec.bodyLength;
     for (let off = rec.bodyOffset; off < end;) {
-      const start = off;
       off = readHandshakeHeader(buf, off, end, h);
-      if (off < 0 || h.fragmentLength !== h.length) return;
-      const body = buf.subarray(h.bodyOffset, off);
-      const message = buf.subarray(start, off);
+      if (off < 0) return;
       if (h.type === HandshakeType.helloVerifyRequest && this.phase === 'hello') {
+        const body = buf.subarray(h.bodyOffset, off);
         const c = new Cursor(body, 0, body.length);
         c.u16();
         const cookie = Buffer.from(c.vec8());
@@ -207,12 +268,78 @@ export class DtlsClientCore {
         this.resend();
         return;
       }
-      if (this.phase !== 'cookie-hello' || h.messageSeq !== this.expectedServerSeq) continue;
-      this.expectedServerSeq++;
-      this.transcript.update(message);
-      if (h.type === HandshakeType.serverHello) this.serverHello = parseServerHello(body);
-      else if (h.type === HandshakeType.serverHelloDone) this.keyExchange();
+      if (this.phase !== 'cookie-hello' || !this.messages) continue;
+      if (this.messages.add(h, buf) === FragmentResult.Refused) {
+        this.fail(-1);
+        return;
+      }
+      for (let m = this.messages.take(); m && this.phase === 'cookie-hello'; m = this.messages.take())
+        this.serverMessage(m);
     }
+  }
+
+  /** A whole message of the server's flight 4. */
+  private serverMessage(m: HandshakeMessage): void {
+    this.hash(handshakeMessage(m.type, m.messageSeq, m.body));
+    const body = Buffer.from(m.body);
+    const c = new Cursor(body, 0, body.length);
+    switch (m.type) {
+      case HandshakeType.serverHello:
+        this.serverHello = parseServerHello(body);
+        return;
+      case HandshakeType.certificate: {
+        // A raw public key is an SPKI (a SEQUENCE); an X.509 list starts with the first certificate's length.
+        const all = c.view(c.u24());
+        try {
+          this.serverKey =
+            all.length > 0 && all[0] === 0x30
+              ? createPublicKey({ key: all, format: 'der', type: 'spki' })
+              : new X509Certificate(all.subarray(3, 3 + all.readUIntBE(0, 3))).publicKey;
+        } catch {
+          this.fail(-1);
+        }
+        return;
+      }
+      case HandshakeType.serverKeyExchange: {
+        const kx = this.negotiated()?.keyExchange;
+        if (kx === 'ecdhe_psk') c.vec16();
+        const paramsStart = c.pos;
+        c.u8();
+        c.u16();
+        this.serverPoint = Buffer.from(c.vec8());
+        if (kx === 'ecdhe_ecdsa') {
+          const params = body.subarray(paramsStart, c.pos);
+          const algorithm = c.u16();
+          const signature = c.vec16();
+          const ok =
+            c.ok &&
+            this.serverKey !== undefined &&
+            algorithm === ECDSA_SHA256 &&
+            verify(
+              'sha256',
+              Buffer.concat([this.random, (this.serverHello as ServerHello).random, params]),
+              { key: this.serverKey, dsaEncoding: 'der' },
+              signature,
+            );
+          if (!ok) this.fail(-1);
+        }
+        return;
+      }
+      case HandshakeType.certificateRequest:
+        this.certificateRequested = true;
+        return;
+      case HandshakeType.serverHelloDone:
+        this.keyExchange();
+    }
+  }
+
+  private negotiated(): CipherSuite | undefined {
+    return CIPHER_SUITES.find((x) => x.id === this.serverHello?.suite);
+  }
+
+  private hash(message: Buffer): void {
+    this.transcript.update(message);
+    this.signer?.update(message);
   }
 
   private protected(buf: Buffer, rec: RecordHeader): void {
@@ -255,7 +382,7 @@ export class DtlsClientCore {
     const ems = this.opts.extendedMasterSecret !== false;
     const rsl = this.opts.recordSizeLimit;
     const cid = this.opts.cid;
-    const extLength = (ems ? 4 : 0) + 5 + (rsl ? 6 : 0) + (cid ? 5 + cid.length : 0);
+    const extLength = (ems ? 4 : 0) + 5 + (rsl ? 6 : 0) + (cid ? 5 + cid.length : 0) + this.ecc.length;
     const bodyLength = 2 + RANDOM_BYTES + 2 + cookie.length + 2 + 2 * suites.length + 2 + 2 + extLength;
     const out = Buffer.allocUnsafe(13 + HANDSHAKE_HEADER_BYTES + bodyLength);
     const message = writeRecordHeader(
@@ -291,16 +418,18 @@ export class DtlsClientCore {
       out[o++] = cid.length;
       o += cid.copy(out, o);
     }
+    o += this.ecc.copy(out, o);
     if (cookie.length > 0) {
       this.transcript = new Sha256().update(out, message, o);
-      this.expectedServerSeq = 1;
+      this.messages = new Reassembler(1, 65_536, new ReassemblyBudget(262_144));
+      if (this.opts.certificate) this.signer = createSign('sha256').update(out.subarray(message, o));
     }
     return out;
   }
 
   private keyExchange(): void {
     const sh = this.serverHello;
-    const suite = CIPHER_SUITES.find((s) => s.id === sh?.suite);
+    const suite = this.negotiated();
     if (!sh || !suite) {
       this.fail(-1);
       return;
@@ -308,23 +437,67 @@ export class DtlsClientCore {
     this.suite = suite;
     const cid = sh.extensions.get(ExtensionType.connectionId);
     this.serverCid = cid ? cid.subarray(1).toString('latin1') : '';
+    let seq = 2;
+    const flight: Buffer[] = [];
+    const add = (type: number, body: Buffer): void => {
+      const m = handshakeMessage(type, seq++, body);
+      this.hash(m);
+      flight.push(m);
+    };
+    let premaster: Buffer;
+    /** The RFC 7627 session hash: up to ClientKeyExchange (CertificateVerify comes after it). */
+    let sessionHash: Buffer | undefined;
     const identity = Buffer.from(this.opts.identity, 'utf8');
-    const cke = handshakeMessage(
-      HandshakeType.clientKeyExchange,
-      2,
-      Buffer.concat([u16(identity.length), identity]),
-    );
-    this.transcript.update(cke);
-    const premaster = pskPremasterSecret(this.opts.key);
+    if (suite.keyExchange === 'psk') {
+      add(HandshakeType.clientKeyExchange, Buffer.concat([u16(identity.length), identity]));
+      premaster = pskPremasterSecret(this.opts.key);
+    } else {
+      const ecdh = createECDH('prime256v1');
+      const point = ecdh.generateKeys();
+      let z: Buffer;
+      try {
+        z = ecdh.computeSecret(this.serverPoint ?? EMPTY);
+      } catch {
+        this.fail(-1);
+        return;
+      }
+      const pointVec = Buffer.concat([Buffer.from([point.length]), point]);
+      if (suite.keyExchange === 'ecdhe_psk') {
+        add(HandshakeType.clientKeyExchange, Buffer.concat([u16(identity.length), identity, pointVec]));
+        premaster = ecdhePskPremasterSecret(z, this.opts.key);
+      } else {
+        const cert = this.opts.certificate;
+        if (!cert || !this.certificateRequested) {
+          this.fail(-1);
+          return;
+        }
+        add(
+          HandshakeType.certificate,
+          cert.chain
+            ? vec24(cert.chain.map((der) => vec24([der])))
+            : vec24([createPublicKey(cert.key).export({ format: 'der', type: 'spki' })]),
+        );
+        add(HandshakeType.clientKeyExchange, pointVec);
+        const signature = (this.signer as Sign).sign({ key: cert.signWith ?? cert.key, dsaEncoding: 'der' });
+        this.signer = undefined;
+        premaster = z;
+        sessionHash = this.transcript.digest();
+        add(
+          HandshakeType.certificateVerify,
+          Buffer.concat([u16(ECDSA_SHA256), u16(signature.length), signature]),
+        );
+      }
+    }
+    sessionHash ??= this.transcript.digest();
     this.master = new HmacSha256(
       sh.extensions.has(ExtensionType.extendedMasterSecret)
-        ? extendedMasterSecret(premaster, this.transcript.digest())
+        ? extendedMasterSecret(premaster, sessionHash)
         : masterSecret(premaster, this.random, sh.random),
     );
     this.keys = keyBlock(this.master, sh.random, this.random, KEY_BLOCK_LENGTH);
     this.finishedMessage = handshakeMessage(
       HandshakeType.finished,
-      3,
+      seq,
       verifyData(this.master, 'client finished', this.transcript.digest()),
     );
     this.phase = 'key-exchange';
@@ -332,7 +505,7 @@ export class DtlsClientCore {
     this.timeoutMs = this.opts.retransmitMs ?? 250;
     this.sendFlight(() =>
       Buffer.concat([
-        this.plaintextRecord(ContentType.handshake, cke),
+        ...flight.map((m) => this.plaintextRecord(ContentType.handshake, m)),
         this.plaintextRecord(ContentType.changeCipherSpec, Buffer.from([1])),
         this.record(this.finishedMessage, ContentType.handshake),
       ]),
