@@ -495,16 +495,19 @@ export class Handshaker {
     const credentials = this.host.credentials;
     if (!credentials.server) return undefined;
     if (ext.signatureAlgorithms && !ext.signatureAlgorithms.includes(ECDSA_SHA256)) return undefined;
-    const serverType = pickType(ext.serverCertificateTypes, [
-      CertificateType.x509,
-      CertificateType.rawPublicKey,
-    ]);
     const clientType = pickType(
       ext.clientCertificateTypes,
       credentials.verifier
         ? [CertificateType.x509, CertificateType.rawPublicKey]
         : [CertificateType.rawPublicKey],
     );
+    // A device that authenticates with a raw public key expects one from the server too when it accepts
+    // it, whatever the order of its list (libcoap's GnuTLS client lists X.509 first).
+    const serverType =
+      clientType === CertificateType.rawPublicKey &&
+      ext.serverCertificateTypes?.includes(CertificateType.rawPublicKey)
+        ? CertificateType.rawPublicKey
+        : pickType(ext.serverCertificateTypes, [CertificateType.x509, CertificateType.rawPublicKey]);
     if (serverType === undefined || clientType === undefined) return undefined;
     return { suite, serverType, clientType };
   }
