@@ -42,6 +42,7 @@ import {
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { HmacSha256, Sha256 } from './crypto/sha256.js';
 import { HandshakeHeader, handshakeMessage, readHandshakeHeader, writeHandshakeHeader } from './handshake.js';
+import { packHandshakeFlight } from './flights.js';
 import { FragmentResult, Reassembler, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
 import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
 
@@ -75,6 +76,8 @@ export interface DtlsClientOptions {
    * clock there (seconds since boot, time()) or a constant; random by default.
    */
   helloTime?: number;
+  /** Fragment the handshake messages of flight 5 into datagrams of at most this many bytes. */
+  maxDatagramBytes?: number;
 }
 
 const ECC_SUITES = new Set([0xc0ae, 0xc02b, 0xd003]);
@@ -158,7 +161,7 @@ export class DtlsClientCore {
   private serverHello: ServerHello | undefined;
   private master: HmacSha256 | undefined;
   private keys: Buffer = EMPTY;
-  private flight: (() => Buffer) | undefined;
+  private flight: (() => Buffer | Buffer[]) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timeoutMs: number;
   private tries = 0;
@@ -269,10 +272,8 @@ export class DtlsClientCore {
         return;
       }
       if (this.phase !== 'cookie-hello' || !this.messages) continue;
-      if (this.messages.add(h, buf) === FragmentResult.Refused) {
-        this.fail(-1);
-        return;
-      }
+      // A fragment too far ahead (reordering) is dropped: the server sends the flight again.
+      if (this.messages.add(h, buf) === FragmentResult.Refused) continue;
       for (let m = this.messages.take(); m && this.phase === 'cookie-hello'; m = this.messages.take())
         this.serverMessage(m);
     }
@@ -503,13 +504,19 @@ export class DtlsClientCore {
     this.phase = 'key-exchange';
     this.tries = 0;
     this.timeoutMs = this.opts.retransmitMs ?? 250;
-    this.sendFlight(() =>
-      Buffer.concat([
-        ...flight.map((m) => this.plaintextRecord(ContentType.handshake, m)),
+    const mtu = this.opts.maxDatagramBytes;
+    this.sendFlight(() => {
+      const tail = [
         this.plaintextRecord(ContentType.changeCipherSpec, Buffer.from([1])),
         this.record(this.finishedMessage, ContentType.handshake),
-      ]),
-    );
+      ];
+      if (mtu === undefined)
+        return Buffer.concat([...flight.map((m) => this.plaintextRecord(ContentType.handshake, m)), ...tail]);
+      // Fragmented to fit `mtu`, as a constrained device behind a small MTU sends a certificate chain.
+      const packed = packHandshakeFlight(flight, this.epoch0Seq, mtu, mtu);
+      for (const d of packed) this.epoch0Seq += d.records.length;
+      return [...packed.map((d) => d.datagram), Buffer.concat(tail)];
+    });
   }
 
   private plaintextRecord(type: number, body: Buffer): Buffer {
@@ -518,13 +525,15 @@ export class DtlsClientCore {
     return out;
   }
 
-  private sendFlight(build: () => Buffer): void {
+  private sendFlight(build: () => Buffer | Buffer[]): void {
     this.flight = build;
     clearTimeout(this.timer);
     // Armed before sending: a peer wired back to back answers (and settles the flight) within send().
     this.timer = setTimeout(() => this.onTimer(), this.timeoutMs);
     this.timer.unref();
-    this.send(build());
+    const out = build();
+    if (Buffer.isBuffer(out)) this.send(out);
+    else for (const d of out) this.send(d);
   }
 
   private resend(): void {

@@ -3,7 +3,10 @@
  * handshakes complete, data flows, no record is ever delivered twice to the application, and through the
  * whole gateway every uplink is published exactly once.
  */
+import { createPrivateKey } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pemCertificates } from '../../src/dtls/certificates/peer-verifier.js';
+import { TestPki } from '../support/certificates.js';
 import { connectDtls, type DtlsUdpClient } from '../support/dtls-client.js';
 import { device, startListener, type ListenerHarness } from '../support/dtls-harness.js';
 import { startLossyProxy, type LossyProxy } from '../support/lossy-proxy.js';
@@ -69,6 +72,56 @@ describe('through a lossy path', () => {
     expect(proxy.stats.dropped).toBeGreaterThan(0);
     expect(proxy.stats.duplicated).toBeGreaterThan(0);
     expect(await srv.metric('cellgate_dtls_records_dropped_total', { reason: 'replay' })).toBeGreaterThan(0);
+  });
+
+  it('completes ECDHE-ECDSA handshakes whose certificate chains take several fragments each way', async () => {
+    const pki = new TestPki();
+    try {
+      // The gateway's chain (its certificate and the intermediate) needs several datagrams at a 400-byte MTU.
+      const server = pki.server('server', 'intermediate');
+      const ids = Array.from({ length: 6 }, (_, i) => pki.device(`c${i}`));
+      srv = await startListener(
+        {
+          retransmitInitialMs: 200,
+          pathMtu: 400,
+          certificate: { certFile: server.certFile, keyFile: server.keyFile },
+          trustAnchors: pki.caFile,
+        },
+        ids.map((id, i) => ({ id: `c${i}`, thing: `c${i}`, ips: [], x509: { fingerprint: id.fingerprint } })),
+      );
+      proxy = await startLossyProxy({
+        targetPort: srv.port,
+        seed: 11,
+        loss: 0.15,
+        duplicate: 0.3,
+        reorder: 0.3,
+        maxDelayMs: 40,
+      });
+      const connected = await Promise.all(
+        ids.map((id, i) =>
+          connectDtls('127.0.0.1', proxy!.port, {
+            identity: '',
+            key: Buffer.alloc(0),
+            cipherSuites: [0xc0ae],
+            certificate: { key: createPrivateKey(id.key), chain: pemCertificates(id.cert) },
+            cid: Buffer.from([i]),
+            retransmitMs: 150,
+            maxDatagramBytes: 400 - 28,
+          }),
+        ),
+      );
+      clients.push(...connected);
+      expect(srv.listener.server.sessionCount).toBe(ids.length);
+      await Promise.all(connected.map((c, i) => deliver(c, `c${i}`)));
+      for (let i = 0; i < ids.length; i++)
+        expect(srv.delivered.some((d) => d.peer.deviceId === `c${i}` && d.peer.credential === 'x509')).toBe(
+          true,
+        );
+      expect(proxy.stats.dropped).toBeGreaterThan(0);
+      expect(await srv.metric('cellgate_dtls_flights_retransmitted_total')).toBeGreaterThan(0);
+    } finally {
+      pki.close();
+    }
   });
 
   it('completes libcoap’s handshakes through the gateway and publishes each uplink exactly once', async () => {
