@@ -1,20 +1,33 @@
 /**
- * A DTLS 1.2 PSK load generator built on cellgate's own DTLS client: SESSIONS sessions (PSK identity
+ * A DTLS 1.2 load generator built on cellgate's own DTLS client: SESSIONS sessions (PSK identity
  * `<ID_PREFIX><i>`), PARALLEL handshakes at a time (cookie exchange included), then SECONDS of CoAP CON POSTs
  * with a PAYLOAD_BYTES payload to PATH, one in flight per session. Prints the handshake rate, then the
  * exchange rate and latency percentiles, one line each.
  *
- *   node dist/bench/dtls-load.js HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [SUITE [cid]]
+ *   node dist/bench/dtls-load.js HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX
+ *     [SUITE [cid] [CERT_FILE KEY_FILE]]
  *
- * SUITE is CCM_8 (default), GCM or CCM; `cid` offers Connection IDs (RFC 9146; an empty one of the client's,
- * as most devices do), so the server's records and sessions are those of devices behind NATs. Any other program taking these arguments and printing these lines
- * can stand in for it (the `dtls` bench scenario takes one from DTLS_LOAD_COMMAND).
+ * SUITE is CCM_8 (default), GCM or CCM (PSK), ECDHE_PSK (TLS_ECDHE_PSK_WITH_AES_128_CCM_8_SHA256), or
+ * ECDHE_ECDSA / ECDHE_ECDSA_GCM with the client certificate chain and P-256 key in CERT_FILE and KEY_FILE
+ * (PEM). `cid` offers Connection IDs (RFC 9146; an empty one of the client's, as most devices do), so the
+ * server's records and sessions are those of devices behind NATs. Any other program taking these arguments
+ * and printing these lines can stand in for it (the `dtls` bench scenario takes one from DTLS_LOAD_COMMAND).
  */
+import { createPrivateKey } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { DtlsClientCore } from '../src/dtls/client.js';
+import { readFileSync } from 'node:fs';
+import { pemCertificates } from '../src/dtls/certificates/peer-verifier.js';
+import { DtlsClientCore, type ClientCertificate } from '../src/dtls/client.js';
 import { LatencyHistogram } from './histogram.js';
 
-const SUITES: Record<string, number> = { CCM_8: 0xc0a8, GCM: 0x00a8, CCM: 0xc0a4 };
+const SUITES: Record<string, number> = {
+  CCM_8: 0xc0a8,
+  GCM: 0x00a8,
+  CCM: 0xc0a4,
+  ECDHE_PSK: 0xd003,
+  ECDHE_ECDSA: 0xc0ae,
+  ECDHE_ECDSA_GCM: 0xc02b,
+};
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 2000;
 
@@ -29,11 +42,14 @@ const [
   idPrefix,
   keyHex,
   suiteArg,
-  cidArg,
+  ...extra
 ] = process.argv.slice(2);
-if (!keyHex || (cidArg !== undefined && cidArg !== 'cid')) {
+const cidArg = extra[0] === 'cid' ? extra.shift() : undefined;
+const [certFile, keyFile] = extra;
+if (!keyHex || extra.length % 2 !== 0) {
   process.stderr.write(
-    'usage: dtls-load HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX [CCM_8|GCM|CCM [cid]]\n',
+    'usage: dtls-load HOST PORT SESSIONS PARALLEL SECONDS PAYLOAD_BYTES PATH ID_PREFIX KEY_HEX ' +
+      '[CCM_8|GCM|CCM|ECDHE_PSK|ECDHE_ECDSA|ECDHE_ECDSA_GCM [cid] [CERT_FILE KEY_FILE]]\n',
   );
   process.exit(2);
 }
@@ -45,6 +61,17 @@ const key = Buffer.from(keyHex, 'hex');
 const suite = SUITES[suiteArg ?? 'CCM_8'];
 if (suite === undefined) {
   process.stderr.write(`unknown suite ${suiteArg}\n`);
+  process.exit(2);
+}
+const certificate: ClientCertificate | undefined =
+  certFile && keyFile
+    ? {
+        chain: pemCertificates(readFileSync(certFile, 'utf8')),
+        key: createPrivateKey(readFileSync(keyFile)),
+      }
+    : undefined;
+if (suiteArg?.startsWith('ECDHE_ECDSA') && !certificate) {
+  process.stderr.write('ECDHE_ECDSA needs CERT_FILE and KEY_FILE\n');
   process.exit(2);
 }
 
@@ -75,6 +102,7 @@ class Session {
         key,
         cipherSuites: [suite],
         cid: cidArg === 'cid' ? Buffer.alloc(0) : undefined,
+        certificate,
         retransmitMs: 1000,
       },
       (d) => this.socket.send(d),

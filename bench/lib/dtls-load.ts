@@ -35,7 +35,8 @@ export interface Load {
 
 /**
  * SESSIONS sessions with identities dev0…, PARALLEL handshakes at a time, then SECONDS of CON POSTs (20 bytes)
- * one in flight per session; with `cid`, the sessions use Connection IDs (the project's own generator only).
+ * one in flight per session. `suite`: the generator's SUITE and, for ECDHE_ECDSA, the client's certificate
+ * and key files; `cid`: the sessions use Connection IDs (the project's own generator only).
  */
 export async function load(
   gen: LoadCommand,
@@ -43,8 +44,9 @@ export async function load(
   sessions: number,
   parallel: number,
   seconds: number,
-  cid = false,
+  opts: { cid?: boolean; suite?: readonly string[] } = {},
 ): Promise<Load> {
+  const [suite, ...files] = opts.suite ?? [];
   const child = spawnPinned(1, gen.command, [
     ...gen.args,
     '127.0.0.1',
@@ -56,7 +58,9 @@ export async function load(
     't',
     'dev',
     KEY_HEX,
-    ...(cid ? ['CCM_8', 'cid'] : []),
+    ...(suite !== undefined || opts.cid ? [suite ?? 'CCM_8'] : []),
+    ...(opts.cid ? ['cid'] : []),
+    ...files,
   ]);
   // The generator exits 1 when some handshakes failed; its figures are still printed.
   const out = await output(child).catch((err: Error) => err.message);

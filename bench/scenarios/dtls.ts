@@ -1,5 +1,5 @@
 /**
- * CoAP over DTLS 1.2 PSK.
+ * CoAP over DTLS 1.2: PSK, and certificates (ECDHE-ECDSA) and ECDHE-PSK.
  *
  * In-process (CPU time, little affected by other load): handshakes per second (cookie exchange included)
  * and CoAP exchanges per second, client and server back to back; resident memory per idle session.
@@ -11,6 +11,11 @@
  * same arguments and output named by DTLS_LOAD_COMMAND (e.g. a C one built on OpenSSL, to cross-check or to
  * drive a server harder than a Node client can).
  *
+ * Certificates: ECDHE-ECDSA handshakes per second (X.509 client certificate, CCM_8) against the gateway and
+ * against coap-server-openssl with a certificate (requiring client certificates), in the same run, the
+ * ratio between them, and ECDHE-PSK handshakes per second against the gateway (libcoap's OpenSSL build has
+ * no ECDHE-PSK CCM_8 suite). Resident memory per idle certificate session is measured in-process.
+ *
  * Last, the floor: a bare Node UDP socket that only turns each CON into an ACK (bench/udp-ack-server.ts),
  * driven by NoSec clients, 200 and then 10,000 of them: how much slower many peers make any Node UDP server
  * on this machine (kernel and libuv), before CoAP or DTLS does any work.
@@ -20,6 +25,7 @@ import type { BenchContext, Scenario } from '../lib/context.js';
 import { coapLoad, spawnGateway, writeGatewayConfig } from '../lib/gateway.js';
 import { KEY_HEX, load, loadCommand, type LoadCommand } from '../lib/dtls-load.js';
 import { cpuSeconds, output, rssBytes, spawnPinned, stop, waitForCoap } from '../lib/proc.js';
+import { TestPki } from '../../test/support/certificates.js';
 
 const DEVICES = 12_000;
 
@@ -162,10 +168,102 @@ async function floor(ctx: BenchContext, port: number): Promise<void> {
     );
 }
 
+/**
+ * ECDHE-ECDSA handshakes per second, the gateway against coap-server-openssl with a certificate, and
+ * ECDHE-PSK handshakes per second against the gateway. Every session presents the same client certificate
+ * (CN dev0, mapped by `cn`), so each gateway handshake also replaces the previous session of dev0.
+ */
+async function certificates(ctx: BenchContext, port: number, gen: LoadCommand): Promise<void> {
+  const pki = new TestPki();
+  const sessions = ctx.quick ? 1000 : 4000;
+  const parallel = 50;
+  try {
+    const server = pki.server();
+    const client = pki.device('dev0', 'dev0', { issuer: 'ca' });
+    const ecdsa = ['ECDHE_ECDSA', client.certFile, client.keyFile];
+    const rates = new Map<string, number>();
+    const measure = async (name: string, s: Server, suite: string[], warmUp: boolean): Promise<void> => {
+      if (warmUp) await load(gen, s.port, 500, parallel, 0, { suite });
+      const cpu0 = cpuSeconds(s.pid);
+      const r = await load(gen, s.port, sessions, parallel, 0, { suite });
+      const cpu = cpuSeconds(s.pid) - cpu0;
+      rates.set(name, r.handshakesPerSecond);
+      ctx.log(
+        `${name.padEnd(30)} ${String(r.handshakesPerSecond).padStart(6)} handshakes/s (${r.handshakesFailed} failed)  ` +
+          `server CPU ${((cpu * 1e6) / sessions).toFixed(0)} us/handshake`,
+      );
+      ctx.record(`dtls.certificates.${name}`, { ...r, cpuMicros: (cpu * 1e6) / sessions });
+    };
+    const config = writeGatewayConfig(
+      ctx,
+      'dtls-certificates',
+      port,
+      sessions,
+      { type: 'null' },
+      {
+        device: (i) => ({ psk: { identity: `dev${i}`, key: `hex:${KEY_HEX}` } }),
+        sections: {
+          coap: { bind: '127.0.0.1', port, nosec: true, dtlsPort: port + 1 },
+          dtls: {
+            maxHandshakes: sessions,
+            maxHandshakesPerAddress: sessions,
+            maxSessions: sessions,
+            certificate: { certFile: server.certFile, keyFile: server.keyFile },
+            trustAnchors: pki.caFile,
+            clientIdentity: 'cn',
+          },
+        },
+      },
+    );
+    const gw = spawnGateway(ctx, config);
+    try {
+      await waitForCoap(port);
+      const s = { pid: gw.pid, port: port + 1, stop: () => stop(gw) };
+      await measure('cellgate ECDHE-ECDSA', s, ecdsa, true);
+      await measure('cellgate ECDHE-PSK', s, ['ECDHE_PSK'], true);
+    } finally {
+      await stop(gw);
+    }
+    const lc = spawnPinned(0, 'coap-server-openssl', [
+      '-A',
+      '127.0.0.1',
+      '-p',
+      String(port + 3),
+      '-c',
+      server.certFile,
+      '-j',
+      server.keyFile,
+      '-C',
+      pki.caFile,
+      '-v',
+      '0',
+    ]);
+    try {
+      await waitForCoap(port + 3);
+      await measure(
+        'libcoap openssl ECDHE-ECDSA',
+        { pid: lc.pid, port: port + 4, stop: () => stop(lc) },
+        ecdsa,
+        false,
+      );
+    } finally {
+      await stop(lc);
+    }
+    const ours = rates.get('cellgate ECDHE-ECDSA') ?? 0;
+    const theirs = rates.get('libcoap openssl ECDHE-ECDSA') ?? 0;
+    if (theirs > 0) {
+      ctx.log(`ECDHE-ECDSA handshakes/s, cellgate vs coap-server-openssl: ${(ours / theirs).toFixed(2)}x`);
+      ctx.record('dtls.certificates.ratio', ours / theirs);
+    }
+  } finally {
+    pki.close();
+  }
+}
+
 export const dtls: Scenario = {
   name: 'dtls',
   description:
-    'CoAP over DTLS 1.2 PSK: in-process rates, idle-session memory, the gateway vs libcoap coap-server-openssl under load',
+    'CoAP over DTLS 1.2: PSK in-process rates, idle-session memory (PSK and certificate), the gateway vs libcoap coap-server-openssl under load, ECDHE-ECDSA and ECDHE-PSK handshakes',
   async run(ctx) {
     const quick = ctx.quick;
     ctx.log(await node(ctx, 'dtls-handshakes.js', [quick ? '5000' : '20000', quick ? '50000' : '200000']));
@@ -174,6 +272,8 @@ export const dtls: Scenario = {
     ctx.log(`load generator: ${gen.name} (set DTLS_LOAD_COMMAND to use another)`);
     await underLoad(ctx, 'cellgate (null sink)', cellgate, 47783, gen, true);
     await underLoad(ctx, 'libcoap openssl', libcoap, 47786, gen, false);
+    ctx.log(await node(ctx, 'dtls-sessions.js', [quick ? '2000' : '10000', '6', 'rpk']));
+    await certificates(ctx, 47792, gen);
     await floor(ctx, 47789);
   },
 };

@@ -237,8 +237,8 @@ async function steadyRate(b: Bench): Promise<void> {
       const r = await b.replica(store);
       try {
         // A compiled server first: a short run whose sessions the measured one replaces.
-        await load(gen, r.dtlsPort, 200, 50, 1, true);
-        const m = await load(gen, r.dtlsPort, 200, 50, seconds, true);
+        await load(gen, r.dtlsPort, 200, 50, 1, { cid: true });
+        const m = await load(gen, r.dtlsPort, 200, 50, seconds, { cid: true });
         b.ctx.log(
           `200 sessions that never move, ${store.padEnd(6)} store: ${String(m.exchangesPerSecond).padStart(6)} exchanges/s  p99 ${m.p99ms} ms`,
         );
@@ -420,7 +420,7 @@ async function idleSessionBytes(b: Bench): Promise<void> {
   const measured = await (async () => {
     try {
       const used0 = usedMemory(await b.redis.info('memory'));
-      const hs = await load(loadCommand(b.ctx), r.dtlsPort, sessions, 100, 0, true);
+      const hs = await load(loadCommand(b.ctx), r.dtlsPort, sessions, 100, 0, { cid: true });
       if (hs.handshakesFailed > 0) b.ctx.log(`  (${hs.handshakesFailed} handshakes failed)`);
       await new Promise((res) => setTimeout(res, 500));
       const used = usedMemory(await b.redis.info('memory')) - used0;

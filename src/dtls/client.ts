@@ -6,7 +6,6 @@
  * datagrams (`receive`), it calls `send`.
  */
 import {
-  createECDH,
   createPublicKey,
   createSign,
   timingSafeEqual,
@@ -29,6 +28,7 @@ import {
   VERIFY_DATA_BYTES,
 } from './constants.js';
 import { Cursor, EMPTY } from './cursor.js';
+import { ephemeralKey, sharedSecret } from './crypto/ecdh.js';
 import { CIPHER_SUITES, KEY_BLOCK_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
 import { random } from './crypto/random.js';
 import {
@@ -334,6 +334,14 @@ export class DtlsClientCore {
     }
   }
 
+  private spki: Buffer | undefined;
+
+  /** The DER SubjectPublicKeyInfo of the client's raw public key (computed once). */
+  private ownPublicKey(cert: ClientCertificate): Buffer {
+    this.spki ??= createPublicKey(cert.key).export({ format: 'der', type: 'spki' });
+    return this.spki;
+  }
+
   private negotiated(): CipherSuite | undefined {
     return CIPHER_SUITES.find((x) => x.id === this.serverHello?.suite);
   }
@@ -453,12 +461,9 @@ export class DtlsClientCore {
       add(HandshakeType.clientKeyExchange, Buffer.concat([u16(identity.length), identity]));
       premaster = pskPremasterSecret(this.opts.key);
     } else {
-      const ecdh = createECDH('prime256v1');
-      const point = ecdh.generateKeys();
-      let z: Buffer;
-      try {
-        z = ecdh.computeSecret(this.serverPoint ?? EMPTY);
-      } catch {
+      const { privateKey, point } = ephemeralKey();
+      const z = sharedSecret(privateKey, this.serverPoint ?? EMPTY);
+      if (!z) {
         this.fail(-1);
         return;
       }
@@ -474,9 +479,7 @@ export class DtlsClientCore {
         }
         add(
           HandshakeType.certificate,
-          cert.chain
-            ? vec24(cert.chain.map((der) => vec24([der])))
-            : vec24([createPublicKey(cert.key).export({ format: 'der', type: 'spki' })]),
+          cert.chain ? vec24(cert.chain.map((der) => vec24([der]))) : vec24([this.ownPublicKey(cert)]),
         );
         add(HandshakeType.clientKeyExchange, pointVec);
         const signature = (this.signer as Sign).sign({ key: cert.signWith ?? cert.key, dsaEncoding: 'der' });

@@ -1,5 +1,5 @@
 /** What a handshake in progress holds; dropped as a whole when the handshake ends. */
-import type { ECDH, Verify } from 'node:crypto';
+import type { KeyObject, Verify } from 'node:crypto';
 import type { HmacSha256, Sha256 } from './crypto/sha256.js';
 import type { VerifiedPeer } from './certificates/peer-verifier.js';
 import type { PlaintextFlight } from './flights.js';
@@ -43,8 +43,8 @@ export class Handshake {
   master: HmacSha256 | null = null;
   /** What the client's Finished covers (the session hash, or up to CertificateVerify with certificates). */
   clientFinishedHash: Buffer | null = null;
-  /** The server's ephemeral ECDH key (ECDHE suites). */
-  ecdh: ECDH | null = null;
+  /** The server's ephemeral ECDH private key (ECDHE suites). */
+  ecdh: KeyObject | null = null;
   /** The ECDHE-ECDSA transcript as the client's CertificateVerify signs it (up to ClientKeyExchange). */
   verifier: Verify | null = null;
   /** The certificate types negotiated (RFC 7250), ECDHE-ECDSA only. */

@@ -13,7 +13,7 @@
  * the client's first application data shows it arrived. An unknown identity continues with a random key, so
  * it fails exactly like a wrong key: decrypt_error, no hint which.
  */
-import { createECDH, createVerify, sign, timingSafeEqual } from 'node:crypto';
+import { createVerify, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { ClientIdentityRule, DtlsConfig } from '../config/dtls.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Device } from '../devices/device.js';
@@ -58,6 +58,7 @@ import {
   signedServerKeyExchangeBody,
 } from './ecc-messages.js';
 import { EMPTY } from './cursor.js';
+import { ephemeralKey, sharedSecret } from './crypto/ecdh.js';
 import { KEY_BLOCK_LENGTH, suiteByName, type CipherSuite } from './crypto/cipher-suites.js';
 import {
   ecdhePskPremasterSecret,
@@ -588,8 +589,9 @@ export class Handshaker {
     if (suite.keyExchange === 'psk') {
       if (this.hint.length > 0) add(HandshakeType.serverKeyExchange, pskServerKeyExchangeBody(this.hint));
     } else {
-      hs.ecdh = createECDH('prime256v1');
-      const params = ecdhParams(hs.ecdh.generateKeys());
+      const key = ephemeralKey();
+      hs.ecdh = key.privateKey;
+      const params = ecdhParams(key.point);
       if (suite.keyExchange === 'ecdhe_psk') {
         add(HandshakeType.serverKeyExchange, ecdhePskServerKeyExchangeBody(this.hint, params));
       } else {
@@ -733,13 +735,9 @@ export class Handshaker {
 
   /** ECDH with the client's point: the shared secret, or undefined (the point is not on the curve). */
   private agree(hs: Handshake, point: Buffer): Buffer | undefined {
-    try {
-      return (hs.ecdh as NonNullable<Handshake['ecdh']>).computeSecret(point);
-    } catch {
-      return undefined;
-    } finally {
-      hs.ecdh = null;
-    }
+    const secret = sharedSecret(hs.ecdh as KeyObject, point);
+    hs.ecdh = null;
+    return secret;
   }
 
   private keyExchange(s: DtlsSession, hs: Handshake, m: HandshakeMessage): void {

@@ -172,7 +172,10 @@ function canIssue(cert: X509Certificate, der: Buffer): boolean {
   );
 }
 
-/** A raw public key (DER SubjectPublicKeyInfo), accepted when it is a P-256 key. */
+/**
+ * A raw public key (DER SubjectPublicKeyInfo), accepted when it is a P-256 key. Its fingerprint is over the
+ * bytes presented, which OpenSSL accepted as DER.
+ */
 export function verifyRawPublicKey(spki: Buffer): VerifiedPeer | CertificateFailure {
   let publicKey: KeyObject;
   try {
@@ -184,7 +187,7 @@ export function verifyRawPublicKey(spki: Buffer): VerifiedPeer | CertificateFail
   return {
     kind: 'rpk',
     publicKey,
-    fingerprint: sha256Hex(publicKey.export({ format: 'der', type: 'spki' })),
+    fingerprint: sha256Hex(spki),
     sanUris: [],
     sanDns: [],
     until: Infinity,
