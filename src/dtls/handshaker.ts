@@ -1,17 +1,26 @@
 /**
- * The server side of the DTLS 1.2 PSK handshake as flights (RFC 6347 §4.2.4):
+ * The server side of the DTLS 1.2 handshake as flights (RFC 6347 §4.2.4):
  *
  *   flight 1  ClientHello                        →
  *   flight 2                                     ←  HelloVerifyRequest (stateless cookie)
  *   flight 3  ClientHello + cookie               →
- *   flight 4                                     ←  ServerHello, [ServerKeyExchange], ServerHelloDone
- *   flight 5  ClientKeyExchange, CCS, Finished   →  (PSK looked up asynchronously)
+ *   flight 4                                     ←  ServerHello, [Certificate], [ServerKeyExchange],
+ *                                                    [CertificateRequest], ServerHelloDone
+ *   flight 5  [Certificate], ClientKeyExchange,  →  (PSK, certificate or raw public key looked up
+ *             [CertificateVerify], CCS, Finished     asynchronously)
  *   flight 6                                     ←  ChangeCipherSpec, Finished
+ *
+ * PSK sends a ServerKeyExchange only with an identity hint; ECDHE-PSK sends the hint and its ephemeral key;
+ * ECDHE-ECDSA sends its certificate (or raw public key), the signed ephemeral key and a CertificateRequest,
+ * and the client proves its key with CertificateVerify. Flight 4 is fragmented to fit the path MTU and the
+ * client's record_size_limit.
  *
  * No state exists before a ClientHello with a valid cookie. Flight 4 is retransmitted on a doubling timer
  * and when the ClientHello is repeated; flight 6 is sent again when the client repeats its Finished, until
  * the client's first application data shows it arrived. An unknown identity continues with a random key, so
- * it fails exactly like a wrong key: decrypt_error, no hint which.
+ * it fails exactly like a wrong key: decrypt_error, no hint which. A certificate or raw public key that does
+ * not verify or maps to no device ends the handshake with its own alert. After the handshake a session keeps
+ * keys, device, credential kind and fingerprint: no certificate.
  */
 import { createVerify, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { ClientIdentityRule, DtlsConfig } from '../config/dtls.js';

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { z } from 'zod';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -78,6 +79,7 @@ const FULL = {
   devices: { existingSecret: 'fleet-devices' },
   pskSecret: { name: 'fleet-keys' },
   adminSecret: { name: 'cellgate-admin', key: 'bearer' },
+  dtlsCertificateSecret: { name: 'gateway-tls', trustAnchorsKey: 'ca.crt' },
   serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
   service: {
     scheme: 'internal',
@@ -158,6 +160,24 @@ describe('helm chart', () => {
     });
     const cm = (find(r.manifests, 'ConfigMap', 'gw-cellgate').data as Any)['cellgate.yaml'] as string;
     expect(cm).toContain('tokenFile: /etc/cellgate/admin/token');
+    // The DTLS certificate and key (and trust anchors) from a Secret, as dtls.certificate and dtls.trustAnchors.
+    expect(volumes['dtls-certificate'].secret).toEqual({
+      secretName: 'gateway-tls',
+      items: [
+        { key: 'tls.crt', path: 'tls.crt' },
+        { key: 'tls.key', path: 'tls.key' },
+        { key: 'ca.crt', path: 'ca.pem' },
+      ],
+    });
+    expect(c.volumeMounts).toContainEqual({
+      name: 'dtls-certificate',
+      mountPath: '/etc/cellgate/dtls',
+      readOnly: true,
+    });
+    expect(parse(cm).dtls).toMatchObject({
+      certificate: { certFile: '/etc/cellgate/dtls/tls.crt', keyFile: '/etc/cellgate/dtls/tls.key' },
+      trustAnchors: '/etc/cellgate/dtls/ca.pem',
+    });
     expect(c.volumeMounts).toContainEqual({
       name: 'admin',
       mountPath: '/etc/cellgate/admin',

@@ -68,6 +68,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $state "encryptionKeyFile" "/etc/cellgate/state/key/keyring" -}}
 {{- end -}}
 {{- $_ := set $owned "state" $state -}}
+{{- with .Values.dtlsCertificateSecret -}}
+{{- if .name -}}
+{{- $dtls := dict "certificate" (dict "certFile" "/etc/cellgate/dtls/tls.crt" "keyFile" "/etc/cellgate/dtls/tls.key") -}}
+{{- if .trustAnchorsKey -}}
+{{- $_ := set $dtls "trustAnchors" "/etc/cellgate/dtls/ca.pem" -}}
+{{- end -}}
+{{- $_ := set $owned "dtls" $dtls -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $owned) -}}
 {{- end -}}
 
