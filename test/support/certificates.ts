@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const CA_EXT = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n';
-const CLIENT_EXT =
+export const CA_EXT = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n';
+export const CLIENT_EXT =
   'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
 const SERVER_EXT =
   'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n';
@@ -126,14 +126,11 @@ export class TestPki {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private identity(
-    name: string,
-    subject: string,
-    issuer: string,
-    ext: string,
-    days = 1,
-    keyOf?: string,
-  ): Identity {
+  /**
+   * A certificate for a new key `<name>.key` (or the key of `keyOf`) with the given subject and extensions
+   * (openssl extfile lines), issued by `issuer` (the chain file adds the intermediate when it issued it).
+   */
+  identity(name: string, subject: string, issuer: string, ext: string, days = 1, keyOf?: string): Identity {
     const cert = this.issue(name, subject, issuer, ext, days, keyOf);
     const chain =
       issuer === 'intermediate' ? cert + readFileSync(this.path('intermediate.pem'), 'utf8') : cert;
