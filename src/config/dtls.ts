@@ -74,6 +74,47 @@ export const dtlsSchema = z
       .describe(
         'Client certificate chains whose verification is remembered (by fingerprint, until the earliest expiry in the chain), so a device that reconnects costs no chain verification; 0 disables the cache.',
       ),
+    awsIot: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Accept an X.509 device certificate only while AWS IoT Core says it is ACTIVE and attached to the device’s thing (iot:DescribeCertificate, iot:ListThingPrincipals), so revoking or detaching it in IoT Core locks the device out. `trustAnchors` holds the CA that issued the certificates (the account’s registered CA, or Amazon’s).',
+          ),
+        region: z
+          .string()
+          .default('')
+          .describe('AWS region of the IoT Core account. Empty: the SDK default (AWS_REGION, profile).'),
+        endpoint: z
+          .string()
+          .default('')
+          .describe(
+            'Control-plane endpoint URL (a VPC endpoint, say). Empty: AWS_ENDPOINT_URL_IOT, else the regional endpoint.',
+          ),
+        cacheTtlMs: z
+          .number()
+          .int()
+          .min(1000)
+          .default(300_000)
+          .describe(
+            'How long an answer of IoT Core (certificate status, thing principals) is reused: the longest a revoked certificate can still start a session.',
+          ),
+        cacheEntries: z
+          .number()
+          .int()
+          .min(1)
+          .default(100_000)
+          .describe('Cap on cached answers (certificates and things); the oldest make room.'),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .default(5000)
+          .describe('Time limit of one IoT Core call; a handshake whose check fails or times out is refused.'),
+      })
+      .prefault({})
+      .describe('AWS IoT Core certificate mode (docs/dtls.md).'),
     pathMtu: z
       .number()
       .int()

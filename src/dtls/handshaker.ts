@@ -55,6 +55,7 @@ import {
   type VerifiedPeer,
 } from './certificates/peer-verifier.js';
 import { deviceForPeer } from './certificates/client-identity.js';
+import type { CertificateStatus, CertificateStatusAnswer } from './certificates/aws-iot-status.js';
 import {
   certificateRequestBody,
   ecdhePskServerKeyExchangeBody,
@@ -123,6 +124,8 @@ export interface HandshakeHost extends SessionHost {
   readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
   /** The server's own certificate and key, and the verifier of client certificates. */
   readonly credentials: DtlsCredentials;
+  /** An authority asked about X.509 device certificates after they verify and map (AWS IoT Core mode). */
+  readonly certificateStatus: CertificateStatus | undefined;
   transmit(datagram: Buffer, address: string, port: number): void;
   /**
    * A new ClientHello with a valid cookie came from the address the established session `s` is bound to:
@@ -176,6 +179,13 @@ const CERTIFICATE_ALERTS: Record<CertificateFailure, number> = {
   bad_certificate: AlertDescription.badCertificate,
   unknown_ca: AlertDescription.unknownCa,
   certificate_expired: AlertDescription.certificateExpired,
+};
+
+/** Alerts for certificates the status authority refuses. */
+const STATUS_ALERTS: Record<Exclude<CertificateStatusAnswer, 'active'>, number> = {
+  revoked: AlertDescription.certificateRevoked,
+  not_attached: AlertDescription.accessDenied,
+  not_registered: AlertDescription.certificateUnknown,
 };
 
 /** IP and UDP header bytes the path MTU loses. */
@@ -845,14 +855,24 @@ export class Handshaker {
     } catch (err) {
       lookup = Promise.reject(err);
     }
-    lookup.then(
-      (device) => this.certificateDevice(s, hs, peer, device),
-      (err: unknown) => {
-        if (s.hs !== hs) return;
-        this.host.log.warn({ err: (err as Error)?.message }, 'certificate lookup failed');
-        this.fail(s, hs, 'lookup_error', AlertDescription.internalError);
-      },
-    );
+    const status = this.host.certificateStatus;
+    lookup
+      .then(async (device) => {
+        if (!device || peer.kind !== 'x509' || !status || s.hs !== hs)
+          return { device, answer: 'active' as const };
+        return { device, answer: await status.check(peer.fingerprint, device.thing) };
+      })
+      .then(
+        ({ device, answer }) => {
+          if (answer === 'active') this.certificateDevice(s, hs, peer, device);
+          else if (s.hs === hs) this.fail(s, hs, answer, STATUS_ALERTS[answer]);
+        },
+        (err: unknown) => {
+          if (s.hs !== hs) return;
+          this.host.log.warn({ err: (err as Error)?.message }, 'certificate lookup failed');
+          this.fail(s, hs, 'lookup_error', AlertDescription.internalError);
+        },
+      );
   }
 
   private certificateDevice(

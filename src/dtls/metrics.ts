@@ -25,6 +25,9 @@ export const HANDSHAKE_FAILURES = [
   'unmapped',
   'unknown_key',
   'bad_key_share',
+  'revoked',
+  'not_attached',
+  'not_registered',
 ] as const;
 export type HandshakeFailure = (typeof HANDSHAKE_FAILURES)[number];
 

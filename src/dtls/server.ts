@@ -16,6 +16,7 @@ import { encodeAlert, endsSession, parseAlert } from './alert.js';
 import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from './constants.js';
 import type { CipherSuite } from './crypto/cipher-suites.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
+import { awsIotCertificateStatus, type CertificateStatus } from './certificates/aws-iot-status.js';
 import { DtlsCredentials } from './certificates/credentials.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
 import { KeyStore } from './key-store.js';
@@ -46,6 +47,8 @@ export interface DtlsServerOptions {
    * of this process is the only one.
    */
   sessionStore?: SessionStore;
+  /** Who to ask about X.509 device certificates; by default AWS IoT Core when `dtls.awsIot.enabled`. */
+  certificateStatus?: CertificateStatus;
 }
 
 const SWEEP_MS = 1000;
@@ -65,6 +68,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   readonly keys = new KeyStore();
   readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
   readonly credentials: DtlsCredentials;
+  readonly certificateStatus: CertificateStatus | undefined;
   readonly log: Logger;
   readonly caps: CapReporter;
   private readonly config: DtlsConfig;
@@ -93,6 +97,11 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     this.credentials = new DtlsCredentials(opts.config, opts.log, () =>
       opts.caps.hit('dtls_verified_certificates'),
     );
+    this.certificateStatus =
+      opts.certificateStatus ??
+      (opts.config.awsIot.enabled
+        ? awsIotCertificateStatus(opts.config.awsIot, () => opts.caps.hit('dtls_aws_iot_answers'))
+        : undefined);
     this.handshaker = new Handshaker(this, opts.config);
     this.sharing = opts.sessionStore ? new SessionSharing(this, opts.sessionStore, opts.log) : undefined;
     this.sharing?.registerMetrics(opts.metrics);

@@ -8,6 +8,7 @@ import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
 import { MemoryRegistry } from '../../src/devices/index.js';
 import { createDtlsListener, type DtlsListener } from '../../src/dtls/listener.js';
+import type { CertificateStatus } from '../../src/dtls/certificates/aws-iot-status.js';
 import { DtlsServer } from '../../src/dtls/server.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
@@ -56,6 +57,7 @@ export class DtlsHarness {
     config: Partial<DtlsConfig> = {},
     devices: Device[] = [device('dev1')],
     lookup?: (id: string) => Promise<Device | undefined>,
+    certificateStatus?: CertificateStatus,
   ) {
     this.registry = new MemoryRegistry(devices);
     const log = silentLogger();
@@ -79,6 +81,7 @@ export class DtlsHarness {
         if (this.echo) peer.send(data);
       },
       onSessionClosed: (peer) => this.closed.push(peer),
+      certificateStatus,
     });
   }
 
