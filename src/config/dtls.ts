@@ -111,7 +111,9 @@ export const dtlsSchema = z
           .int()
           .min(100)
           .default(5000)
-          .describe('Time limit of one IoT Core call; a handshake whose check fails or times out is refused.'),
+          .describe(
+            'Time limit of one IoT Core call; a handshake whose check fails or times out is refused.',
+          ),
       })
       .prefault({})
       .describe('AWS IoT Core certificate mode (docs/dtls.md).'),
@@ -229,6 +231,21 @@ export const dtlsSchema = z
       .max(128)
       .default('')
       .describe('PSK identity hint sent in a ServerKeyExchange; empty sends none (the usual choice).'),
+  })
+  .superRefine((d, ctx) => {
+    if (d.trustAnchors !== undefined && d.certificate === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trustAnchors'],
+        message: 'X.509 client certificates need the gateway’s own credential: set dtls.certificate too',
+      });
+    if (d.awsIot.enabled && d.trustAnchors === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['awsIot', 'enabled'],
+        message:
+          'the AWS IoT Core mode verifies X.509 certificates: set dtls.trustAnchors (and dtls.certificate)',
+      });
   })
   .prefault({});
 

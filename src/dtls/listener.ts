@@ -32,17 +32,24 @@ export async function createDtlsListener(opts: DtlsListenerOptions): Promise<Dtl
   const sent = (): void => {
     if (closing && --closing.pending === 0) closing.drained();
   };
-  const server = new DtlsServer({
-    ...opts,
-    send: (datagram, port, address) => {
-      if (closing) {
-        socket.send(datagram, port, address, sent);
-        closing.pending++; // after the send: one that throws never calls back
-      } else {
-        socket.send(datagram, port, address);
-      }
-    },
-  });
+  let server: DtlsServer;
+  try {
+    server = new DtlsServer({
+      ...opts,
+      send: (datagram, port, address) => {
+        if (closing) {
+          socket.send(datagram, port, address, sent);
+          closing.pending++; // after the send: one that throws never calls back
+        } else {
+          socket.send(datagram, port, address);
+        }
+      },
+    });
+  } catch (err) {
+    // Unreadable certificate files, say: release the port before the start fails.
+    socket.close();
+    throw err;
+  }
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.receive(msg, rinfo.address, rinfo.port));
   let socketErrors = 0;
   const logError = socketErrorLog(opts.log, 'dtls');

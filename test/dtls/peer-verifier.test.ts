@@ -152,3 +152,26 @@ describe('the gateway’s credential files', () => {
     ).toThrow(/dtls.certificate.certFile: cannot read .*ENOENT/);
   });
 });
+
+describe('configuration', () => {
+  it('refuses trust anchors without the gateway’s credential, and the AWS IoT mode without trust anchors', () => {
+    const a = dtlsSchema.safeParse({ trustAnchors: 'ca.pem' });
+    expect(a.success).toBe(false);
+    expect(a.error?.issues[0]).toMatchObject({ path: ['trustAnchors'] });
+    const b = dtlsSchema.safeParse({
+      certificate: { certFile: 'a', keyFile: 'b' },
+      awsIot: { enabled: true },
+    });
+    expect(b.success).toBe(false);
+    expect(b.error?.issues[0]).toMatchObject({ path: ['awsIot', 'enabled'] });
+  });
+
+  it('fails the start naming the file when the certificate cannot be read, and frees the port', async () => {
+    const { startTestGateway } = await import('../support/gateway.js');
+    await expect(
+      startTestGateway({
+        config: { dtls: { certificate: { certFile: 'missing.pem', keyFile: 'missing.key' } } },
+      }),
+    ).rejects.toThrow(/dtls.certificate.certFile: cannot read .*missing.pem: ENOENT/);
+  });
+});
