@@ -36,17 +36,21 @@ export function ecdhePskServerKeyExchangeBody(hint: Buffer, params: Buffer): Buf
 }
 
 /**
- * CertificateRequest: ecdsa_sign, the one signature algorithm accepted and the DER names of the CAs the
- * server trusts (the client may pick its certificate by them).
+ * CertificateRequest: ecdsa_sign, the signature algorithms accepted (in CertificateVerify and, per RFC 5246
+ * §7.4.4, in the certificates of the chain) and the DER names of the CAs the server trusts (the client may
+ * pick its certificate by them).
  */
-export function certificateRequestBody(signatureAlgorithm: number, authorities: readonly Buffer[]): Buffer {
+export function certificateRequestBody(
+  signatureAlgorithms: readonly number[],
+  authorities: readonly Buffer[],
+): Buffer {
   let names = 0;
   for (const a of authorities) names += 2 + a.length;
-  const out = Buffer.allocUnsafe(2 + 4 + 2 + names);
+  const out = Buffer.allocUnsafe(2 + 2 + 2 * signatureAlgorithms.length + 2 + names);
   out[0] = 1;
   out[1] = ECDSA_SIGN;
-  let p = out.writeUInt16BE(2, 2);
-  p = out.writeUInt16BE(signatureAlgorithm, p);
+  let p = out.writeUInt16BE(2 * signatureAlgorithms.length, 2);
+  for (const a of signatureAlgorithms) p = out.writeUInt16BE(a, p);
   p = out.writeUInt16BE(names, p);
   for (const a of authorities) {
     p = out.writeUInt16BE(a.length, p);

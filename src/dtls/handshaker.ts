@@ -181,6 +181,12 @@ const CERTIFICATE_ALERTS: Record<CertificateFailure, number> = {
   certificate_expired: AlertDescription.certificateExpired,
 };
 
+/**
+ * Signature algorithms a CertificateRequest names: ECDSA-SHA256, the one CertificateVerify may use with a
+ * P-256 key, and RSA with SHA-256/384, which CAs (AWS IoT Core's among them) sign device certificates with.
+ */
+const CERTIFICATE_SIGNATURES = [ECDSA_SHA256, 0x0401, 0x0501];
+
 /** Alerts for certificates the status authority refuses. */
 const STATUS_ALERTS: Record<Exclude<CertificateStatusAnswer, 'active'>, number> = {
   revoked: AlertDescription.certificateRevoked,
@@ -637,7 +643,7 @@ export class Handshaker {
         add(
           HandshakeType.certificateRequest,
           certificateRequestBody(
-            ECDSA_SHA256,
+            CERTIFICATE_SIGNATURES,
             offer.clientType === CertificateType.x509 && verifier ? verifier.authorities : [],
           ),
         );

@@ -5,6 +5,7 @@
  * CertificateVerify made with another key, a raw public key nobody provisioned. libcoap's clients are tested
  * through the whole gateway (test/gateway/dtls-certificates.test.ts).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Device } from '../../src/devices/device.js';
 import { TestPki, type Identity, type RawKey } from '../support/certificates.js';
@@ -141,6 +142,38 @@ describe('gnutls-cli', () => {
     expect(d?.peer.deviceId).toBe('rpk1');
     expect(d?.peer.credential).toBe('rpk');
     expect(d?.peer.fingerprint).toBe(rpk.fingerprint);
+  });
+});
+
+describe('a device certificate signed by an RSA CA (as AWS IoT Core signs them)', () => {
+  it('is accepted with an ECDHE-ECDSA suite: the device key is P-256, the chain signature RSA', async () => {
+    const rsaCa = pki.rsaCa();
+    const device = pki.device('rsa-signed', 'rsa-signed', { issuer: 'rsa-ca' });
+    const server = pki.server('server-rsa');
+    const bundle = pki.path('anchors.pem');
+    writeFileSync(bundle, readFileSync(pki.caFile, 'utf8') + readFileSync(rsaCa, 'utf8'));
+    const other = await startListener(
+      {
+        certificate: { certFile: server.certFile, keyFile: server.keyFile },
+        trustAnchors: bundle,
+        clientIdentity: 'cn',
+      },
+      [{ id: 'rsa-signed', thing: 'rsa-signed', ips: [] }],
+    );
+    try {
+      const line = 'signed by RSA\n';
+      const r = await run(
+        'openssl',
+        sClientArgs(device, 'ECDHE-ECDSA-AES128-CCM8').map((a) =>
+          a === `127.0.0.1:${srv.port}` ? `127.0.0.1:${other.port}` : a,
+        ),
+        { input: line, until: line, timeoutMs: 8000 },
+      );
+      expect(r.stdout).toContain(line);
+      expect(other.delivered[0]?.peer).toMatchObject({ deviceId: 'rsa-signed', credential: 'x509' });
+    } finally {
+      await other.close();
+    }
   });
 });
 

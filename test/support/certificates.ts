@@ -104,6 +104,29 @@ export class TestPki {
     ]);
   }
 
+  /** A CA with an RSA key (as AWS IoT Core's), which can issue P-256 device certificates. */
+  rsaCa(name = 'rsa-ca'): string {
+    this.openssl(['genrsa', '-out', this.path(`${name}.key`), '2048']);
+    this.openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      this.path(`${name}.key`),
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '1',
+      '-out',
+      this.path(`${name}.pem`),
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign',
+    ]);
+    return this.path(`${name}.pem`);
+  }
+
   rawKey(name: string): RawKey {
     const keyFile = this.key(name);
     const pub = createPublicKey(readFileSync(keyFile));
