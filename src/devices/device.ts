@@ -66,7 +66,7 @@ const fingerprintSchema = z
  * Reads a public key given as base64 DER SubjectPublicKeyInfo or as PEM, and returns the SHA-256 fingerprint
  * of its DER SubjectPublicKeyInfo. Throws when it is not a P-256 (secp256r1) key.
  */
-export function publicKeyFingerprint(text: string): string {
+function publicKeyFingerprint(text: string): string {
   const t = text.trim();
   const key = t.startsWith('-----')
     ? createPublicKey(t)

@@ -72,7 +72,7 @@ class AnswerCache<T> {
   }
 }
 
-export class AwsIotCertificateStatus implements CertificateStatus {
+class AwsIotCertificateStatus implements CertificateStatus {
   private readonly certificates: AnswerCache<CertificateInfo | undefined>;
   private readonly principals: AnswerCache<ReadonlySet<string>>;
 
@@ -113,7 +113,7 @@ export class AwsIotCertificateStatus implements CertificateStatus {
 }
 
 /** The control plane through the AWS SDK's IoT client (loaded only in this mode: it is large). */
-export async function sdkControlPlane(
+async function sdkControlPlane(
   config: AwsIotConfig,
   credentials?: import('@aws-sdk/client-iot').IoTClientConfig['credentials'],
 ): Promise<IotControlPlane> {

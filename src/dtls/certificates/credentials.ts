@@ -28,7 +28,7 @@ function vec24(parts: readonly Buffer[]): Buffer {
 }
 
 /** Builds the server credential from PEM texts; throws saying what is wrong. */
-export function serverCredential(chainPem: string, keyPem: string): ServerCredential {
+function serverCredential(chainPem: string, keyPem: string): ServerCredential {
   const chain = pemCertificates(chainPem);
   if (chain.length === 0) throw new Error('no certificate in the certificate file');
   const leaf = new X509Certificate(chain[0]);

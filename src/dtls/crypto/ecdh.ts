@@ -5,7 +5,7 @@
  */
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-export const POINT_BYTES = 65;
+const POINT_BYTES = 65;
 
 export interface EphemeralKey {
   readonly privateKey: KeyObject;
