@@ -88,7 +88,13 @@ export class PeerVerifier {
       if (hit.until >= now) return hit;
       this.cache.delete(key);
     }
-    const result = this.verifyUncached(chain, now);
+    let result: VerifiedPeer | CertificateFailure;
+    try {
+      result = this.verifyUncached(chain, now);
+    } catch {
+      // A certificate that parses but whose key or signature OpenSSL cannot decode.
+      result = 'bad_certificate';
+    }
     if (typeof result !== 'string' && this.maxCached > 0) {
       if (this.cache.size >= this.maxCached) {
         this.cache.delete(this.cache.keys().next().value as string);
