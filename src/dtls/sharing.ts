@@ -214,6 +214,8 @@ export class SessionSharing {
       id: s.cid,
       deviceId: s.deviceId as string,
       pskIdentity: s.pskIdentity ?? '',
+      credentialKind: s.credential ?? 'psk',
+      fingerprint: s.fingerprint ?? '',
       suite: s.suite?.id ?? 0,
       peerCid: s.peerCid,
       sendLimit: s.sendLimit,
@@ -442,6 +444,8 @@ export class SessionSharing {
     );
     s.deviceId = c.deviceId;
     s.pskIdentity = c.pskIdentity === '' ? undefined : c.pskIdentity;
+    s.credential = c.credentialKind;
+    s.fingerprint = c.fingerprint === '' ? undefined : c.fingerprint;
     s.peerCid = c.peerCid;
     s.sendLimit = c.sendLimit;
     s.suite = CIPHER_SUITES.find((x) => x.id === c.suite);

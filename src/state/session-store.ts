@@ -18,7 +18,12 @@ export interface SharedSession {
   /** The server's Connection ID (latin1): the session's id in the store. */
   id: string;
   deviceId: string;
+  /** '' unless the device authenticated with a PSK. */
   pskIdentity: string;
+  /** The kind of credential the device authenticated with. */
+  credentialKind: 'psk' | 'rpk' | 'x509';
+  /** SHA-256 of its certificate or raw public key (lower-case hex); '' for a PSK. No certificate is kept. */
+  fingerprint: string;
   /** Cipher suite code point. */
   suite: number;
   /** The client's Connection ID (latin1), put in records the server writes. */

@@ -5,7 +5,7 @@
  * replicas, the address moves only on a newer authenticated record, secrets sealed, removed devices lose
  * their sessions everywhere, idle sessions expire, the local table is a bounded cache.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/ops/logger.js';
 import { MemorySessionStore } from '../../src/state/memory-session-store.js';
@@ -14,6 +14,8 @@ import { RedisSessionStore } from '../../src/state/redis-session-store.js';
 import { Keyring } from '../../src/state/sealing.js';
 import type { SessionStore } from '../../src/state/session-store.js';
 import { SLOT_BYTES } from '../../src/dtls/key-store.js';
+import { pemCertificates } from '../../src/dtls/certificates/peer-verifier.js';
+import { TestPki } from '../support/certificates.js';
 import { device, until } from '../support/dtls-harness.js';
 import { Replicas } from '../support/dtls-replicas.js';
 import { credentialTag } from '../../src/dtls/sharing.js';
@@ -166,6 +168,43 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
     expect([...keys]).toEqual([`dtls:${Buffer.from(c.core.serverCid, 'latin1').toString('hex')}`]);
     expect(f.nonceReuse()).toEqual([]);
   });
+  it('a certificate session moves with its device, credential kind and fingerprint (no certificate stored)', async () => {
+    const pki = new TestPki();
+    try {
+      const server = pki.server();
+      const meter = pki.device('meter', 'dev1');
+      const stores = await backend.stores(2);
+      fleet = new Replicas(
+        stores,
+        { certificate: { certFile: server.certFile, keyFile: server.keyFile }, trustAnchors: pki.caFile },
+        [{ id: 'dev1', thing: 'dev1', ips: [], x509: { fingerprint: meter.fingerprint } }],
+      );
+      for (const st of stores) if (st instanceof RedisSessionStore) await st.subscribed;
+      const f = fleet;
+      const c = f.client('dev1', 0, {
+        cipherSuites: [0xc0ae],
+        certificate: { key: createPrivateKey(meter.key), chain: pemCertificates(meter.cert) },
+      });
+      await c.core.handshake();
+      expect(await f.request(c, 'a')).toBe('r0:a');
+      await f.stored(0);
+      f.move(c, 1);
+      expect(await f.request(c, 'b')).toBe('r1:b');
+      expect(c.core.handshakes).toBe(1);
+      expect(f.replicas[1].delivered[0].peer).toMatchObject({
+        deviceId: 'dev1',
+        credential: 'x509',
+        fingerprint: meter.fingerprint,
+      });
+      if (backend.dump) {
+        const der = pemCertificates(meter.cert)[0];
+        for (const v of await backend.dump()) expect(v.includes(der.subarray(0, 64))).toBe(false);
+      }
+    } finally {
+      pki.close();
+    }
+  });
+
   it('never writes two records with one nonce: moves, racing take-overs, a killed owner, renewed leases', async () => {
     const f = await start();
     const c = f.client('dev1', 0);

@@ -33,6 +33,8 @@ function session(id: string, deviceId = 'dev-a'): SharedSession {
     id,
     deviceId,
     pskIdentity: `psk-${deviceId}`,
+    credentialKind: 'psk',
+    fingerprint: '',
     suite: 0xc0a8,
     peerCid: 'pc',
     sendLimit: 1200,
@@ -143,9 +145,30 @@ describe('session encoding', () => {
     expect(decodeSession(s.id, b)).toEqual(s);
     expect(decodeSession(s.id, b.subarray(0, b.length - 1))).toBeUndefined();
     expect(decodeSession(s.id, Buffer.concat([b, Buffer.from([0])]))).toBeUndefined();
-    const v2 = Buffer.from(b);
-    v2[0] = 2;
-    expect(decodeSession(s.id, v2)).toBeUndefined();
+    const v3 = Buffer.from(b);
+    v3[0] = 3;
+    expect(decodeSession(s.id, v3)).toBeUndefined();
+  });
+
+  it('keeps a certificate session’s credential kind and fingerprint (version 2), a PSK one as version 1', () => {
+    const psk = session('\x01\x02\x03\x04\x05\x06');
+    expect(encodeSession(psk)[0]).toBe(1);
+    for (const credentialKind of ['x509', 'rpk'] as const) {
+      const s = {
+        ...session('\x11\x12\x13\x14\x15\x16', 'meter-1'),
+        pskIdentity: '',
+        credentialKind,
+        fingerprint: 'ab'.repeat(32),
+      };
+      const b = encodeSession(s);
+      expect(b[0]).toBe(2);
+      expect(b.length).toBeLessThan(150);
+      expect(decodeSession(s.id, b)).toEqual(s);
+      expect(decodeSession(s.id, b.subarray(0, b.length - 1))).toBeUndefined();
+      const bad = Buffer.from(b);
+      bad[b.length - 34] = 9; // no such credential kind
+      expect(decodeSession(s.id, bad)).toBeUndefined();
+    }
   });
 
   it('stores a session sealed to its id: copied onto another id, it does not open', async () => {
