@@ -194,6 +194,21 @@ const STATUS_ALERTS: Record<Exclude<CertificateStatusAnswer, 'active'>, number> 
   not_registered: AlertDescription.certificateUnknown,
 };
 
+/** Failures that refuse a device for its credentials, logged at info, and how the log line says it. */
+const REFUSALS: Partial<Record<HandshakeFailure, string>> = {
+  unknown_identity: 'unknown PSK identity',
+  bad_key: 'wrong key for this PSK identity',
+  unknown_ca: 'certificate from no trusted CA',
+  certificate_expired: 'certificate outside its validity dates',
+  bad_certificate: 'certificate not usable (malformed, not P-256, not for clients)',
+  unmapped: 'certificate names no device',
+  unknown_key: 'raw public key of no device',
+  bad_signature: 'CertificateVerify does not verify with the certificate’s key',
+  revoked: 'certificate not ACTIVE in AWS IoT Core',
+  not_attached: 'certificate not attached to the device’s thing in AWS IoT Core',
+  not_registered: 'certificate unknown to AWS IoT Core',
+};
+
 /** IP and UDP header bytes the path MTU loses. */
 function ipOverhead(address: string): number {
   return address.includes(':') ? 48 : 28;
@@ -990,24 +1005,21 @@ export class Handshaker {
 
   private fail(s: DtlsSession, hs: Handshake, reason: HandshakeFailure, alert?: number): void {
     this.host.stats.handshakesFailed[reason]++;
+    const certificate = hs.suite.keyExchange === 'ecdhe_ecdsa';
     const fields = {
       reason,
       deviceId: hs.deviceId,
-      pskIdentity: hs.identity || undefined,
+      pskIdentity: certificate ? undefined : hs.identity || undefined,
+      fingerprint: certificate ? hs.identity || undefined : undefined,
       address: s.address,
       port: s.port,
     };
-    // A device refused for its credentials is worth an info line (once a minute per identity at most);
-    // other failures (floods, garbage, lost flights) stay at debug.
-    const refused = reason === 'unknown_identity' || reason === 'bad_key';
-    const held = refused ? this.refusalLog.take(hs.identity) : undefined;
+    // A device refused for its credentials is worth an info line (once a minute per identity or
+    // certificate at most); other failures (floods, garbage, lost flights) stay at debug.
+    const refusal = REFUSALS[reason];
+    const held = refusal !== undefined && hs.identity !== '' ? this.refusalLog.take(hs.identity) : undefined;
     if (held !== undefined)
-      this.host.log.info(
-        { ...fields, suppressed: held || undefined },
-        reason === 'bad_key'
-          ? 'DTLS handshake refused: wrong key for this PSK identity'
-          : 'DTLS handshake refused: unknown PSK identity',
-      );
+      this.host.log.info({ ...fields, suppressed: held || undefined }, `DTLS handshake refused: ${refusal}`);
     else this.host.log.debug(fields, 'DTLS handshake failed');
     if (alert !== undefined) this.sendAlert(s.address, s.port, s.epoch0Seq++, alert);
     this.end(s, hs);

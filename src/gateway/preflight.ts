@@ -6,6 +6,7 @@
 import { ConfigError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { readDeviceSource, type DeviceSource } from '../devices/file-registry.js';
+import { credentialProblems } from '../dtls/certificates/credentials.js';
 import { AdminAuth } from '../ops/admin-auth.js';
 import { publisherProblems } from '../publish/index.js';
 import { downlinksUseRedis } from '../downlink/index.js';
@@ -46,6 +47,7 @@ export function preflight(loaded: LoadedConfig, opts: PreflightOptions = {}): Pr
   const inConfig: string[] = [];
   if (opts.publisher !== false) inConfig.push(...publisherProblems(config.publisher, opts.env));
   if (config.downlink.enabled && config.admin.enabled) collect(inConfig, () => new AdminAuth(config.admin));
+  if (config.dtls.enabled) inConfig.push(...credentialProblems(config.dtls));
   if (config.state.store === 'redis')
     collect(inConfig, () => Keyring.fromFile(config.state.encryptionKeyFile));
   if (config.state.store === 'redis' || downlinksUseRedis(config.downlink))

@@ -10,6 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { TestPki } from '../support/certificates.js';
 import { runCli, STACK_LINE } from '../support/cli.js';
 
 const dirs: string[] = [];
@@ -79,6 +80,34 @@ describe('start-up mistakes end with one line each and exit 78', () => {
     });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/endpoint: abc-ats\.iot\.eu-west-1\.amazonaws\.com/);
+  });
+
+  it('DTLS certificate files that cannot be used: start and config check refuse them alike, naming key and file', async () => {
+    const pki = new TestPki();
+    try {
+      const a = pki.server('one');
+      const b = pki.server('two');
+      const missing = setup({ dtls: { certificate: { certFile: 'nope.pem', keyFile: a.keyFile } } }, [
+        { id: 'a' },
+      ]);
+      const mismatched = setup({ dtls: { certificate: { certFile: a.certFile, keyFile: b.keyFile } } }, [
+        { id: 'a' },
+      ]);
+      for (const command of [['start'], ['config', 'check']]) {
+        const r = await runCli([...command, '--config', missing]);
+        expect(r.code, r.stderr).toBe(78);
+        expect(lines(r.stderr)).toEqual([
+          `cellgate: config file ${missing}: dtls.certificate.certFile: cannot read ${join(missing, '..', 'nope.pem')}: ENOENT`,
+        ]);
+        const m = await runCli([...command, '--config', mismatched]);
+        expect(m.code, m.stderr).toBe(78);
+        expect(lines(m.stderr)).toEqual([
+          `cellgate: config file ${mismatched}: dtls.certificate (${a.certFile}, ${b.keyFile}): the key does not belong to the first certificate`,
+        ]);
+      }
+    } finally {
+      pki.close();
+    }
   });
 
   it('a port in use names the key and the variable to change', async () => {

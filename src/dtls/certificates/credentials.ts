@@ -83,37 +83,55 @@ export class DtlsCredentials {
   }
 
   private load(): void {
-    const { certificate, trustAnchors } = this.config;
-    let server: ServerCredential | undefined;
-    if (certificate) {
-      const chain = read(certificate.certFile, 'dtls.certificate.certFile');
-      const key = read(certificate.keyFile, 'dtls.certificate.keyFile');
-      try {
-        server = serverCredential(chain, key);
-      } catch (err) {
-        throw new Error(
-          `dtls.certificate (${certificate.certFile}, ${certificate.keyFile}): ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-    }
-    let verifier: PeerVerifier | undefined;
-    if (trustAnchors) {
-      try {
-        verifier = new PeerVerifier(
-          readTrustAnchors(read(trustAnchors, 'dtls.trustAnchors')),
-          this.config.maxChainDepth,
-          this.config.verifiedCertificateCacheEntries,
-          this.onCacheCap,
-        );
-      } catch (err) {
-        throw new Error(`dtls.trustAnchors ${trustAnchors}: ${(err as Error).message}`, { cause: err });
-      }
-    }
+    const { server, verifier } = readCredentials(this.config, this.onCacheCap);
     this.server = server;
     this.verifier = verifier;
+  }
+}
+
+/** Reads `dtls.certificate` and `dtls.trustAnchors`; throws an Error naming the key and file at fault. */
+function readCredentials(
+  config: DtlsConfig,
+  onCacheCap: () => void,
+): { server?: ServerCredential; verifier?: PeerVerifier } {
+  const { certificate, trustAnchors } = config;
+  let server: ServerCredential | undefined;
+  if (certificate) {
+    const chain = read(certificate.certFile, 'dtls.certificate.certFile');
+    const key = read(certificate.keyFile, 'dtls.certificate.keyFile');
+    try {
+      server = serverCredential(chain, key);
+    } catch (err) {
+      throw new Error(
+        `dtls.certificate (${certificate.certFile}, ${certificate.keyFile}): ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  let verifier: PeerVerifier | undefined;
+  if (trustAnchors) {
+    const pem = read(trustAnchors, 'dtls.trustAnchors');
+    try {
+      verifier = new PeerVerifier(
+        readTrustAnchors(pem),
+        config.maxChainDepth,
+        config.verifiedCertificateCacheEntries,
+        onCacheCap,
+      );
+    } catch (err) {
+      throw new Error(`dtls.trustAnchors ${trustAnchors}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return { server, verifier };
+}
+
+/** What is wrong with the DTLS certificate files (for the start-up checks): empty when they load. */
+export function credentialProblems(config: DtlsConfig): string[] {
+  try {
+    readCredentials(config, () => {});
+    return [];
+  } catch (err) {
+    return [(err as Error).message];
   }
 }
 
