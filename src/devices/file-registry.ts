@@ -56,8 +56,9 @@ class Claims {
 
 /**
  * Reads and validates a device file and the key files it names. Every problem of the file is reported at
- * once — entries that do not validate, ids, PSK identities and IPs listed twice, unreadable key files — in a
- * DeviceFileError whose lines name the entry (position and id) and the key at fault, never quoting a key.
+ * once — entries that do not validate, ids, PSK identities, certificate pins, raw public keys and IPs listed
+ * twice, unreadable key files — in a DeviceFileError whose lines name the entry (position and id) and the
+ * key at fault, never quoting a key.
  */
 export function readDeviceSource(file: string): DeviceSource {
   let text: string;
@@ -102,6 +103,24 @@ export function readDeviceSource(file: string): DeviceSource {
       const first = claims.claim('psk', entry.psk.identity, name);
       if (first)
         problem(name, 'psk.identity', `"${entry.psk.identity}" is already the PSK identity of ${first}`);
+    }
+    const credentials: [string, string | undefined, string][] = [
+      ['x509.fingerprint', entry.x509?.fingerprint, 'certificate fingerprint'],
+      ['x509.subject', entry.x509?.subject, 'certificate subject'],
+      [
+        entry.rpk?.publicKey ? 'rpk.publicKey' : 'rpk.fingerprint',
+        entry.rpk?.publicKey ?? entry.rpk?.fingerprint,
+        'raw public key',
+      ],
+    ];
+    for (const [key, value, what] of credentials) {
+      const first = value === undefined ? undefined : claims.claim(what, value, name);
+      if (first)
+        problem(
+          name,
+          key,
+          `${key.endsWith('publicKey') ? 'the key' : `"${value}"`} is already the ${what} of ${first}`,
+        );
     }
     for (const ip of entry.ip === undefined ? [] : Array.isArray(entry.ip) ? entry.ip : [entry.ip]) {
       const first = claims.claim('ip', ip, name);

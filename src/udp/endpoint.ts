@@ -6,7 +6,7 @@
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { counterFromLabels, type MetricsRegistry } from '../ops/metrics.js';
-import type { Peer } from '../transport/peer.js';
+import type { Credential, Peer } from '../transport/peer.js';
 
 export type RawListenerName = 'udp' | 'udp-dtls';
 
@@ -39,6 +39,9 @@ export interface RawDatagram {
   /** DTLS: the PSK identity and the device the session authenticated. */
   readonly pskIdentity: string | undefined;
   readonly deviceId: string | undefined;
+  /** DTLS: the credential kind, and the fingerprint of a certificate or raw public key. */
+  readonly credential: Credential | undefined;
+  readonly fingerprint: string | undefined;
   /** ms since the epoch. */
   readonly receivedAt: number;
   /** Sends one datagram back (encrypted on a DTLS session). */
@@ -55,6 +58,8 @@ class PlainDatagram implements RawDatagram {
   readonly listener = 'udp';
   readonly pskIdentity = undefined;
   readonly deviceId = undefined;
+  readonly credential = undefined;
+  readonly fingerprint = undefined;
   readonly receivedAt = Date.now();
 
   constructor(
@@ -95,6 +100,14 @@ class SecureDatagram implements RawDatagram {
 
   get deviceId(): string | undefined {
     return this.peer.deviceId;
+  }
+
+  get credential(): Credential | undefined {
+    return this.peer.credential;
+  }
+
+  get fingerprint(): string | undefined {
+    return this.peer.fingerprint;
   }
 
   reply(bytes: Buffer): void {

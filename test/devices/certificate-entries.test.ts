@@ -4,7 +4,12 @@
  * handshake, refused when malformed or claimed twice, and a changed credential ends the device's sessions.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { DeviceFileError, readDeviceSource } from '../../src/devices/file-registry.js';
 import { deviceEntrySchema, toDevice } from '../../src/devices/device.js';
 import { indexDevices, MemoryRegistry } from '../../src/devices/index.js';
 
@@ -72,6 +77,43 @@ describe('device file: x509 and rpk', () => {
         dev('b', { rpk: { fingerprint: keyFingerprint } }),
       ]),
     ).toThrow(/raw public key/);
+  });
+
+  it('a device file naming a certificate or key twice is refused, one line per problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cellgate-certs-'));
+    const file = join(dir, 'devices.yaml');
+    writeFileSync(
+      file,
+      stringify([
+        { id: 'a', x509: { fingerprint: FP, subject: 'cn-a' } },
+        { id: 'b', x509: { fingerprint: FP.toUpperCase() } },
+        { id: 'c', x509: { subject: 'cn-a' } },
+        { id: 'd', rpk: { publicKey: pem } },
+        { id: 'e', rpk: { fingerprint: keyFingerprint } },
+      ]),
+    );
+    try {
+      expect(() => readDeviceSource(file)).toThrow(DeviceFileError);
+      const lines = (() => {
+        try {
+          readDeviceSource(file);
+          return [];
+        } catch (err) {
+          return (err as DeviceFileError).message.split('\n');
+        }
+      })();
+      expect(lines.join('\n')).toContain(
+        `device #2 (id "b"): x509.fingerprint: "${FP}" is already the certificate fingerprint of device #1 (id "a")`,
+      );
+      expect(lines.join('\n')).toContain(
+        `device #3 (id "c"): x509.subject: "cn-a" is already the certificate subject of device #1 (id "a")`,
+      );
+      expect(lines.join('\n')).toContain(
+        `device #5 (id "e"): rpk.fingerprint: "${keyFingerprint}" is already the raw public key of device #4 (id "d")`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('finds devices by credential and by name (id first, then thing)', async () => {
