@@ -244,6 +244,7 @@ export class Downlinks {
     this.registry = registry;
     this.identity = identity;
     gateway.respondToUplink = (ex, device, response) => this.respondToUplink(ex, device, response);
+    gateway.prepareUplink = (ex, device) => this.prefetch(ex, device);
     // A later block of an uplink's response asked of this replica: the same document, from the shared store.
     gateway.respondAgain = (ex, device, response) => this.serve(ex, device, response, false);
     gateway.route('shadow', (ex) => this.serveShadow(ex));
@@ -253,6 +254,17 @@ export class Downlinks {
   respondToUplink(ex: Exchange, device: Device, base: CoapResponse): void {
     if (suppresses2xx(ex)) return ex.respond(base);
     this.serve(ex, device, base, false);
+  }
+
+  /**
+   * Starts reading a thing's pending downlink when its uplink arrives, so the read (a store round trip when
+   * the entry is cold, as after a session moved to this replica) runs while the uplink is published rather
+   * than after it. The reply joins the same read.
+   */
+  private prefetch(ex: Exchange, device: Device): void {
+    if (suppresses2xx(ex)) return;
+    const entry = this.cache.get(device.thing);
+    if (!this.isFresh(entry, Date.now(), undefined)) void this.load(entry);
   }
 
   /** `GET /shadow`: the device pulls its pending downlink; 2.03 Valid when its ETag is still current. */

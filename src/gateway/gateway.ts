@@ -66,6 +66,11 @@ export class Gateway implements RequestHandler {
    * came from another; set by the downlink layer (without it, uplink responses have no body to continue).
    */
   respondAgain: UplinkResponder | undefined = undefined;
+  /**
+   * Told of an uplink as soon as its device is known, before it is decoded and published; set by the
+   * downlink layer so that reading the thing's pending downlink from its store overlaps the publish.
+   */
+  prepareUplink: ((ex: Exchange, device: Device) => void) | undefined = undefined;
 
   private readonly refusalLog: KeyedLogLimit;
   private readonly decodeFailureLog: KeyedLogLimit;
@@ -173,6 +178,7 @@ export class Gateway implements RequestHandler {
       // An uplink creates a new message: there is no current representation for If-Match to match.
       return ex.respond(text(Code.PRECONDITION_FAILED, 'If-Match cannot match an uplink'));
     }
+    this.prepareUplink?.(ex, device);
     const result = this.deps.decoder.decode(device, ex.payload, {
       deviceId: device.id,
       thing: device.thing,

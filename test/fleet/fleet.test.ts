@@ -182,7 +182,9 @@ async function rebindThroughKillAndRollout(store: Store): Promise<void> {
     // The disruptions hit devices: the killed, the replaced and the new replica all had flows.
     const flows = fleet.lb.flowsCreatedPerTarget();
     for (const r of [a, b, fresh]) expect(flows.get(r.target), `${r.name} served flows`).toBeGreaterThan(0);
-    expect(fleet.lb.stats.flows).toBeGreaterThanOrEqual(DEVICES * UPLINKS);
+    // Nearly every uplink came as a new flow. Not all of them: the kernel may hand a rebinding device a source
+    // port that another device released a moment before, whose flow the balancer still remembers.
+    expect(fleet.lb.stats.flows).toBeGreaterThanOrEqual(Math.floor(DEVICES * UPLINKS * 0.9));
 
     // The replicas that lived to the end took sessions over from the store, none refused for a replay.
     let takeovers = 0;
