@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../ops/logger.js';
+import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { counterFrom } from '../ops/metrics.js';
 import type { SessionClaim, SessionStore, SharedSession } from '../state/session-store.js';
@@ -102,7 +103,8 @@ export class SessionSharing {
   private readonly held = new Map<string, Held>();
   private dirty = new Set<DtlsSession>();
   private readonly half: number;
-  private lastErrorLog = 0;
+  /** Store failures are logged once per interval, saying how many were held back. */
+  private readonly errorLog = new KeyedLogLimit(LOG_INTERVAL_MS, 1);
 
   constructor(
     private readonly host: SharingHost,
@@ -150,10 +152,12 @@ export class SessionSharing {
   }
 
   private logError(err: unknown, what: string): void {
-    const now = Date.now();
-    if (now - this.lastErrorLog < LOG_INTERVAL_MS) return;
-    this.lastErrorLog = now;
-    this.log.warn({ err: (err as Error).message }, `session store: ${what} failed`);
+    const held = this.errorLog.take('store');
+    if (held === undefined) return;
+    this.log.warn(
+      { err: (err as Error).message, suppressed: held || undefined },
+      `session store: ${what} failed`,
+    );
   }
 
   // Sessions this replica made.

@@ -16,6 +16,7 @@ import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { deviceLogger, type Logger } from '../ops/logger.js';
 import type { CapReporter } from '../ops/metrics.js';
+import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import type { PublishError, Publisher, PublishMessage } from '../publish/publisher.js';
 import type { TopicRenderer } from '../publish/topic.js';
 import type { CounterClaim, FrameCounterStore } from '../state/frame-counters.js';
@@ -157,7 +158,8 @@ export class RawUplinks implements RawUplinkHandler {
   /** Per device: the last reply (for retransmissions) and the downlink offered and not yet confirmed. */
   readonly lastReplies: BoundedMap<LastReply>;
   readonly offers: BoundedMap<Buffer>;
-  private lastErrorLog = 0;
+  /** Store failures are logged once per interval, saying how many were held back. */
+  private readonly errorLog = new KeyedLogLimit(ERROR_LOG_INTERVAL_MS, 1);
   private isoMs = -1;
   private iso = '';
   private readonly onError = (err: unknown) => this.logError(err);
@@ -199,10 +201,12 @@ export class RawUplinks implements RawUplinkHandler {
   }
 
   private logError(err: unknown): void {
-    const now = Date.now();
-    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.lastErrorLog = now;
-    this.deps.log.warn({ err: (err as Error).message }, 'raw udp: uplink dropped, state store failed');
+    const held = this.errorLog.take('store');
+    if (held === undefined) return;
+    this.deps.log.warn(
+      { err: (err as Error).message, suppressed: held || undefined },
+      'raw udp: uplink dropped, state store failed',
+    );
   }
 
   /** Runs a step on a value that may be a promise: at once when it is not. */
