@@ -14,7 +14,7 @@ import {
   type KeyObject,
   type Sign,
 } from 'node:crypto';
-import { parseAlert } from './alert.js';
+import { parseAlert } from './protocol/alert.js';
 import {
   CertificateType,
   ContentType,
@@ -26,8 +26,8 @@ import {
   RANDOM_BYTES,
   SECP256R1,
   VERIFY_DATA_BYTES,
-} from './constants.js';
-import { Cursor, EMPTY } from './cursor.js';
+} from './protocol/constants.js';
+import { Cursor, EMPTY } from './protocol/cursor.js';
 import { ephemeralKey, sharedSecret } from './crypto/ecdh.js';
 import { CIPHER_SUITES, KEY_BLOCK_LENGTH, type CipherSuite } from './crypto/cipher-suites.js';
 import { random } from './crypto/random.js';
@@ -41,10 +41,15 @@ import {
 } from './crypto/prf.js';
 import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
 import { HmacSha256, Sha256 } from './crypto/sha256.js';
-import { HandshakeHeader, handshakeMessage, readHandshakeHeader, writeHandshakeHeader } from './handshake.js';
-import { packHandshakeFlight } from './flights.js';
-import { FragmentResult, Reassembler, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
-import { readRecord, RecordHeader, writeRecordHeader } from './record.js';
+import {
+  HandshakeHeader,
+  handshakeMessage,
+  readHandshakeHeader,
+  writeHandshakeHeader,
+} from './protocol/handshake.js';
+import { packHandshakeFlight } from './server/flights.js';
+import { FragmentResult, Reassembler, ReassemblyBudget, type HandshakeMessage } from './server/reassembly.js';
+import { readRecord, RecordHeader, writeRecordHeader } from './protocol/record.js';
 
 /** The client's credential for the ECDHE-ECDSA suites. */
 export interface ClientCertificate {

@@ -7,7 +7,7 @@ import { listenError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { createDtlsListener, type DtlsListener } from '../dtls/listener.js';
+import { createDtlsListener, type DtlsListener } from '../dtls/server/listener.js';
 import type { Logger } from '../ops/logger.js';
 import { gaugeFrom, readEach, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
 import { socketErrorLog } from '../ops/socket-errors.js';

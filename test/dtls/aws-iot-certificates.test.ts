@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dtlsSchema } from '../../src/config/dtls.js';
 import { awsIotCertificateStatus } from '../../src/dtls/certificates/aws-iot-status.js';
 import { pemCertificates } from '../../src/dtls/certificates/peer-verifier.js';
-import { AlertDescription } from '../../src/dtls/constants.js';
+import { AlertDescription } from '../../src/dtls/protocol/constants.js';
 import { TestPki, type Identity } from '../support/certificates.js';
 import { DtlsHarness, until } from '../support/dtls-harness.js';
 import { IotControlPlaneServer } from '../support/iot-control-plane-server.js';

@@ -1,10 +1,10 @@
 /** Replay window, handshake reassembly and HelloVerifyRequest cookies. */
 import { describe, expect, it } from 'vitest';
-import { COOKIE_BYTES, CookieJar } from '../../src/dtls/cookie.js';
-import { HandshakeHeader, handshakeMessage, parseClientHello } from '../../src/dtls/handshake.js';
-import { FragmentResult, MAX_RUNS, Reassembler, ReassemblyBudget } from '../../src/dtls/reassembly.js';
-import { replayFresh, replayMark, type ReplayState } from '../../src/dtls/replay-window.js';
-import { addressKey } from '../../src/dtls/session-table.js';
+import { COOKIE_BYTES, CookieJar } from '../../src/dtls/server/cookie.js';
+import { HandshakeHeader, handshakeMessage, parseClientHello } from '../../src/dtls/protocol/handshake.js';
+import { FragmentResult, MAX_RUNS, Reassembler, ReassemblyBudget } from '../../src/dtls/server/reassembly.js';
+import { replayFresh, replayMark, type ReplayState } from '../../src/dtls/server/replay-window.js';
+import { addressKey } from '../../src/dtls/server/session-table.js';
 
 describe('replay window', () => {
   const fresh = (): ReplayState => ({ top: -1, lo: 0, hi: 0 });

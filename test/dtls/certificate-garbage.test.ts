@@ -13,7 +13,7 @@ import {
   readTrustAnchors,
   verifyRawPublicKey,
 } from '../../src/dtls/certificates/peer-verifier.js';
-import { AlertDescription } from '../../src/dtls/constants.js';
+import { AlertDescription } from '../../src/dtls/protocol/constants.js';
 import { ephemeralKey, sharedSecret } from '../../src/dtls/crypto/ecdh.js';
 import {
   parseCertificateList,
@@ -21,7 +21,7 @@ import {
   parseEcdhClientKeyExchange,
   parseEcdhePskClientKeyExchange,
   parseRawPublicKey,
-} from '../../src/dtls/ecc-messages.js';
+} from '../../src/dtls/protocol/ecc-messages.js';
 import { TestPki } from '../support/certificates.js';
 import { DtlsHarness } from '../support/dtls-harness.js';
 import { prng, randomBytes as seededBytes } from '../support/prng.js';

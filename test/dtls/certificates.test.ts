@@ -9,9 +9,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
 import type { ClientCertificate } from '../../src/dtls/client.js';
-import { AlertDescription } from '../../src/dtls/constants.js';
+import { AlertDescription } from '../../src/dtls/protocol/constants.js';
 import { pemCertificates } from '../../src/dtls/certificates/peer-verifier.js';
-import { readRecord, RecordHeader } from '../../src/dtls/record.js';
+import { readRecord, RecordHeader } from '../../src/dtls/protocol/record.js';
 import { TestPki, type Identity, type RawKey } from '../support/certificates.js';
 import { device, DtlsHarness, until } from '../support/dtls-harness.js';
 

@@ -5,7 +5,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ContentType } from '../../src/dtls/constants.js';
+import { ContentType } from '../../src/dtls/protocol/constants.js';
 import { connectDtls, type DtlsUdpClient } from '../support/dtls-client.js';
 import { startListener, until, type ListenerHarness } from '../support/dtls-harness.js';
 

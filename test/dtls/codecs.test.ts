@@ -1,8 +1,8 @@
 /** Record, handshake, extension and alert codecs, with good and bad input. */
 import { describe, expect, it } from 'vitest';
-import { encodeAlert, endsSession, parseAlert } from '../../src/dtls/alert.js';
-import { ContentType, ExtensionType, HandshakeType } from '../../src/dtls/constants.js';
-import { encodeServerExtensions, parseClientExtensions } from '../../src/dtls/extensions.js';
+import { encodeAlert, endsSession, parseAlert } from '../../src/dtls/protocol/alert.js';
+import { ContentType, ExtensionType, HandshakeType } from '../../src/dtls/protocol/constants.js';
+import { encodeServerExtensions, parseClientExtensions } from '../../src/dtls/protocol/extensions.js';
 import {
   HandshakeHeader,
   handshakeMessage,
@@ -10,8 +10,8 @@ import {
   parsePskClientKeyExchange,
   readHandshakeHeader,
   serverHelloBody,
-} from '../../src/dtls/handshake.js';
-import { ReadResult, readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/record.js';
+} from '../../src/dtls/protocol/handshake.js';
+import { ReadResult, readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/protocol/record.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

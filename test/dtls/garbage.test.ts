@@ -7,17 +7,17 @@ import { createSocket } from 'node:dgram';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseAlert } from '../../src/dtls/alert.js';
-import { ContentType, HandshakeType } from '../../src/dtls/constants.js';
-import { parseClientExtensions } from '../../src/dtls/extensions.js';
+import { parseAlert } from '../../src/dtls/protocol/alert.js';
+import { ContentType, HandshakeType } from '../../src/dtls/protocol/constants.js';
+import { parseClientExtensions } from '../../src/dtls/protocol/extensions.js';
 import {
   HandshakeHeader,
   parseClientHello,
   parsePskClientKeyExchange,
   readHandshakeHeader,
-} from '../../src/dtls/handshake.js';
-import { Reassembler, ReassemblyBudget } from '../../src/dtls/reassembly.js';
-import { readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/record.js';
+} from '../../src/dtls/protocol/handshake.js';
+import { Reassembler, ReassemblyBudget } from '../../src/dtls/server/reassembly.js';
+import { readRecord, RecordHeader, writeRecordHeader } from '../../src/dtls/protocol/record.js';
 import { connectDtls, DtlsClientCore } from '../support/dtls-client.js';
 import { device, DtlsHarness, startListener } from '../support/dtls-harness.js';
 import { prng, randomBytes as seededBytes } from '../support/prng.js';

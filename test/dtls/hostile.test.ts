@@ -4,10 +4,10 @@
  * addresses, from one IPv6 prefix) and of handshake fragments that claim more than they carry.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { admissionKey } from '../../src/dtls/admission.js';
-import { AlertDescription, ContentType, DTLS_1_2, HandshakeType } from '../../src/dtls/constants.js';
-import { writeRecordHeader } from '../../src/dtls/record.js';
-import { addressKey } from '../../src/dtls/session-table.js';
+import { admissionKey } from '../../src/dtls/server/admission.js';
+import { AlertDescription, ContentType, DTLS_1_2, HandshakeType } from '../../src/dtls/protocol/constants.js';
+import { writeRecordHeader } from '../../src/dtls/protocol/record.js';
+import { addressKey } from '../../src/dtls/server/session-table.js';
 import { connectDtls, type DtlsClientCore } from '../support/dtls-client.js';
 import { device, DtlsHarness, startListener, until } from '../support/dtls-harness.js';
 

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ContentType, ExtensionType, HandshakeType } from '../../src/dtls/constants.js';
+import { ContentType, ExtensionType, HandshakeType } from '../../src/dtls/protocol/constants.js';
 import { KEY_BLOCK_LENGTH, suiteByName } from '../../src/dtls/crypto/cipher-suites.js';
 import {
   extendedMasterSecret,
@@ -24,8 +24,8 @@ import {
   writeAdditionalData,
   writeCidAdditionalData,
 } from '../../src/dtls/crypto/record-protection.js';
-import { HandshakeHeader, parseClientHello, readHandshakeHeader } from '../../src/dtls/handshake.js';
-import { readRecord, RecordHeader } from '../../src/dtls/record.js';
+import { HandshakeHeader, parseClientHello, readHandshakeHeader } from '../../src/dtls/protocol/handshake.js';
+import { readRecord, RecordHeader } from '../../src/dtls/protocol/record.js';
 import type { CipherSuiteName } from '../../src/config/dtls.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');

@@ -1,8 +1,8 @@
 /** The DTLS server in-process: handshakes, record layer, sessions, caps and failure paths. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AlertDescription, ContentType, HandshakeType } from '../../src/dtls/constants.js';
-import { readRecord, RecordHeader } from '../../src/dtls/record.js';
-import { handshakeMessage } from '../../src/dtls/handshake.js';
+import { AlertDescription, ContentType, HandshakeType } from '../../src/dtls/protocol/constants.js';
+import { readRecord, RecordHeader } from '../../src/dtls/protocol/record.js';
+import { handshakeMessage } from '../../src/dtls/protocol/handshake.js';
 import { device, DtlsHarness, until } from '../support/dtls-harness.js';
 
 const CCM_8 = 0xc0a8;

@@ -2,7 +2,7 @@
  * The TLS 1.2 key schedule with SHA-256 (RFC 5246 §5, §8.1, §6.3, §7.4.9), the PSK premaster secret
  * (RFC 4279 §2), the ECDHE-PSK one (RFC 5489 §2) and the extended master secret (RFC 7627 §4).
  */
-import { MASTER_SECRET_BYTES, VERIFY_DATA_BYTES } from '../constants.js';
+import { MASTER_SECRET_BYTES, VERIFY_DATA_BYTES } from '../protocol/constants.js';
 import { HmacSha256 } from './sha256.js';
 
 const labelBytes = new Map<string, Buffer>();

@@ -10,9 +10,9 @@
  * one-shot Node cipher per record.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { ContentType } from '../constants.js';
+import { ContentType } from '../protocol/constants.js';
 import { ccmFits, ccmOpen, ccmSeal } from './ccm.js';
-import { writeRecordHeader, writeSeq48, type RecordHeader } from '../record.js';
+import { writeRecordHeader, writeSeq48, type RecordHeader } from '../protocol/record.js';
 import { EXPLICIT_NONCE_LENGTH, KEY_LENGTH, SALT_LENGTH, type CipherSuite } from './cipher-suites.js';
 
 /** Which side wrote a record: selects the write key and salt from the key block. */

@@ -9,8 +9,8 @@
  * sends its flight again). The next expected message in one piece, the usual case, is a view of the
  * datagram and costs nothing: it is taken at once.
  */
-import { EMPTY } from './cursor.js';
-import type { HandshakeHeader } from './handshake.js';
+import { EMPTY } from '../protocol/cursor.js';
+import type { HandshakeHeader } from '../protocol/handshake.js';
 
 /** How many message_seq values beyond the next expected one are buffered. */
 export const WINDOW = 4;

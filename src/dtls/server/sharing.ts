@@ -16,18 +16,18 @@
  *   lease or checkpoint is refused.
  */
 import { createHash } from 'node:crypto';
-import type { DeviceRegistry } from '../devices/registry.js';
-import type { Logger } from '../ops/logger.js';
-import { KeyedLogLimit } from '../ops/rate-limit-log.js';
-import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
-import { counterFrom } from '../ops/metrics.js';
-import type { SessionClaim, SessionStore, SharedSession } from '../state/session-store.js';
-import { MAX_SEQUENCE } from './constants.js';
-import { CIPHER_SUITES } from './crypto/cipher-suites.js';
+import type { DeviceRegistry } from '../../devices/registry.js';
+import type { Logger } from '../../ops/logger.js';
+import { KeyedLogLimit } from '../../ops/rate-limit-log.js';
+import type { CapReporter, MetricsRegistry } from '../../ops/metrics.js';
+import { counterFrom } from '../../ops/metrics.js';
+import type { SessionClaim, SessionStore, SharedSession } from '../../state/session-store.js';
+import { MAX_SEQUENCE } from '../protocol/constants.js';
+import { CIPHER_SUITES } from '../crypto/cipher-suites.js';
 import type { KeyStore } from './key-store.js';
 import { SLOT_BYTES } from './key-store.js';
 import type { DtlsStats } from './metrics.js';
-import type { RecordHeader } from './record.js';
+import type { RecordHeader } from '../protocol/record.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { SessionTable } from './session-table.js';
 

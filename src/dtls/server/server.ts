@@ -7,27 +7,27 @@
  * Timers: one coarse sweep per second expires idle sessions and stale handshakes; a retransmission timer
  * exists only while a handshake flight is outstanding. An idle session holds no timer, closure or buffer.
  */
-import type { DtlsConfig } from '../config/dtls.js';
-import type { DeviceRegistry } from '../devices/registry.js';
-import type { Logger } from '../ops/logger.js';
-import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
-import type { Peer } from '../transport/peer.js';
-import { encodeAlert, endsSession, parseAlert } from './alert.js';
-import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from './constants.js';
-import type { CipherSuite } from './crypto/cipher-suites.js';
-import { openRecord, sealRecord, Side } from './crypto/record-protection.js';
-import { awsIotCertificateStatus, type CertificateStatus } from './certificates/aws-iot-status.js';
-import { DtlsCredentials } from './certificates/credentials.js';
+import type { DtlsConfig } from '../../config/dtls.js';
+import type { DeviceRegistry } from '../../devices/registry.js';
+import type { Logger } from '../../ops/logger.js';
+import type { CapReporter, MetricsRegistry } from '../../ops/metrics.js';
+import type { Peer } from '../../transport/peer.js';
+import { encodeAlert, endsSession, parseAlert } from '../protocol/alert.js';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, MAX_SEQUENCE } from '../protocol/constants.js';
+import type { CipherSuite } from '../crypto/cipher-suites.js';
+import { openRecord, sealRecord, Side } from '../crypto/record-protection.js';
+import { awsIotCertificateStatus, type CertificateStatus } from '../certificates/aws-iot-status.js';
+import { DtlsCredentials } from '../certificates/credentials.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
 import { KeyStore } from './key-store.js';
 import type { Handshake } from './handshake-state.js';
 import { DtlsStats, registerDtlsMetrics } from './metrics.js';
-import { readRecord, RecordHeader } from './record.js';
+import { readRecord, RecordHeader } from '../protocol/record.js';
 import { replayFresh, replayMark } from './replay-window.js';
 import { DtlsSession } from './session.js';
 import { addressKey, MemorySessionTable, type AddressKey, type SessionTable } from './session-table.js';
 import { SessionSharing, type SharingHost } from './sharing.js';
-import type { SessionStore } from '../state/session-store.js';
+import type { SessionStore } from '../../state/session-store.js';
 
 export interface DtlsServerOptions {
   config: DtlsConfig;

@@ -5,8 +5,8 @@
  * The secret rotates lazily when a cookie is made or checked: no timer.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { HmacSha256 } from './crypto/sha256.js';
-import type { ClientHello } from './handshake.js';
+import { HmacSha256 } from '../crypto/sha256.js';
+import type { ClientHello } from '../protocol/handshake.js';
 
 export const COOKIE_BYTES = 16;
 

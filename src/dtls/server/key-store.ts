@@ -3,8 +3,8 @@
  * (view, ArrayBuffer, backing store) than its 52 bytes of keys. A session holds a slot number; slots are
  * wiped when released and reused.
  */
-import { VERIFY_DATA_BYTES } from './constants.js';
-import { KEY_BLOCK_LENGTH } from './crypto/cipher-suites.js';
+import { VERIFY_DATA_BYTES } from '../protocol/constants.js';
+import { KEY_BLOCK_LENGTH } from '../crypto/cipher-suites.js';
 
 /** A slot: the AEAD key block, then the server's verify_data (kept to resend the last flight). */
 export const SLOT_BYTES = KEY_BLOCK_LENGTH + VERIFY_DATA_BYTES;

@@ -3,9 +3,9 @@
  * session holds only what it needs: keys, sequence numbers, the replay window, its Connection IDs and its
  * address. The handshake's state lives in a separate object that is dropped when the handshake completes.
  */
-import type { Credential, Peer } from '../transport/peer.js';
-import { ContentType, MAX_SEQUENCE } from './constants.js';
-import type { CipherSuite } from './crypto/cipher-suites.js';
+import type { Credential, Peer } from '../../transport/peer.js';
+import { ContentType, MAX_SEQUENCE } from '../protocol/constants.js';
+import type { CipherSuite } from '../crypto/cipher-suites.js';
 import type { Handshake } from './handshake-state.js';
 import type { ReplayState } from './replay-window.js';
 import type { ShareState } from './sharing.js';

@@ -1,7 +1,7 @@
 /** Binds the DTLS UDP socket and feeds a DtlsServer with every datagram. */
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { socketErrorLog } from '../ops/socket-errors.js';
-import { bindUdp } from '../transport/udp.js';
+import { socketErrorLog } from '../../ops/socket-errors.js';
+import { bindUdp } from '../../transport/udp.js';
 import { DtlsServer, type DtlsServerOptions } from './server.js';
 
 export interface DtlsListenerOptions extends Omit<DtlsServerOptions, 'send'> {

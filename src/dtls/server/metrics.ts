@@ -1,7 +1,7 @@
 /**
  * DTLS counters. The record path increments plain numbers; Prometheus reads them at scrape time.
  */
-import { counterFrom, gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
+import { counterFrom, gaugeFrom, type MetricsRegistry } from '../../ops/metrics.js';
 
 /** Why a handshake failed (label `reason` of cellgate_dtls_handshakes_failed_total). */
 export const HANDSHAKE_FAILURES = [

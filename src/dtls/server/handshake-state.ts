@@ -1,9 +1,9 @@
 /** What a handshake in progress holds; dropped as a whole when the handshake ends. */
 import type { KeyObject, Verify } from 'node:crypto';
-import type { HmacSha256, Sha256 } from './crypto/sha256.js';
-import type { VerifiedPeer } from './certificates/peer-verifier.js';
+import type { HmacSha256, Sha256 } from '../crypto/sha256.js';
+import type { VerifiedPeer } from '../certificates/peer-verifier.js';
 import type { PlaintextFlight } from './flights.js';
-import type { CipherSuite } from './crypto/cipher-suites.js';
+import type { CipherSuite } from '../crypto/cipher-suites.js';
 import { Reassembler, type ReassemblyBudget } from './reassembly.js';
 
 export const enum Step {

@@ -23,14 +23,14 @@
  * keys, device, credential kind and fingerprint: no certificate.
  */
 import { createVerify, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { ClientIdentityRule, DtlsConfig } from '../config/dtls.js';
-import type { DeviceRegistry } from '../devices/registry.js';
-import type { Device } from '../devices/device.js';
-import type { CapReporter } from '../ops/metrics.js';
-import { KeyedLogLimit } from '../ops/rate-limit-log.js';
-import type { Logger } from '../ops/logger.js';
+import type { ClientIdentityRule, DtlsConfig } from '../../config/dtls.js';
+import type { DeviceRegistry } from '../../devices/registry.js';
+import type { Device } from '../../devices/device.js';
+import type { CapReporter } from '../../ops/metrics.js';
+import { KeyedLogLimit } from '../../ops/rate-limit-log.js';
+import type { Logger } from '../../ops/logger.js';
 import { admissionKey } from './admission.js';
-import { encodeAlert } from './alert.js';
+import { encodeAlert } from '../protocol/alert.js';
 import {
   AlertDescription,
   AlertLevel,
@@ -47,15 +47,15 @@ import {
   RENEGOTIATION_SCSV,
   SECP256R1,
   VERIFY_DATA_BYTES,
-} from './constants.js';
-import type { DtlsCredentials } from './certificates/credentials.js';
+} from '../protocol/constants.js';
+import type { DtlsCredentials } from '../certificates/credentials.js';
 import {
   verifyRawPublicKey,
   type CertificateFailure,
   type VerifiedPeer,
-} from './certificates/peer-verifier.js';
-import { deviceForPeer } from './certificates/client-identity.js';
-import type { CertificateStatus, CertificateStatusAnswer } from './certificates/aws-iot-status.js';
+} from '../certificates/peer-verifier.js';
+import { deviceForPeer } from '../certificates/client-identity.js';
+import type { CertificateStatus, CertificateStatusAnswer } from '../certificates/aws-iot-status.js';
 import {
   certificateRequestBody,
   ecdhePskServerKeyExchangeBody,
@@ -66,10 +66,10 @@ import {
   parseEcdhePskClientKeyExchange,
   parseRawPublicKey,
   signedServerKeyExchangeBody,
-} from './ecc-messages.js';
-import { EMPTY } from './cursor.js';
-import { ephemeralKey, sharedSecret } from './crypto/ecdh.js';
-import { KEY_BLOCK_LENGTH, suiteByName, type CipherSuite } from './crypto/cipher-suites.js';
+} from '../protocol/ecc-messages.js';
+import { EMPTY } from '../protocol/cursor.js';
+import { ephemeralKey, sharedSecret } from '../crypto/ecdh.js';
+import { KEY_BLOCK_LENGTH, suiteByName, type CipherSuite } from '../crypto/cipher-suites.js';
 import {
   ecdhePskPremasterSecret,
   extendedMasterSecret,
@@ -77,11 +77,11 @@ import {
   masterSecret,
   pskPremasterSecret,
   verifyData,
-} from './crypto/prf.js';
-import { random, randomString } from './crypto/random.js';
-import { HmacSha256, Sha256 } from './crypto/sha256.js';
+} from '../crypto/prf.js';
+import { random, randomString } from '../crypto/random.js';
+import { HmacSha256, Sha256 } from '../crypto/sha256.js';
 import { CookieJar } from './cookie.js';
-import { encodeServerExtensions } from './extensions.js';
+import { encodeServerExtensions } from '../protocol/extensions.js';
 import {
   finishedFlight,
   helloVerifyRequest,
@@ -99,12 +99,12 @@ import {
   serverHelloBody,
   writeHandshakeHeader,
   type ClientHello,
-} from './handshake.js';
+} from '../protocol/handshake.js';
 import { Handshake, Step } from './handshake-state.js';
 import type { KeyStore } from './key-store.js';
 import type { DtlsStats, HandshakeFailure } from './metrics.js';
 import { FragmentResult, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
-import type { RecordHeader } from './record.js';
+import type { RecordHeader } from '../protocol/record.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { AddressKey, SessionTable } from './session-table.js';
 

@@ -12,11 +12,11 @@ import {
   HANDSHAKE_HEADER_BYTES,
   HandshakeType,
   RECORD_HEADER_BYTES,
-} from './constants.js';
-import { sealRecord, Side } from './crypto/record-protection.js';
-import type { CipherSuite } from './crypto/cipher-suites.js';
-import { handshakeMessage, helloVerifyRequestBody } from './handshake.js';
-import { writeRecordHeader, writeSeq48 } from './record.js';
+} from '../protocol/constants.js';
+import { sealRecord, Side } from '../crypto/record-protection.js';
+import type { CipherSuite } from '../crypto/cipher-suites.js';
+import { handshakeMessage, helloVerifyRequestBody } from '../protocol/handshake.js';
+import { writeRecordHeader, writeSeq48 } from '../protocol/record.js';
 
 export interface PlaintextFlight {
   readonly datagram: Buffer;
