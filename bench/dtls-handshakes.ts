@@ -5,7 +5,7 @@
  *
  *   npm run build && node dist/bench/dtls-handshakes.js [handshakes=20000] [records=200000] [suite=CCM_8|GCM|CCM]
  */
-import { MemoryRegistry } from '../src/devices/index.js';
+import { MemoryRegistry } from '../src/devices/memory-registry.js';
 import { devices, InProcess } from './dtls-inprocess.js';
 
 const handshakes = Number(process.argv[2] ?? 20_000);

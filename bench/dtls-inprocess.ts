@@ -4,7 +4,7 @@
  */
 import { dtlsSchema, type DtlsConfig } from '../src/config/dtls.js';
 import type { Device } from '../src/devices/device.js';
-import { MemoryRegistry } from '../src/devices/index.js';
+import { MemoryRegistry } from '../src/devices/memory-registry.js';
 import { DtlsServer } from '../src/dtls/server/server.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../src/ops/metrics.js';

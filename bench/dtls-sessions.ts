@@ -12,7 +12,7 @@ import { TestPki } from '../test/support/certificates.js';
 import type { Device } from '../src/devices/device.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { MemoryRegistry } from '../src/devices/index.js';
+import { MemoryRegistry } from '../src/devices/memory-registry.js';
 import { devices, InProcess } from './dtls-inprocess.js';
 
 setFlagsFromString('--expose-gc');

@@ -10,7 +10,7 @@ import { DedupCache } from '../../src/coap/dedup.js';
 import { encodeMessage, type OptionEntry } from '../../src/coap/message.js';
 import rawCodec from '../../codecs/raw/index.js';
 import { toDevice } from '../../src/devices/device.js';
-import { MemoryRegistry } from '../../src/devices/index.js';
+import { MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { Downloads } from '../../src/gateway/downloads.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { uplinkMessageId } from '../../src/gateway/uplink-id.js';

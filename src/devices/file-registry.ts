@@ -6,7 +6,7 @@ import { watchFiles } from '../ops/file-watch.js';
 import { parseYamlText } from '../config/yaml-text.js';
 import { ConfigError, issueMessage } from '../config/errors.js';
 import { decodeKey, deviceEntrySchema, toDevice, type Device } from './device.js';
-import { MemoryRegistry } from './index.js';
+import { MemoryRegistry } from './memory-registry.js';
 
 /** A device file that cannot be read or does not validate; one problem per line. */
 export class DeviceFileError extends ConfigError {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { codecsSchema } from '../../src/config/codecs.js';
 import { CodecRegistry } from '../../src/codecs/registry.js';
-import { MemoryRegistry } from '../../src/devices/index.js';
+import { MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
 import { device, downlink, FIXTURES, hex, uplink } from './support.js';

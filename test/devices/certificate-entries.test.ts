@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { DeviceFileError, readDeviceSource } from '../../src/devices/file-registry.js';
 import { deviceEntrySchema, toDevice } from '../../src/devices/device.js';
-import { indexDevices, MemoryRegistry } from '../../src/devices/index.js';
+import { indexDevices, MemoryRegistry } from '../../src/devices/memory-registry.js';
 
 const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const spki = publicKey.export({ format: 'der', type: 'spki' });

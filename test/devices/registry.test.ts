@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { toDevice } from '../../src/devices/device.js';
 import { FileRegistry } from '../../src/devices/file-registry.js';
-import { indexDevices, MemoryRegistry } from '../../src/devices/index.js';
+import { indexDevices, MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { silentLogger } from '../../src/ops/logger.js';
 
 const dev = (id: string, extra: Record<string, unknown> = {}) => toDevice({ id, ...extra } as never);

@@ -6,7 +6,7 @@
 import type { Registry } from 'prom-client';
 import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
-import { MemoryRegistry } from '../../src/devices/index.js';
+import { MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { createDtlsListener, type DtlsListener } from '../../src/dtls/server/listener.js';
 import type { CertificateStatus } from '../../src/dtls/certificates/aws-iot-status.js';
 import { DtlsServer } from '../../src/dtls/server/server.js';

@@ -7,7 +7,7 @@
 import type { Registry } from 'prom-client';
 import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
-import { MemoryRegistry } from '../../src/devices/index.js';
+import { MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { readRecord, RecordHeader } from '../../src/dtls/protocol/record.js';
 import { DtlsServer } from '../../src/dtls/server/server.js';
 import { silentLogger } from '../../src/ops/logger.js';
