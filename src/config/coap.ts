@@ -1,6 +1,9 @@
+/**
+ * The `coap:` section: the NoSec and DTLS listeners' addresses, RFC 7252 transmission parameters, and the caps on
+ * what the CoAP endpoint keeps (deduplication, block-wise transfers, NoSec peers).
+ */
 import { z } from 'zod';
-
-const port = z.number().int().min(0).max(65535);
+import { portSchema } from './port.js';
 
 export const transmissionSchema = z
   .strictObject({
@@ -27,8 +30,8 @@ export const transmissionSchema = z
 export const coapSchema = z
   .strictObject({
     bind: z.string().default('0.0.0.0').describe('Address the CoAP and DTLS listeners bind to.'),
-    port: port.default(5683).describe('NoSec CoAP port (UDP).'),
-    dtlsPort: port.default(5684).describe('CoAP over DTLS port (UDP).'),
+    port: portSchema.default(5683).describe('NoSec CoAP port (UDP).'),
+    dtlsPort: portSchema.default(5684).describe('CoAP over DTLS port (UDP).'),
     nosec: z
       .boolean()
       .default(true)
@@ -151,49 +154,5 @@ export const coapSchema = z
       .min(65536)
       .default(4 * 1024 * 1024)
       .describe('UDP receive and send buffer size requested from the kernel.'),
-  })
-  .prefault({});
-
-export const httpSchema = z
-  .strictObject({
-    bind: z
-      .string()
-      .default('0.0.0.0')
-      .describe('Address of the HTTP side port (health, readiness, metrics).'),
-    port: port.default(8080).describe('HTTP side port.'),
-  })
-  .prefault({});
-
-export const downloadsSchema = z
-  .strictObject({
-    dir: z.string().default('files').describe('Directory served read-only at coap(s)://host/fw/<name>.'),
-    cacheBytes: z
-      .number()
-      .int()
-      .min(0)
-      .default(32 * 1024 * 1024)
-      .describe('Bytes of download files kept in memory (shared by all devices).'),
-    maxFileBytes: z
-      .number()
-      .int()
-      .min(1)
-      .default(16 * 1024 * 1024)
-      .describe('Largest file served (block-wise transfer NUM is 20 bits).'),
-  })
-  .prefault({});
-
-export const devicesSchema = z
-  .strictObject({
-    file: z.string().default('devices.yaml').describe('Device registry file (YAML list of devices).'),
-    watch: z.boolean().default(true).describe('Reload the device file when it changes.'),
-  })
-  .prefault({});
-
-export const logSchema = z
-  .strictObject({
-    level: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .default('info')
-      .describe('Log level (JSON lines on stdout).'),
   })
   .prefault({});

@@ -3,7 +3,11 @@
  * file of its own in this folder; `docs/configuration.md` is generated from this schema.
  */
 import { z } from 'zod';
-import { coapSchema, devicesSchema, downloadsSchema, httpSchema, logSchema } from './coap.js';
+import { coapSchema } from './coap.js';
+import { devicesSchema } from './devices.js';
+import { downloadsSchema } from './downloads.js';
+import { httpSchema } from './http.js';
+import { logSchema } from './log.js';
 import { adminSchema } from './admin.js';
 import { downlinkSchema } from './downlink.js';
 import { codecsSchema } from './codecs.js';

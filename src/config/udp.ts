@@ -5,8 +5,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { codecSpecSchema } from '../devices/device.js';
+import { portSchema } from './port.js';
 
-const port = z.number().int().min(0).max(65535);
 const offset = z.number().int().min(0).max(1024);
 
 /** Identity sources of raw UDP, in the order `udp.identity` tries them. */
@@ -53,8 +53,8 @@ const replyTemplate = z.string().refine(
 export const udpSchema = z
   .strictObject({
     bind: z.string().default('0.0.0.0').describe('Address the raw UDP listeners bind to.'),
-    port: port.default(0).describe('Raw NoSec UDP listener (e.g. 5685); 0 = off.'),
-    dtlsPort: port
+    port: portSchema.default(0).describe('Raw NoSec UDP listener (e.g. 5685); 0 = off.'),
+    dtlsPort: portSchema
       .default(0)
       .describe(
         'Raw UDP over DTLS (e.g. 5686), with the same DTLS settings and device credentials as `coap.dtlsPort`; 0 = off.',
@@ -266,7 +266,7 @@ const radiusClient = z
 export const radiusSchema = z
   .strictObject({
     bind: z.string().default('0.0.0.0').describe('Address the RADIUS accounting listener binds to.'),
-    port: port.default(0).describe('RADIUS accounting listener (1813 is the standard port); 0 = off.'),
+    port: portSchema.default(0).describe('RADIUS accounting listener (1813 is the standard port); 0 = off.'),
     clients: z
       .array(radiusClient)
       .default([])
