@@ -28,7 +28,7 @@ import {
   type TransmissionParameters,
 } from './constants.js';
 import { DedupCache, EMPTY_ACKED } from './dedup.js';
-import { Fifo } from './fifo.js';
+import { Fifo } from '../collections/fifo.js';
 import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
 import {
   CoapMessage,

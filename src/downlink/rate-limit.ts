@@ -2,7 +2,7 @@
  * Token buckets per key (per thing): at most `ratePerSecond` requests per second on average, bursts up to
  * the same number. Capped in keys; past the cap the oldest bucket is forgotten.
  */
-import { Fifo } from '../coap/fifo.js';
+import { Fifo } from '../collections/fifo.js';
 
 interface Bucket {
   tokens: number;

@@ -4,7 +4,7 @@
  * uplink finds its downlink with one map lookup. Capped in entries and bytes; the oldest entries go first
  * (they are read again from the source when needed).
  */
-import { Fifo } from '../coap/fifo.js';
+import { Fifo } from '../collections/fifo.js';
 import type { Command } from '../state/command-store.js';
 import { isActive } from '../state/command-store.js';
 import { encodeTag, type DownlinkCommand, type DownlinkDocument } from './document.js';
