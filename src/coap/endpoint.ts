@@ -10,26 +10,22 @@
  * retransmitted until acknowledged.
  */
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
 import type { Peer } from '../transport/peer.js';
-import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../ops/metrics.js';
+import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
 import { blockSize, decodeBlock, encodeBlock, szxForSize, type BlockValue } from './block-option.js';
 import { Block1Assembler, Block1Status, Block2Store, NO_HELD_BODY, sliceBlock } from './blockwise.js';
 import {
   Code,
-  codeString,
   exchangeLifetimeMs,
-  isCritical,
   MessageType,
-  METHOD_NAMES,
   nonLifetimeMs,
   Option,
-  OPTION_DEFS,
   type TransmissionParameters,
 } from './constants.js';
 import { DedupCache, EMPTY_ACKED } from './dedup.js';
 import { Fifo } from '../collections/fifo.js';
 import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
+import { CoapStats, registerCoapMetrics } from './metrics.js';
 import {
   CoapMessage,
   encodeEmpty,
@@ -38,6 +34,7 @@ import {
   parseMessage,
   type OptionEntry,
 } from './message.js';
+import { checkOptions, type OptionProblem } from './option-checks.js';
 
 export interface EndpointOptions {
   transmission: TransmissionParameters;
@@ -190,16 +187,9 @@ export class CoapEndpoint {
   /** Max-Age of the 5.03 given to new requests while draining; -1 while taking new exchanges. */
   private drainMaxAge = -1;
 
-  // Plain-number counters, exposed at scrape time.
-  datagramsIn = 0;
-  datagramsOut = 0;
+  readonly counters = new CoapStats();
+  /** Exchanges handed to the handler and not answered yet. */
   inFlight = 0;
-  separateResponses = 0;
-  retransmissions = 0;
-  giveUps = 0;
-  /** Responses by request method (0-31) × response code (0-255). */
-  private readonly responseCounts = new Float64Array(32 * 256);
-  private readonly rejected = new Map<string, number>();
 
   constructor(
     private readonly opts: EndpointOptions,
@@ -236,102 +226,24 @@ export class CoapEndpoint {
     );
     this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
     this.sweeper.unref();
-    this.registerMetrics(deps.metrics);
-  }
-
-  private registerMetrics(r: MetricsRegistry): void {
-    counterFrom(
-      r,
-      'cellgate_coap_datagrams_received_total',
-      'CoAP datagrams received.',
-      () => this.datagramsIn,
-    );
-    counterFrom(r, 'cellgate_coap_datagrams_sent_total', 'CoAP datagrams sent.', () => this.datagramsOut);
-    counterFrom(
-      r,
-      'cellgate_coap_dedup_hits_total',
-      'Retransmitted requests answered from the dedup cache.',
-      () => {
-        return this.dedup.hits;
+    registerCoapMetrics(deps.metrics, this.counters, {
+      dedupHits: () => this.dedup.hits,
+      inFlight: () => this.inFlight,
+      block1Transfers: () => {
+        const b = this.block1;
+        return { started: b.started, completed: b.completed, failed: b.failed };
       },
-    );
-    counterFrom(
-      r,
-      'cellgate_coap_rejected_total',
-      'Datagrams rejected or ignored before reaching the gateway, by reason.',
-      () => this.rejected,
-      'reason',
-    );
-    counterFrom(
-      r,
-      'cellgate_coap_separate_responses_total',
-      'Responses sent separately after an empty ACK.',
-      () => {
-        return this.separateResponses;
-      },
-    );
-    counterFrom(
-      r,
-      'cellgate_coap_retransmissions_total',
-      'CON responses retransmitted.',
-      () => this.retransmissions,
-    );
-    counterFrom(
-      r,
-      'cellgate_coap_unacknowledged_total',
-      'CON responses never acknowledged.',
-      () => this.giveUps,
-    );
-    gaugeFrom(
-      r,
-      'cellgate_coap_exchanges_in_flight',
-      'Requests handed to the gateway and not yet answered.',
-      () => {
-        return this.inFlight;
-      },
-    );
-    const blocks = this.block1;
-    counterFrom(
-      r,
-      'cellgate_coap_block1_transfers_total',
-      'Block1 uploads by outcome.',
-      () => ({ started: blocks.started, completed: blocks.completed, failed: blocks.failed }),
-      'outcome',
-    );
-    gaugeFrom(
-      r,
-      'cellgate_coap_cache_entries',
-      'Entries held in CoAP caches.',
-      () => ({
+      cacheEntries: () => ({
         dedup: this.dedup.size,
         block1: this.block1.size,
         block2: this.block2.size,
         separate: this.outgoing.size,
       }),
-      'cache',
-    );
-    gaugeFrom(
-      r,
-      'cellgate_coap_cache_bytes',
-      'Bytes held in CoAP caches.',
-      () => ({ dedup: this.dedup.byteSize, block1: this.block1.byteSize, block2: this.block2.byteSize }),
-      'cache',
-    );
-    const counts = this.responseCounts;
-    new Counter({
-      name: 'cellgate_coap_requests_total',
-      help: 'Requests by method and response code.',
-      labelNames: ['method', 'code'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (let i = 0; i < counts.length; i++) {
-          const n = counts[i];
-          if (n === 0) continue;
-          const method = i >> 8;
-          this.inc({ method: METHOD_NAMES[method] ?? String(method), code: codeString(i & 0xff) }, n);
-        }
-      },
+      cacheBytes: () => ({
+        dedup: this.dedup.byteSize,
+        block1: this.block1.byteSize,
+        block2: this.block2.byteSize,
+      }),
     });
   }
 
@@ -351,22 +263,18 @@ export class CoapEndpoint {
     };
   }
 
-  private reject(reason: string): void {
-    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
-  }
-
   private send(peer: Peer, bytes: Buffer): void {
-    this.datagramsOut++;
+    this.counters.datagramsOut++;
     peer.send(bytes);
   }
 
   /** Takes one datagram (one CoAP message) from a peer. */
   receive(data: Buffer, peer: Peer): void {
-    this.datagramsIn++;
+    this.counters.datagramsIn++;
     if (this.closed) return;
     const msg = parseMessage(data);
     if (msg instanceof FormatError) {
-      this.reject(msg.silent ? 'ignored' : 'format_error');
+      this.counters.rejected[msg.silent ? 'ignored' : 'format_error']++;
       // A message format error in a CON is answered with RST; anything else is ignored (RFC 7252 §4.2, §4.3).
       if (!msg.silent && msg.type === MessageType.CON)
         this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
@@ -380,12 +288,12 @@ export class CoapEndpoint {
     if (msg.code === Code.EMPTY) {
       // CoAP ping: an empty CON is answered with RST (§4.3). An empty NON is invalid: ignore it.
       if (type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
-      else this.reject('empty_non');
+      else this.counters.rejected.empty_non++;
       return;
     }
     if (!msg.isRequest) {
       // We send no requests, so a response in a CON or NON has no context: reject it.
-      this.reject('unexpected_response');
+      this.counters.rejected.unexpected_response++;
       if (type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.RST, msg.messageId));
       return;
     }
@@ -393,8 +301,14 @@ export class CoapEndpoint {
   }
 
   private onAckOrReset(msg: CoapMessage, peer: Peer): void {
-    if (msg.type === MessageType.RST && msg.code !== Code.EMPTY) return this.reject('non_empty_rst');
-    if (msg.isRequest) return this.reject('request_in_ack');
+    if (msg.type === MessageType.RST && msg.code !== Code.EMPTY) {
+      this.counters.rejected.non_empty_rst++;
+      return;
+    }
+    if (msg.isRequest) {
+      this.counters.rejected.request_in_ack++;
+      return;
+    }
     const key = peer.key + '#' + msg.messageId;
     const out = this.outgoing.get(key);
     if (!out) return;
@@ -415,37 +329,9 @@ export class CoapEndpoint {
     const isCon = msg.type === MessageType.CON;
     this.dedup.add(peer.key, msg.messageId, isCon, now);
 
-    // Options (RFC 7252 §5.4): unrecognised or malformed critical options → 4.02 (CON) or rejection (NON).
-    const nums = msg.optNumbers;
-    let prev = -1;
-    for (let i = 0; i < nums.length; i++) {
-      const n = nums[i];
-      const def = OPTION_DEFS.get(n);
-      let bad = def === undefined;
-      if (def !== undefined) {
-        const len = msg.optEnds[i] - msg.optStarts[i];
-        bad = len < def.min || len > def.max || (!def.repeatable && n === prev);
-      }
-      prev = n;
-      if (bad && isCritical(n)) {
-        if (!isCon) {
-          this.reject('bad_option_non');
-          const rst = encodeEmpty(MessageType.RST, msg.messageId);
-          this.dedup.setResponse(peer.key, msg.messageId, rst);
-          this.send(peer, rst);
-          return;
-        }
-        const name = def ? def.name : `option ${n}`;
-        return this.answerDirect(msg, peer, Code.BAD_OPTION, `Unrecognized or malformed ${name}`);
-      }
-      if (n === Option.PROXY_URI || n === Option.PROXY_SCHEME) {
-        return this.answerDirect(msg, peer, Code.PROXYING_NOT_SUPPORTED, 'This gateway is not a proxy');
-      }
-    }
+    const problem = checkOptions(msg);
+    if (problem !== undefined) return this.refuse(msg, peer, problem);
     const method = msg.code;
-    if (method > Code.IPATCH) {
-      return this.answerDirect(msg, peer, Code.METHOD_NOT_ALLOWED, 'Unknown method');
-    }
 
     let payload = msg.payload;
     let blocks = 1;
@@ -461,7 +347,7 @@ export class CoapEndpoint {
       blockKey = `${peer.key}|${method}|${path}?${msg.joined(Option.URI_QUERY, '&')}`;
     }
     if (this.drainMaxAge >= 0 && !continuesTransfer(method, b1, b2)) {
-      this.reject('draining');
+      this.counters.rejected.draining++;
       return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Shutting down', [
         [Option.MAX_AGE, this.drainMaxAge],
       ]);
@@ -519,7 +405,7 @@ export class CoapEndpoint {
     }
 
     if (this.inFlight >= this.opts.maxInFlight) {
-      this.reject('busy');
+      this.counters.rejected.busy++;
       return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Busy', [
         [Option.MAX_AGE, RESPONSE_BUSY_MAX_AGE],
       ]);
@@ -587,6 +473,18 @@ export class CoapEndpoint {
     this.send(ex.peer, encodeEmpty(MessageType.ACK, ex.request.messageId));
   }
 
+  /** Answers a request whose options or method are wrong; a NON with a bad critical option is rejected. */
+  private refuse(msg: CoapMessage, peer: Peer, problem: OptionProblem): void {
+    if (problem.rejectsNon && msg.type !== MessageType.CON) {
+      this.counters.rejected.bad_option_non++;
+      const rst = encodeEmpty(MessageType.RST, msg.messageId);
+      this.dedup.setResponse(peer.key, msg.messageId, rst);
+      this.send(peer, rst);
+      return;
+    }
+    this.answerDirect(msg, peer, problem.code, problem.diagnostic);
+  }
+
   private answerTooLarge(msg: CoapMessage, peer: Peer, b1: number | undefined): void {
     const options: OptionEntry[] = [[Option.SIZE1, this.opts.blockwise.maxBodyBytes]];
     if (b1 !== undefined) options.push([Option.BLOCK1, b1]);
@@ -624,7 +522,7 @@ export class CoapEndpoint {
     /** An empty ACK was already sent for the request. */
     emptyAcked: boolean,
   ): void {
-    this.count(msg.code, code);
+    this.counters.countResponse(msg.code, code);
     const isCon = msg.type === MessageType.CON;
     if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
       if (isCon) {
@@ -669,10 +567,6 @@ export class CoapEndpoint {
     const mid = peer.nextMessageId & 0xffff;
     peer.nextMessageId = (mid + 1) & 0xffff;
     return mid;
-  }
-
-  private count(method: number, code: number): void {
-    this.responseCounts[((method & 31) << 8) | (code & 0xff)]++;
   }
 
   /** The block size (SZX) a response to this exchange is sliced at: the client's, if smaller than ours. */
@@ -736,7 +630,7 @@ export class CoapEndpoint {
     if (!separate || suppressed(msg.uint(Option.NO_RESPONSE), code)) {
       return this.reply(msg, peer, code, options, payload, ex.emptyAcked);
     }
-    this.count(ex.method, code);
+    this.counters.countResponse(ex.method, code);
     // Separate CON response (RFC 7252 §5.2.2), retransmitted until the peer acknowledges it.
     if (isCon) this.emptyAck(ex);
     const mid = this.nextMid(peer);
@@ -748,7 +642,7 @@ export class CoapEndpoint {
       options,
       payload,
     });
-    this.separateResponses++;
+    this.counters.separateResponses++;
     const t = this.opts.transmission;
     const timeout = t.ackTimeoutMs * (1 + Math.random() * (t.ackRandomFactor - 1));
     const key = peer.key + '#' + mid;
@@ -775,13 +669,13 @@ export class CoapEndpoint {
     if (this.outgoing.get(out.key) !== out) return;
     if (out.attempts >= this.opts.transmission.maxRetransmit || this.closed) {
       this.outgoing.delete(out.key);
-      this.giveUps++;
+      this.counters.unacknowledged++;
       out.onDelivered?.(false);
       return;
     }
     out.attempts++;
     out.timeoutMs *= 2;
-    this.retransmissions++;
+    this.counters.retransmissions++;
     this.send(out.peer, out.bytes);
     out.timer = setTimeout(onRetransmitTimer, out.timeoutMs, this, out);
   }

@@ -13,6 +13,13 @@ export function createMetricsRegistry(defaults = true): Registry {
   return registry;
 }
 
+/** A record of counts, one per key, all zero (a plain object without a prototype). */
+export function zeroCounts<K extends string>(keys: readonly K[]): Record<K, number> {
+  const o = Object.create(null) as Record<K, number>;
+  for (const k of keys) o[k] = 0;
+  return o;
+}
+
 /** Reads every function of a record at once: a labelled gauge's value (label value → reader). */
 export function readEach(fns: Readonly<Record<string, () => number>>): () => Record<string, number> {
   return () => Object.fromEntries(Object.entries(fns).map(([k, f]) => [k, f()]));

@@ -1,7 +1,7 @@
 /**
  * DTLS counters. The record path increments plain numbers; Prometheus reads them at scrape time.
  */
-import { counterFrom, gaugeFrom, type MetricsRegistry } from '../../ops/metrics.js';
+import { counterFrom, gaugeFrom, zeroCounts, type MetricsRegistry } from '../../ops/metrics.js';
 
 /** Why a handshake failed (label `reason` of cellgate_dtls_handshakes_failed_total). */
 export const HANDSHAKE_FAILURES = [
@@ -47,12 +47,6 @@ export const DROP_REASONS = [
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
-function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
-  const o = Object.create(null) as Record<K, number>;
-  for (const k of keys) o[k] = 0;
-  return o;
-}
-
 export class DtlsStats {
   handshakesStarted = 0;
   handshakesCompleted = 0;
@@ -61,8 +55,8 @@ export class DtlsStats {
   cidAddressUpdates = 0;
   recordsIn = 0;
   recordsOut = 0;
-  readonly handshakesFailed = zeros(HANDSHAKE_FAILURES);
-  readonly recordsDropped = zeros(DROP_REASONS);
+  readonly handshakesFailed = zeroCounts(HANDSHAKE_FAILURES);
+  readonly recordsDropped = zeroCounts(DROP_REASONS);
 }
 
 type DtlsGauges = { sessions(): number; handshakes(): number; reassemblyBytes(): number };
@@ -86,7 +80,7 @@ function sumRecords<K extends string>(
   keys: readonly K[],
   read: (s: DtlsStats) => Record<K, number>,
 ): Record<K, number> {
-  const out = zeros(keys);
+  const out = zeroCounts(keys);
   for (const s of list) {
     const r = read(s.stats);
     for (const k of keys) out[k] += r[k];
