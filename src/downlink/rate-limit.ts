@@ -2,7 +2,7 @@
  * Token buckets per key (per thing): at most `ratePerSecond` requests per second on average, bursts up to
  * the same number. Capped in keys; past the cap the oldest bucket is forgotten.
  */
-import { Fifo } from '../collections/fifo.js';
+import { BoundedMap } from '../collections/bounded-map.js';
 
 interface Bucket {
   tokens: number;
@@ -10,17 +10,17 @@ interface Bucket {
 }
 
 export class KeyedRateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
-  /** Keys in insertion order: the oldest bucket is forgotten first. */
-  private readonly order = new Fifo<string>();
+  /** The oldest bucket is forgotten first. */
+  private readonly buckets: BoundedMap<string, Bucket>;
   private readonly burst: number;
 
   constructor(
     private readonly ratePerSecond: number,
-    private readonly maxKeys: number,
-    private readonly onCap: (n: number) => void,
+    maxKeys: number,
+    onCap: (n: number) => void,
   ) {
     this.burst = Math.max(1, ratePerSecond);
+    this.buckets = new BoundedMap({ maxEntries: maxKeys, onCap: (_cap, n) => onCap(n) });
   }
 
   get size(): number {
@@ -31,13 +31,8 @@ export class KeyedRateLimiter {
   take(key: string, now = Date.now()): boolean {
     let b = this.buckets.get(key);
     if (!b) {
-      if (this.buckets.size >= this.maxKeys) {
-        this.buckets.delete(this.order.shift() as string);
-        this.onCap(1);
-      }
       b = { tokens: this.burst, at: now };
       this.buckets.set(key, b);
-      this.order.push(key);
     } else {
       b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.ratePerSecond) / 1000);
       b.at = now;

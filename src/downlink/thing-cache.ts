@@ -4,7 +4,7 @@
  * uplink finds its downlink with one map lookup. Capped in entries and bytes; the oldest entries go first
  * (they are read again from the source when needed).
  */
-import { Fifo } from '../collections/fifo.js';
+import { BoundedMap } from '../collections/bounded-map.js';
 import type { Command } from '../state/command-store.js';
 import { isActive } from '../state/command-store.js';
 import { encodeTag, type DownlinkCommand, type DownlinkDocument } from './document.js';
@@ -113,23 +113,23 @@ export class ThingEntry {
 }
 
 export class ThingCache {
-  private readonly entries = new Map<string, ThingEntry>();
-  /** Entries in insertion order: the oldest is evicted first. */
-  private readonly order = new Fifo<ThingEntry>();
-  private bytes = 0;
+  /** The oldest entry is evicted first, never the one in use (it goes to the back of the line). */
+  private readonly entries: BoundedMap<string, ThingEntry>;
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly maxBytes: number,
-    private readonly onCap: (cap: string, n: number) => void,
-  ) {}
+  constructor(maxEntries: number, maxBytes: number, onCap: (cap: string, n: number) => void) {
+    this.entries = new BoundedMap({
+      maxEntries,
+      maxBytes,
+      onCap: (cap, n) => onCap(cap === 'entries' ? 'downlink_cache_entries' : 'downlink_cache_bytes', n),
+    });
+  }
 
   get size(): number {
     return this.entries.size;
   }
 
   get byteSize(): number {
-    return this.bytes;
+    return this.entries.byteSize;
   }
 
   peek(thing: string): ThingEntry | undefined {
@@ -141,10 +141,7 @@ export class ThingCache {
     let e = this.entries.get(thing);
     if (e) return e;
     e = new ThingEntry(thing);
-    this.entries.set(thing, e);
-    this.order.push(e);
-    this.bytes += e.bytes;
-    this.enforce(e);
+    this.entries.set(thing, e, e.bytes);
     return e;
   }
 
@@ -152,35 +149,11 @@ export class ThingCache {
   resize(e: ThingEntry): void {
     const bytes = e.baseBytes + (e.doc?.encodedBytes ?? 0);
     if (this.entries.get(e.thing) !== e || bytes === e.bytes) return;
-    this.bytes += bytes - e.bytes;
     e.bytes = bytes;
-    this.enforce(e);
-  }
-
-  private enforce(keep: ThingEntry): void {
-    let byCount = 0;
-    let byBytes = 0;
-    while (this.entries.size > this.maxEntries || this.bytes > this.maxBytes) {
-      const e = this.order.shift();
-      if (e === undefined) break;
-      if (e === keep) {
-        // Never evict the entry being used; it goes to the back of the line.
-        this.order.push(e);
-        if (this.entries.size === 1) break;
-        continue;
-      }
-      if (this.entries.size > this.maxEntries) byCount++;
-      else byBytes++;
-      this.entries.delete(e.thing);
-      this.bytes -= e.bytes;
-    }
-    if (byCount) this.onCap('downlink_cache_entries', byCount);
-    if (byBytes) this.onCap('downlink_cache_bytes', byBytes);
+    this.entries.resize(e.thing, bytes);
   }
 
   clear(): void {
     this.entries.clear();
-    this.order.clear();
-    this.bytes = 0;
   }
 }
