@@ -5,6 +5,7 @@
  * number of them (the oldest make room, reported as the cap `dtls_aws_iot_answers`); concurrent handshakes of
  * one certificate or thing share one call. A call that fails or times out refuses the handshake.
  */
+import { BoundedMap } from '../../collections/bounded-map.js';
 import type { DtlsConfig } from '../../config/dtls.js';
 
 /** What IoT Core says of a certificate for a thing. */
@@ -38,26 +39,23 @@ interface Entry<T> {
   readonly at: number;
 }
 
-/** A TTL cache of promises with a bound on entries. */
+/** A TTL cache of promises with a bound on entries (the oldest makes room). */
 class AnswerCache<T> {
-  private readonly entries = new Map<string, Entry<T>>();
+  private readonly entries: BoundedMap<string, Entry<T>>;
 
   constructor(
     private readonly ttlMs: number,
-    private readonly max: number,
-    private readonly onCap: () => void,
-  ) {}
+    max: number,
+    onCap: () => void,
+  ) {
+    this.entries = new BoundedMap({ maxEntries: max, ttlMs, onCap: () => onCap() });
+  }
 
   /** The cached answer, or a new one (`fresh`: ask again unless the answer is under a second old). */
   get(key: string, load: () => Promise<T>, fresh = false): Promise<T> {
     const now = Date.now();
     const hit = this.entries.get(key);
     if (hit && now - hit.at < (fresh ? FRESH_MS : this.ttlMs)) return hit.value;
-    if (hit) this.entries.delete(key);
-    if (this.entries.size >= this.max) {
-      this.entries.delete(this.entries.keys().next().value as string);
-      this.onCap();
-    }
     const value = load();
     this.entries.set(key, { value, at: now });
     // A failed call is not remembered: the next handshake asks again.

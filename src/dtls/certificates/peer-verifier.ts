@@ -9,6 +9,7 @@
  * for CertificateVerify and the names the mapping rules need; nothing of it outlives the handshake.
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { BoundedMap } from '../../collections/bounded-map.js';
 import { certificateFields, KeyUsage } from './der.js';
 
 export type CertificateFailure = 'bad_certificate' | 'unknown_ca' | 'certificate_expired';
@@ -64,15 +65,18 @@ export function readTrustAnchors(pem: string): TrustAnchor[] {
 }
 
 export class PeerVerifier {
-  private readonly cache = new Map<string, VerifiedPeer>();
+  /** Verified chains by their hash; the oldest makes room when it is full. */
+  private readonly cache: BoundedMap<string, VerifiedPeer>;
 
   constructor(
     private readonly anchors: readonly TrustAnchor[],
     private readonly maxIntermediates: number,
     private readonly maxCached: number,
     /** Called when the cache is full and its oldest entry makes room. */
-    private readonly onCap: () => void,
-  ) {}
+    onCap: () => void,
+  ) {
+    this.cache = new BoundedMap({ maxEntries: maxCached, onCap: () => onCap() });
+  }
 
   /** The DER subject Names of the anchors. */
   get authorities(): readonly Buffer[] {
@@ -95,13 +99,7 @@ export class PeerVerifier {
       // A certificate that parses but whose key or signature OpenSSL cannot decode.
       result = 'bad_certificate';
     }
-    if (typeof result !== 'string' && this.maxCached > 0) {
-      if (this.cache.size >= this.maxCached) {
-        this.cache.delete(this.cache.keys().next().value as string);
-        this.onCap();
-      }
-      this.cache.set(key, result);
-    }
+    if (typeof result !== 'string' && this.maxCached > 0) this.cache.set(key, result);
     return result;
   }
 
