@@ -9,12 +9,12 @@ import { pemCertificates } from '../../src/dtls/certificates/peer-verifier.js';
 import { TestPki } from '../support/certificates.js';
 import { connectDtls, type DtlsUdpClient } from '../support/dtls-client.js';
 import { device, startListener, type ListenerHarness } from '../support/dtls-harness.js';
-import { startLossyProxy, type LossyProxy } from '../support/lossy-proxy.js';
+import { LossyRelay } from '../support/lossy-relay.js';
 import { startTestGateway } from '../support/gateway.js';
 import { coapClient } from '../support/libcoap.js';
 
 let srv: ListenerHarness | undefined;
-let proxy: LossyProxy | undefined;
+let proxy: LossyRelay | undefined;
 const clients: DtlsUdpClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close(false);
@@ -40,7 +40,7 @@ describe('through a lossy path', () => {
   it('completes handshakes of clients with Connection IDs, delivers every record at most once', async () => {
     const devices = Array.from({ length: 12 }, (_, i) => device(`d${i}`));
     srv = await startListener({ retransmitInitialMs: 200 }, devices);
-    proxy = await startLossyProxy({
+    proxy = await LossyRelay.start({
       targetPort: srv.port,
       seed: 7,
       loss: 0.15,
@@ -89,7 +89,7 @@ describe('through a lossy path', () => {
         },
         ids.map((id, i) => ({ id: `c${i}`, thing: `c${i}`, ips: [], x509: { fingerprint: id.fingerprint } })),
       );
-      proxy = await startLossyProxy({
+      proxy = await LossyRelay.start({
         targetPort: srv.port,
         seed: 11,
         loss: 0.15,
@@ -127,7 +127,7 @@ describe('through a lossy path', () => {
   it('completes libcoap’s handshakes through the gateway and publishes each uplink exactly once', async () => {
     const gw = await startTestGateway({ config: { dtls: { retransmitInitialMs: 300 } } });
     try {
-      proxy = await startLossyProxy({
+      proxy = await LossyRelay.start({
         targetPort: gw.ports.dtls!,
         seed: 3,
         loss: 0.2,

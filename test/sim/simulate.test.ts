@@ -10,7 +10,7 @@ import { formatSummary } from '../../src/sim/stats.js';
 import { createSocket } from 'node:dgram';
 import { CLI, assertBuilt } from '../support/child-gateway.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { LossyRelay } from '../support/lossy-relay.js';
+import { dropFirstTransmissions, LossyRelay } from '../support/lossy-relay.js';
 import { prng } from '../support/prng.js';
 
 const run = promisify(execFile);
@@ -268,13 +268,9 @@ describe('cellgate simulate', () => {
   });
 
   it('retransmits over a lossy link and still gets every uplink acknowledged once', async () => {
-    const rand = prng(42);
-    const seen = new Set<string>();
-    const relay = await LossyRelay.start(gw.coapPort, (dir, data) => {
-      const key = dir + data.subarray(0, 4).toString('hex');
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return rand() < 0.3;
+    const relay = await LossyRelay.start({
+      targetPort: gw.coapPort,
+      drop: dropFirstTransmissions(prng(42), 0.3),
     });
     const before = gw.recorder.messages.length;
     try {
