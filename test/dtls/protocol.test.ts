@@ -1,4 +1,4 @@
-/** Record, handshake, extension and alert codecs, with good and bad input. */
+/** The DTLS protocol codecs (src/dtls/protocol): record, handshake, extension and alert, with good and bad input. */
 import { describe, expect, it } from 'vitest';
 import { encodeAlert, endsSession, parseAlert } from '../../src/dtls/protocol/alert.js';
 import { ContentType, ExtensionType, HandshakeType } from '../../src/dtls/protocol/constants.js';
