@@ -8,6 +8,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { ContentFormat } from '../coap/constants.js';
 import { BUILTIN_CODEC_NAMES, codecsSchema, type CodecsConfig } from '../config/codecs.js';
 import type { CodecSpec, Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -512,12 +513,12 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private defaultFor(contentFormat: number | undefined): Entry {
     const d = this.defaults as NonNullable<CodecRegistry['defaults']>;
     switch (contentFormat) {
-      case 50:
+      case ContentFormat.JSON:
         return d.json;
-      case 60:
+      case ContentFormat.CBOR:
         return d.cbor;
-      case 110:
-      case 112:
+      case ContentFormat.SENML_JSON:
+      case ContentFormat.SENML_CBOR:
         return d.senml;
       default:
         return d.raw;
@@ -725,7 +726,12 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     const d = this.defaults;
     let entry: Entry;
     if (Buffer.isBuffer(data) || data instanceof Uint8Array) entry = d.raw;
-    else if (ctx.accept === 50 || ctx.accept === 60 || ctx.accept === 110 || ctx.accept === 112)
+    else if (
+      ctx.accept === ContentFormat.JSON ||
+      ctx.accept === ContentFormat.CBOR ||
+      ctx.accept === ContentFormat.SENML_JSON ||
+      ctx.accept === ContentFormat.SENML_CBOR
+    )
       entry = this.defaultFor(ctx.accept);
     else if (dc.codec === null) entry = d.json;
     else entry = dc.codec;

@@ -330,7 +330,9 @@ export class Gateway implements RequestHandler {
     if (ex.method !== Code.GET) return ex.respond(text(Code.METHOD_NOT_ALLOWED, 'Discovery is GET only'));
     this.deps.downloads.list(64).then(
       (files) => {
-        const links = files.map((f) => `</fw/${encodeURIComponent(f.name)}>;ct=42;sz=${f.size}`);
+        const links = files.map(
+          (f) => `</fw/${encodeURIComponent(f.name)}>;ct=${ContentFormat.OCTET_STREAM};sz=${f.size}`,
+        );
         for (const p of this.routes.keys()) if (p !== '.well-known/core') links.push(`</${p}>`);
         ex.respond({
           code: Code.CONTENT,
