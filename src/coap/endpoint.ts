@@ -4,16 +4,18 @@
  * One inbound call, `receive(datagram, peer)`, and one outbound handler, `RequestHandler.handle(exchange)`.
  * In order, a datagram goes through: message format checks (RST for a bad CON, silence for the rest),
  * messaging (ping, ACK/RST matching for our separate responses), deduplication (a retransmission gets the
- * cached response and is never handled twice), option checks (4.02 / 5.05 / 4.05), block-wise reassembly
- * (2.31 / 4.08 / 4.13) and then the handler. The response goes back piggybacked on the ACK when the handler
- * answers within the piggyback window, otherwise as an empty ACK followed by a separate CON response that is
- * retransmitted until acknowledged.
+ * cached response and is never handled twice, dedup.ts), option checks (4.02 / 5.05 / 4.05,
+ * option-checks.ts), draining (5.03 to new requests), block-wise transfer (2.31 / 4.08 / 4.13, blockwise.ts),
+ * overload (5.03 past the cap on exchanges in flight) and then the handler. The response goes back
+ * piggybacked on the ACK when the handler answers within the piggyback window, otherwise as an empty ACK
+ * followed by a separate CON response that is retransmitted until acknowledged; a response larger than a
+ * block goes out block-wise.
  */
 import type { Logger } from 'pino';
 import type { Peer } from '../transport/peer.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
-import { blockSize, decodeBlock, encodeBlock, szxForSize, type BlockValue } from './block-option.js';
-import { Block1Assembler, Block1Status, Block2Store, NO_HELD_BODY, sliceBlock } from './blockwise.js';
+import { blockSize, encodeBlock, type BlockValue } from './block-option.js';
+import { Blockwise, continuesTransfer, type BlockExchange } from './blockwise.js';
 import {
   Code,
   exchangeLifetimeMs,
@@ -58,7 +60,7 @@ export interface EndpointDeps {
   caps: CapReporter;
 }
 
-/** Message types the gateway answers with, by request type. */
+/** Max-Age (seconds) of the 5.03 answered while too many exchanges are in flight. */
 const RESPONSE_BUSY_MAX_AGE = 5;
 
 /** A separate CON response waiting for its ACK. */
@@ -85,32 +87,34 @@ class AckWait {
   ) {}
 }
 
-class ServerExchange implements Exchange {
+class ServerExchange implements Exchange, BlockExchange {
   responded = false;
+  /** An empty ACK was sent: the response will be a separate CON response. */
+  emptyAcked = false;
   /** Its place in the piggyback-window queue while unanswered. */
   wait: AckWait | null = null;
   private queryCache: string[] | undefined;
-  /** SZX and NUM of the last Block1 block (the final response echoes it), or -1. */
+  readonly method: number;
+  readonly path: string;
+  // Set by the block-wise stage (see BlockExchange).
+  payload: Buffer;
+  blocks = 1;
   block1Szx = -1;
   block1Num = 0;
-  /** Block2 option of the request, if any. */
-  block2: BlockValue | undefined;
-  /** Key of this request's URI for block-wise state. */
+  block2: BlockValue | undefined = undefined;
+  orphaned = false;
   blockKey = '';
 
   constructor(
     readonly endpoint: CoapEndpoint,
     readonly peer: Peer,
     readonly request: CoapMessage,
-    readonly method: number,
-    readonly path: string,
-    readonly payload: Buffer,
-    readonly blocks: number,
     readonly receivedAt: number,
-  ) {}
-
-  /** An empty ACK was sent: the response will be a separate CON response. */
-  emptyAcked = false;
+  ) {
+    this.method = request.code;
+    this.path = request.joined(Option.URI_PATH, '/');
+    this.payload = request.payload;
+  }
 
   get query(): readonly string[] {
     return (this.queryCache ??= this.request.strings(Option.URI_QUERY));
@@ -125,7 +129,7 @@ class ServerExchange implements Exchange {
   }
 
   get blockSize(): number {
-    return blockSize(this.endpoint.responseSzx(this));
+    return blockSize(this.endpoint.blockwise.responseSzx(this));
   }
 
   get acknowledged(): boolean {
@@ -137,23 +141,6 @@ class ServerExchange implements Exchange {
     this.responded = true;
     this.endpoint.sendResponse(this, response);
   }
-}
-
-function isSafeMethod(method: number): boolean {
-  return method === Code.GET || method === Code.FETCH;
-}
-
-function hasBody(method: number): boolean {
-  return method !== Code.GET && method !== Code.DELETE;
-}
-
-/**
- * A later block of a transfer that started before: a Block1 block after the first, or a later Block2 block
- * of a response held for a non-idempotent request. A draining endpoint still serves these.
- */
-function continuesTransfer(method: number, b1: number | undefined, b2: number | undefined): boolean {
-  if (b1 !== undefined) return b1 >> 4 > 0;
-  return b2 !== undefined && b2 >> 4 > 0 && !isSafeMethod(method);
 }
 
 /** RFC 7967 No-Response: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx. */
@@ -169,8 +156,7 @@ function suppressed(noResponse: number | undefined, code: number): boolean {
 
 export class CoapEndpoint {
   private readonly dedup: DedupCache;
-  private readonly block1: Block1Assembler;
-  private readonly block2: Block2Store;
+  readonly blockwise: Blockwise;
   private readonly outgoing = new Map<string, Outgoing>();
   /** CON exchanges not answered yet, in the order their piggyback windows end. */
   private readonly awaiting = new Fifo<AckWait>();
@@ -179,7 +165,6 @@ export class CoapEndpoint {
   private readonly ackTickMs: number;
   private readonly conLifetimeMs: number;
   private readonly nonLifetimeMs: number;
-  private readonly preferredSzx: number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly caps: CapReporter;
@@ -201,11 +186,6 @@ export class CoapEndpoint {
     this.conLifetimeMs = opts.dedup.lifetimeMs ?? exchangeLifetimeMs(t);
     this.ackTickMs = Math.max(1, Math.min(25, Math.floor(opts.piggybackWindowMs / 4)));
     this.nonLifetimeMs = Math.min(this.conLifetimeMs, opts.dedup.lifetimeMs ?? nonLifetimeMs(t));
-    // The block size must leave room for the header, token and options within one message.
-    this.preferredSzx = Math.min(
-      szxForSize(opts.blockwise.preferredBlockSize),
-      szxForSize(Math.max(16, opts.maxMessageBytes - 64)),
-    );
     const caps = deps.caps;
     this.caps = caps;
     this.dedup = new DedupCache(
@@ -215,34 +195,26 @@ export class CoapEndpoint {
       this.nonLifetimeMs,
       (n) => caps.hit('coap_dedup', n),
     );
-    this.block1 = new Block1Assembler({ ...opts.blockwise, preferredSzx: this.preferredSzx }, (cap, n) =>
-      caps.hit(cap, n),
-    );
-    this.block2 = new Block2Store(
-      opts.blockwise.maxTransfers,
-      opts.blockwise.maxBytes,
-      opts.blockwise.lifetimeMs,
-      (n) => caps.hit('block2_bodies', n),
-    );
+    this.blockwise = new Blockwise(opts.blockwise, opts.maxMessageBytes, (cap, n) => caps.hit(cap, n));
     this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
     this.sweeper.unref();
     registerCoapMetrics(deps.metrics, this.counters, {
       dedupHits: () => this.dedup.hits,
       inFlight: () => this.inFlight,
       block1Transfers: () => {
-        const b = this.block1;
+        const b = this.blockwise.block1;
         return { started: b.started, completed: b.completed, failed: b.failed };
       },
       cacheEntries: () => ({
         dedup: this.dedup.size,
-        block1: this.block1.size,
-        block2: this.block2.size,
+        block1: this.blockwise.block1.size,
+        block2: this.blockwise.block2.size,
         separate: this.outgoing.size,
       }),
       cacheBytes: () => ({
         dedup: this.dedup.byteSize,
-        block1: this.block1.byteSize,
-        block2: this.block2.byteSize,
+        block1: this.blockwise.block1.byteSize,
+        block2: this.blockwise.block2.byteSize,
       }),
     });
   }
@@ -257,8 +229,8 @@ export class CoapEndpoint {
     return {
       dedupEntries: this.dedup.size,
       dedupBytes: this.dedup.byteSize,
-      block1: this.block1.size,
-      block2: this.block2.size,
+      block1: this.blockwise.block1.size,
+      block2: this.blockwise.block2.size,
       outgoing: this.outgoing.size,
     };
   }
@@ -317,119 +289,60 @@ export class CoapEndpoint {
     out.onDelivered?.(msg.type === MessageType.ACK);
   }
 
+  /** A request, through the stages in the order of the file's header, to the handler. */
   private onRequest(msg: CoapMessage, peer: Peer): void {
     const now = Date.now();
-    const seen = this.dedup.get(peer.key, msg.messageId, now);
-    if (seen !== undefined) {
-      if (typeof seen === 'string') this.send(peer, Buffer.from(seen, 'latin1'));
-      else if (seen === EMPTY_ACKED) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
-      // IN_PROGRESS: the response is on its way.
-      return;
-    }
-    const isCon = msg.type === MessageType.CON;
-    this.dedup.add(peer.key, msg.messageId, isCon, now);
-
+    if (this.isDuplicate(msg, peer, now)) return;
     const problem = checkOptions(msg);
     if (problem !== undefined) return this.refuse(msg, peer, problem);
-    const method = msg.code;
-
-    let payload = msg.payload;
-    let blocks = 1;
-    let block1: BlockValue | undefined;
-    let block2: BlockValue | undefined;
-    let blockKey = '';
-    let orphaned = false;
-    const b1 = msg.uint(Option.BLOCK1);
-    const b2 = msg.uint(Option.BLOCK2);
-    const path = msg.joined(Option.URI_PATH, '/');
-    const size1 = msg.uint(Option.SIZE1);
-    if (b1 !== undefined || b2 !== undefined) {
-      blockKey = `${peer.key}|${method}|${path}?${msg.joined(Option.URI_QUERY, '&')}`;
-    }
-    if (this.drainMaxAge >= 0 && !continuesTransfer(method, b1, b2)) {
+    if (this.drainMaxAge >= 0 && !continuesTransfer(msg)) {
       this.counters.rejected.draining++;
       return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Shutting down', [
         [Option.MAX_AGE, this.drainMaxAge],
       ]);
     }
-    if (size1 !== undefined && size1 > this.opts.blockwise.maxBodyBytes && hasBody(method)) {
-      return this.answerTooLarge(msg, peer, b1);
-    }
-    if (b1 !== undefined && hasBody(method)) {
-      block1 = decodeBlock(b1);
-      const r = this.block1.receive(blockKey, block1, payload, size1, now);
-      switch (r.status) {
-        case Block1Status.CONTINUE:
-          return this.answerDirect(msg, peer, Code.CONTINUE, undefined, [
-            [Option.BLOCK1, encodeBlock(block1.num, true, r.szx)],
-          ]);
-        case Block1Status.ORPHANED:
-          // The last block of an upload this endpoint holds nothing of: the handler may know it completed.
-          if (block1.more || this.handler.handleOrphanedBlock === undefined) {
-            return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
-              [Option.BLOCK1, b1],
-            ]);
-          }
-          orphaned = true;
-          blocks = block1.num + 1;
-          break;
-        case Block1Status.INCOMPLETE:
-          return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, r.reason, [
-            [Option.BLOCK1, b1],
-          ]);
-        case Block1Status.TOO_LARGE:
-          return this.answerTooLarge(msg, peer, b1);
-        case Block1Status.BAD_REQUEST:
-          return this.answerDirect(msg, peer, Code.BAD_REQUEST, r.reason);
-        case Block1Status.COMPLETE:
-          payload = r.body as Buffer;
-          blocks = r.blocks as number;
-          break;
-      }
-    }
-    if (b2 !== undefined) {
-      block2 = decodeBlock(b2);
-      if (block2.szx === 7) return this.answerDirect(msg, peer, Code.BAD_OPTION, 'BERT is not used over UDP');
-      if (block2.num > 0 && !isSafeMethod(method) && !orphaned) {
-        // A later block of a response to a non-idempotent request: serve it from the held body; if none is
-        // held (block 0 went out from another replica), the handler may be able to give the body again.
-        const held = this.block2.get(blockKey, now);
-        if (held) {
-          return this.answerBlock(msg, peer, held.code, held.body, held.contentFormat, held.etag, block2);
-        }
-        if (this.handler.handleOrphanedBlock === undefined || b1 !== undefined) {
-          return this.answerDirect(msg, peer, Code.REQUEST_ENTITY_INCOMPLETE, NO_HELD_BODY);
-        }
-        orphaned = true;
-      }
-    }
-
+    const ex = new ServerExchange(this, peer, msg, now);
+    const answer = this.blockwise.takeRequest(ex, this.handler.handleOrphanedBlock !== undefined, now);
+    if (answer !== undefined)
+      return this.reply(msg, peer, answer.code, answer.options, answer.payload, false);
     if (this.inFlight >= this.opts.maxInFlight) {
       this.counters.rejected.busy++;
       return this.answerDirect(msg, peer, Code.SERVICE_UNAVAILABLE, 'Busy', [
         [Option.MAX_AGE, RESPONSE_BUSY_MAX_AGE],
       ]);
     }
+    this.dispatch(ex);
+  }
 
-    const ex = new ServerExchange(this, peer, msg, method, path, payload, blocks, now);
-    if (block1) {
-      ex.block1Szx = Math.min(block1.szx, this.preferredSzx);
-      ex.block1Num = block1.num;
+  /**
+   * Deduplication (RFC 7252 §4.5): a message seen before gets the answer it got then (nothing while its
+   * response is on its way) and goes no further; a new one is remembered.
+   */
+  private isDuplicate(msg: CoapMessage, peer: Peer, now: number): boolean {
+    const seen = this.dedup.get(peer.key, msg.messageId, now);
+    if (seen === undefined) {
+      this.dedup.add(peer.key, msg.messageId, msg.type === MessageType.CON, now);
+      return false;
     }
-    ex.block2 = block2;
-    ex.blockKey = blockKey;
+    if (typeof seen === 'string') this.send(peer, Buffer.from(seen, 'latin1'));
+    else if (seen === EMPTY_ACKED) this.send(peer, encodeEmpty(MessageType.ACK, msg.messageId));
+    return true;
+  }
+
+  /** Hands an exchange to the handler; a CON one not answered at once waits for its piggyback window. */
+  private dispatch(ex: ServerExchange): void {
     this.inFlight++;
     try {
-      if (orphaned) (this.handler.handleOrphanedBlock as (ex: Exchange) => void)(ex);
+      if (ex.orphaned) (this.handler.handleOrphanedBlock as (ex: Exchange) => void)(ex);
       else this.handler.handle(ex);
     } catch (err) {
       this.log.error({ err }, 'request handler failed');
       if (!ex.responded)
         ex.respond({ code: Code.INTERNAL_SERVER_ERROR, payload: Buffer.from('Internal error') });
     }
-    if (!ex.responded && isCon) {
+    if (!ex.responded && ex.request.type === MessageType.CON) {
       if (this.opts.piggybackWindowMs === 0) this.emptyAck(ex);
-      else this.awaitAnswer(ex, now);
+      else this.awaitAnswer(ex, ex.receivedAt);
     }
   }
 
@@ -485,18 +398,6 @@ export class CoapEndpoint {
     this.answerDirect(msg, peer, problem.code, problem.diagnostic);
   }
 
-  private answerTooLarge(msg: CoapMessage, peer: Peer, b1: number | undefined): void {
-    const options: OptionEntry[] = [[Option.SIZE1, this.opts.blockwise.maxBodyBytes]];
-    if (b1 !== undefined) options.push([Option.BLOCK1, b1]);
-    this.answerDirect(
-      msg,
-      peer,
-      Code.REQUEST_ENTITY_TOO_LARGE,
-      `Body over ${this.opts.blockwise.maxBodyBytes} bytes`,
-      options,
-    );
-  }
-
   /** Answers a request without the handler (errors, 2.31 Continue), piggybacked or as a NON response. */
   private answerDirect(
     msg: CoapMessage,
@@ -544,35 +445,10 @@ export class CoapEndpoint {
     this.send(peer, bytes);
   }
 
-  private answerBlock(
-    msg: CoapMessage,
-    peer: Peer,
-    code: number,
-    body: Buffer,
-    contentFormat: number | undefined,
-    etag: Buffer | undefined,
-    block2: BlockValue,
-  ): void {
-    const szx = Math.min(block2.szx, this.preferredSzx);
-    const slice = sliceBlock(body, block2.num, szx);
-    if (!slice) return this.answerDirect(msg, peer, Code.BAD_OPTION, 'Block2 number past the end');
-    const options: OptionEntry[] = [[Option.BLOCK2, encodeBlock(block2.num, slice.more, szx)]];
-    if (contentFormat !== undefined) options.push([Option.CONTENT_FORMAT, contentFormat]);
-    if (etag) options.push([Option.ETAG, etag]);
-    if (msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
-    this.reply(msg, peer, code, options, slice.payload, false);
-  }
-
   private nextMid(peer: Peer): number {
     const mid = peer.nextMessageId & 0xffff;
     peer.nextMessageId = (mid + 1) & 0xffff;
     return mid;
-  }
-
-  /** The block size (SZX) a response to this exchange is sliced at: the client's, if smaller than ours. */
-  responseSzx(ex: ServerExchange): number {
-    const b2 = ex.block2;
-    return b2 ? Math.min(b2.szx, this.preferredSzx) : this.preferredSzx;
   }
 
   /** Sends the handler's response for an exchange. */
@@ -582,8 +458,6 @@ export class CoapEndpoint {
       ex.wait.ex = null;
       ex.wait = null;
     }
-    const msg = ex.request;
-    const code = res.code;
     if (this.closed) return;
     let payload = res.payload;
     const options: OptionEntry[] = [];
@@ -593,29 +467,13 @@ export class CoapEndpoint {
     if (res.options) for (const o of res.options) options.push(o);
     if (ex.block1Szx >= 0) options.push([Option.BLOCK1, encodeBlock(ex.block1Num, false, ex.block1Szx)]);
     if (payload && payload.length > 0) {
-      const b2 = ex.block2;
-      const szx = this.responseSzx(ex);
-      if (b2 || payload.length > blockSize(szx)) {
-        const num = b2 ? b2.num : 0;
-        const body = payload;
-        const slice = sliceBlock(body, num, szx);
-        if (!slice) {
-          return this.finish(
-            ex,
-            { code: Code.BAD_OPTION, payload: Buffer.from('Block2 number past the end') },
-            [],
-          );
-        }
-        payload = slice.payload;
-        options.push([Option.BLOCK2, encodeBlock(num, slice.more, szx)]);
-        if (num === 0 || msg.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
-        if (slice.more && !isSafeMethod(ex.method)) {
-          this.block2.put(
-            ex.blockKey || `${ex.peer.key}|${ex.method}|${ex.path}?${msg.joined(Option.URI_QUERY, '&')}`,
-            { code, body, contentFormat: res.contentFormat, etag: res.etag },
-            Date.now(),
-          );
-        }
+      payload = this.blockwise.sliceResponse(ex, res, payload, options);
+      if (payload === undefined) {
+        return this.finish(
+          ex,
+          { code: Code.BAD_OPTION, payload: Buffer.from('Block2 number past the end') },
+          [],
+        );
       }
     }
     this.finish(ex, res, options, payload);
@@ -727,8 +585,7 @@ export class CoapEndpoint {
 
   private sweep(now: number): void {
     this.dedup.sweep(now);
-    this.block1.sweep(now);
-    this.block2.sweep(now);
+    this.blockwise.sweep(now);
   }
 
   /** Stops timers; pending separate responses are abandoned. */
@@ -744,8 +601,7 @@ export class CoapEndpoint {
     }
     this.outgoing.clear();
     this.dedup.clear();
-    this.block1.clear();
-    this.block2.clear();
+    this.blockwise.clear();
   }
 }
 
