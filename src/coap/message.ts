@@ -165,9 +165,10 @@ export function parseMessage(data: Buffer): CoapMessage | FormatError {
   if (cls === 1 || cls === 6 || cls === 7)
     return new FormatError('reserved code class', type, messageId, false);
   if (code === 0) {
-    // Empty message: exactly 4 bytes, no token (RFC 7252 §4.1).
+    // Empty message: exactly 4 bytes, token length 0 (RFC 7252 §3, §4.1).
     if (len !== 4)
       return new FormatError('empty message with content after the header', type, messageId, false);
+    if (tkl !== 0) return new FormatError('empty message with a token length', type, messageId, false);
     return new CoapMessage(data, type, code, messageId, 0);
   }
   if (len < 4 + tkl) return new FormatError('truncated token', type, messageId, false);

@@ -10,7 +10,8 @@
  *   which stay numbers;
  * - byte strings under an expected-conversion tag (21 base64url, 22 base64, 23 base16, 108 lower-case base16)
  *   become text strings encoded that way;
- * - indefinite-length strings become definite ones;
+ * - indefinite-length strings, and strings with an eight-byte length, become definite ones with the shortest
+ *   length (cbor-x's native string extractor, used for longer payloads, reads neither);
  * - unassigned simple values become null.
  *
  * Most payloads need none of this: then the input itself is returned, after one pass that allocates nothing.
@@ -194,11 +195,13 @@ class Walker {
       case 3: {
         const headEnd = this.pos;
         const s = this.stringContent(major, ai);
+        // An eight-byte length is rewritten too: cbor-x's native string extractor refuses it.
+        if (ai === 27) this.rewrite = true;
         if (major === 2 && hint !== HINT_NONE) {
           this.rewrite = true;
           if (out) out.text(encodeHint(hint, s));
         } else if (out) {
-          if (ai === 31) {
+          if (ai === 31 || ai === 27) {
             out.head(major, s.length);
             out.bytes(s, 0, s.length);
           } else out.bytes(src, start, headEnd + s.length);

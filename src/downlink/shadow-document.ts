@@ -47,11 +47,18 @@ export function isJsonObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function depth(v: Json): number {
+/**
+ * Nesting depth of `v`, counted no further than `limit + 1`: a request nested thousands of levels deep is
+ * refused without recursing thousands of levels.
+ */
+function depth(v: Json, limit: number): number {
+  if (!Array.isArray(v) && !isJsonObject(v)) return 0;
+  if (limit === 0) return 1;
   let d = 0;
-  if (Array.isArray(v)) for (const e of v) d = Math.max(d, depth(e));
-  else if (isJsonObject(v)) for (const k in v) d = Math.max(d, depth(v[k]));
-  else return 0;
+  for (const e of Array.isArray(v) ? v : Object.values(v)) {
+    d = Math.max(d, depth(e, limit - 1));
+    if (d >= limit) break;
+  }
   return d + 1;
 }
 
@@ -111,8 +118,11 @@ export function mergeSection(target: JsonObject, meta: JsonObject, patch: JsonOb
       delete target[k];
       delete meta[k];
     } else if (isJsonObject(v)) {
-      if (!isJsonObject(target[k])) target[k] = {};
-      if (!isJsonObject(meta[k])) meta[k] = {};
+      if (!isJsonObject(target[k])) {
+        // A field that held a value (or nothing) becomes an object: its metadata starts over with it.
+        target[k] = {};
+        meta[k] = {};
+      } else if (!isJsonObject(meta[k])) meta[k] = {};
       mergeSection(target[k] as JsonObject, meta[k] as JsonObject, v, ts);
     } else {
       target[k] = structuredClone(v);
@@ -162,7 +172,7 @@ export function parseShadowUpdate(body: Buffer): ShadowUpdate {
       if (k !== 'desired' && k !== 'reported') throw invalid(`State contains an invalid node: ${k}`, token);
       if (v !== null && !isJsonObject(v))
         throw invalid(`${k === 'desired' ? 'Desired' : 'Reported'} node must be an object`, token);
-      if (v !== null && depth(v) > MAX_DEPTH)
+      if (v !== null && depth(v, MAX_DEPTH) > MAX_DEPTH)
         throw invalid(`JSON contains too many levels of nesting; maximum is ${MAX_DEPTH}`, token);
       if (v !== null && hasUnsafeKey(v)) throw invalid('Invalid field name: __proto__', token);
     }

@@ -9,13 +9,16 @@ import type { UdpConfig } from '../config/udp.js';
 
 export type FrameLayout = UdpConfig['frame'];
 
-/** Digits of BCD bytes; `swapped` reads the low nibble first. Stops at an F filler nibble; undefined if not BCD. */
+/**
+ * Digits of BCD bytes; `swapped` reads the low nibble first. Stops at an F filler nibble, after which every
+ * nibble must be F too (so each id has one encoding); undefined if not BCD.
+ */
 export function bcdDigits(b: Buffer, swapped: boolean): string | undefined {
   let s = '';
   for (let i = 0; i < b.length; i++) {
     const first = swapped ? b[i] & 0x0f : b[i] >> 4;
     const second = swapped ? b[i] >> 4 : b[i] & 0x0f;
-    if (first === 0x0f) return s.length ? s : undefined;
+    if (first === 0x0f) return s.length && allFiller(b, i) ? s : undefined;
     if (first > 9) return undefined;
     s += String.fromCharCode(48 + first);
     if (second === 0x0f) return i === b.length - 1 || allFiller(b, i + 1) ? s : undefined;

@@ -139,6 +139,15 @@ describe('cbor codec: tags and values cbor-x would read its own way', () => {
     expect(prepareCbor(b)).toBe(b);
   });
 
+  it('reads strings with an eight-byte length after a long string (found by fuzzing)', () => {
+    // cbor-x hands a string of 32 bytes or more to its native extractor, which scans the rest of the input
+    // for strings and refused an eight-byte length anywhere after it.
+    const long = 'a'.repeat(40);
+    const b = hex(`a2 6161 7828 ${Buffer.from(long).toString('hex')} 6162 7b 0000000000000005 68656c6c6f`);
+    expect(decodeCborJson(b)).toEqual({ a: long, b: 'hello' });
+    expect(prepareCbor(b).toString('hex')).toContain('61626568656c6c6f'); // "b": "hello" with a one-byte head
+  });
+
   it('does not let a __proto__ key reach the prototype', () => {
     const v = decodeCborJson(hex('a1 69 5f5f70726f746f5f5f a1 6161 01')) as Record<string, unknown>;
     expect(Object.getPrototypeOf(v)).toBe(Object.prototype);

@@ -114,6 +114,31 @@ describe('shadow documents', () => {
     expect(e.message).toContain(message);
   });
 
+  it('refuses nesting thousands of levels deep with the same 400 (found by fuzzing: it overflowed the stack)', () => {
+    for (const [open, close] of [
+      ['[', ']'],
+      ['{"x":', '}'],
+    ]) {
+      const raw = Buffer.from(`{"state":{"desired":{"a":${open.repeat(20_000)}1${close.repeat(20_000)}}}}`);
+      const e = thrown(() => parseShadowUpdate(raw));
+      expect(e.status).toBe(400);
+      expect(e.message).toContain('too many levels');
+    }
+  });
+
+  it('a field that held a value and becomes an object keeps no stale metadata (found by fuzzing)', () => {
+    const first = applyShadowUpdate(undefined, 0, update({ state: { reported: { fw: 0 } } }), 100, 8192).next;
+    const { next } = applyShadowUpdate(
+      first,
+      1,
+      update({ state: { reported: { fw: { v: '1.2' } } } }),
+      200,
+      8192,
+    );
+    expect(next.reported).toEqual({ fw: { v: '1.2' } });
+    expect(next.metadata?.reported).toEqual({ fw: { v: { timestamp: 200 } } });
+  });
+
   it('six levels of nesting are accepted', () => {
     expect(() => update({ state: { desired: { a: { b: { c: { d: { e: { f: 1 } } } } } } } })).not.toThrow();
   });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   aesSimd,
@@ -21,15 +21,6 @@ function nativeSeal(key: Buffer, nonce: Buffer, aad: Buffer, pt: Buffer, tagLeng
   const ct = c.update(pt);
   c.final();
   return Buffer.concat([ct, c.getAuthTag()]);
-}
-
-function nativeOpen(key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer, tagLength: number): Buffer {
-  const d = createDecipheriv('aes-128-ccm', key, nonce, { authTagLength: tagLength });
-  d.setAuthTag(sealed.subarray(sealed.length - tagLength));
-  d.setAAD(aad, { plaintextLength: sealed.length - tagLength });
-  const pt = d.update(sealed.subarray(0, sealed.length - tagLength));
-  d.final();
-  return pt;
 }
 
 /** Seals with the key placed at an offset of a larger buffer, as session keys sit in a slab. */
@@ -131,6 +122,7 @@ describe('AES-128 in WebAssembly SIMD', () => {
   });
 });
 
+// Random keys, nonces, lengths and AAD against Node's aes-128-ccm: the aes-ccm target of test/fuzz.
 describe('AES-CCM', () => {
   it('matches NIST SP 800-38C example 3 (12-byte nonce, 8-byte tag)', () => {
     const key = hex('404142434445464748494a4b4c4d4e4f');
@@ -140,24 +132,6 @@ describe('AES-CCM', () => {
     const expected = hex('e3b201a9f5b71a7a9b1ceaeccd97e70b6176aad9a4428aa5 484392fbc1b09951');
     expect(seal(key, nonce, aad, pt, 8)).toEqual(expected);
     expect(open(key, nonce, aad, expected.subarray(0, 24), expected.subarray(24))).toEqual(pt);
-  });
-
-  it('matches Node’s aes-128-ccm on random messages and keys (8- and 16-byte tags)', () => {
-    const rand = prng(3610);
-    let key = randomBytes(rand, 16);
-    for (let i = 0; i < 2000; i++) {
-      if (i % 3 === 0) key = randomBytes(rand, 16);
-      const tagLength = i % 2 ? 8 : 16;
-      const nonce = randomBytes(rand, 12);
-      const aad = randomBytes(rand, [13, 23, 29, 37, 0][i % 5]);
-      const pt = randomBytes(rand, Math.floor(rand() * (i % 10 === 0 ? 1500 : 80)));
-      const sealed = seal(key, nonce, aad, pt, tagLength);
-      expect(sealed).toEqual(nativeSeal(key, nonce, aad, pt, tagLength));
-      const ct = sealed.subarray(0, pt.length);
-      const tag = sealed.subarray(pt.length);
-      expect(open(key, nonce, aad, ct, tag)).toEqual(pt);
-      expect(nativeOpen(key, nonce, aad, sealed, tagLength)).toEqual(pt);
-    }
   });
 
   it('handles the largest DTLS record (2^14 bytes) and says what does not fit one call', () => {

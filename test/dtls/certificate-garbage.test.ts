@@ -1,12 +1,11 @@
 /**
- * Hostile input on the certificate path: the parsers of Certificate, CertificateVerify and the ECDHE
- * ClientKeyExchanges, the DER reader and the chain verifier are fed random and mutated bytes and never throw;
+ * Hostile input on the certificate path: the chain verifier and the raw public key check are fed random and
+ * mutated bytes and never throw (the message parsers and the DER reader are fuzzed in test/fuzz);
  * a client presenting garbage as its certificate, or a point off the curve, fails its handshake cleanly.
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { certificateFields } from '../../src/dtls/certificates/der.js';
 import {
   pemCertificates,
   PeerVerifier,
@@ -15,13 +14,6 @@ import {
 } from '../../src/dtls/certificates/peer-verifier.js';
 import { AlertDescription } from '../../src/dtls/protocol/constants.js';
 import { ephemeralKey, sharedSecret } from '../../src/dtls/crypto/ecdh.js';
-import {
-  parseCertificateList,
-  parseCertificateVerify,
-  parseEcdhClientKeyExchange,
-  parseEcdhePskClientKeyExchange,
-  parseRawPublicKey,
-} from '../../src/dtls/protocol/ecc-messages.js';
 import { TestPki } from '../support/certificates.js';
 import { DtlsHarness } from '../support/dtls-harness.js';
 import { prng, randomBytes as seededBytes } from '../support/prng.js';
@@ -47,8 +39,8 @@ function mutate(b: Buffer): Buffer {
   return rand() < 0.3 ? out.subarray(0, randInt(out.length)) : out;
 }
 
-describe('parsers and verifier under random and mutated input', () => {
-  it('never throw', () => {
+describe('the verifier under random and mutated input', () => {
+  it('never throws (the message parsers and the DER walk are fuzzed by the targets of test/fuzz)', () => {
     const d = pki.device('fuzz');
     const chain = pemCertificates(d.cert);
     const verifier = new PeerVerifier(readTrustAnchors(readFileSync(pki.caFile, 'utf8')), 3, 10, () => {});
@@ -61,15 +53,7 @@ describe('parsers and verifier under random and mutated input', () => {
     let accepted = 0;
     for (let i = 0; i < 3000; i++) {
       const junk = seededBytes(rand, randInt(200));
-      for (const b of [junk, mutate(list), mutate(chain[0]), mutate(key)]) {
-        certificateFields(b);
-        parseCertificateList(b);
-        parseRawPublicKey(b);
-        parseCertificateVerify(b);
-        parseEcdhClientKeyExchange(b);
-        parseEcdhePskClientKeyExchange(b);
-        verifyRawPublicKey(b);
-      }
+      for (const b of [junk, mutate(list), mutate(chain[0]), mutate(key)]) verifyRawPublicKey(b);
       const r = verifier.verifyChain([mutate(chain[0]), chain[1]], Date.now());
       if (typeof r !== 'string') accepted++;
     }

@@ -114,6 +114,20 @@ describe('outbox records', () => {
     badLen.writeUInt32BE(3, 0);
     expect(decodeRecord(badLen, 0)).toMatchObject({ kind: 'corrupt' });
   });
+
+  it('calls a record corrupt whose fields leave no room for the next length, checksum or not (found by fuzzing)', () => {
+    // 17 bytes of payload: version, time, then an id of 6 bytes where four 2-byte lengths should follow. The
+    // length of the second field would be read past the end of the buffer.
+    const rec = Buffer.alloc(8 + 17);
+    rec.writeUInt32BE(17, 0);
+    rec[8] = 1; // version; the time stays 0
+    rec.writeUInt16BE(6, 17); // the id takes the six bytes left
+    rec.writeUInt32BE(crc32(rec, 8), 4);
+    expect(decodeRecord(rec, 0)).toEqual({ kind: 'corrupt', reason: 'field overruns the record' });
+    // The same when the next record's bytes follow: they are not read as this record's field lengths.
+    const two = Buffer.concat([rec, encodeRecord(message('m'), 1)]);
+    expect(decodeRecord(two, 0)).toEqual({ kind: 'corrupt', reason: 'field overruns the record' });
+  });
 });
 
 describe('Outbox', () => {

@@ -11,6 +11,11 @@ describe('frame fields', () => {
     expect(bcdDigits(Buffer.from('98942010', 'hex'), true)).toBe('89490201');
     expect(bcdDigits(Buffer.from('3a', 'hex'), false)).toBeUndefined();
     expect(bcdDigits(Buffer.from('1f23', 'hex'), false)).toBeUndefined();
+    // Found by fuzzing: after a filler in the first nibble, the rest was not looked at.
+    expect(bcdDigits(Buffer.from('98fe2000', 'hex'), false)).toBeUndefined();
+    expect(bcdDigits(Buffer.from('12f3', 'hex'), false)).toBeUndefined();
+    expect(bcdDigits(Buffer.from('21ef', 'hex'), true)).toBeUndefined();
+    expect(bcdDigits(Buffer.from('12ffff', 'hex'), false)).toBe('12');
     expect(toBcd('356938035643809', 8).toString('hex')).toBe('356938035643809f');
     const layout = udpSchema.parse({
       frame: {

@@ -101,6 +101,7 @@ export function decodeRecord(buf: Buffer, at: number): DecodeResult {
   o += 8;
   const fields: string[] = [];
   for (let i = 0; i < 4; i++) {
+    if (o + 2 > end) return { kind: 'corrupt', reason: 'field overruns the record' };
     const len = buf.readUInt16BE(o);
     o += 2;
     if (o + len > end) return { kind: 'corrupt', reason: 'field overruns the record' };
