@@ -3,7 +3,7 @@
  * entry going first when a cap bites, and optionally a time to live after which an entry is gone. The order
  * of arrival is kept in a deadline queue (a FIFO), so eviction and expiry pop from its head in O(1) instead of
  * iterating the Map from the front; entries deleted early stay behind as tombstones until the head reaches
- * them or they outnumber the live ones.
+ * them or they make up most of the queue.
  *
  * The entry being stored or resized is never evicted by its own arrival: when it is at the head it moves to
  * the back of the line and the next oldest goes instead. `onCap` is told how many entries each cap evicted,
@@ -76,8 +76,7 @@ export class BoundedMap<K, V> {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
     if (slot.deadline !== Number.POSITIVE_INFINITY && slot.deadline <= this.now()) {
-      this.remove(slot);
-      this.tidy();
+      this.cancel(slot);
       return undefined;
     }
     return slot.value;
@@ -90,14 +89,13 @@ export class BoundedMap<K, V> {
   /** Stores `value` as the newest entry (replacing any under `key`), then enforces the caps. */
   set(key: K, value: V, bytes = 0): void {
     const old = this.slots.get(key);
-    if (old !== undefined) this.remove(old);
+    if (old !== undefined) this.cancel(old);
     const deadline = this.ttlMs === Number.POSITIVE_INFINITY ? this.ttlMs : this.now() + this.ttlMs;
     const slot = new Slot(key, value, bytes, deadline);
     this.slots.set(key, slot);
     this.bytes += bytes;
     this.order.add(slot);
     this.enforce(slot);
-    if (old !== undefined) this.tidy();
   }
 
   /** Counts the entry as `bytes` now (its value grew or shrank), then enforces the caps. */
@@ -112,8 +110,7 @@ export class BoundedMap<K, V> {
   delete(key: K): boolean {
     const slot = this.slots.get(key);
     if (slot === undefined) return false;
-    this.remove(slot);
-    this.tidy();
+    this.cancel(slot);
     return true;
   }
 
@@ -157,8 +154,9 @@ export class BoundedMap<K, V> {
     this.bytes -= slot.bytes;
   }
 
-  /** Drops the tombstones of deleted entries once they outnumber the live ones. */
-  private tidy(): void {
-    if (this.order.length > 2 * this.slots.size + 64) this.order.compact();
+  /** Removes an entry that is still in the order of arrival (it stays there as a tombstone). */
+  private cancel(slot: Slot<K, V>): void {
+    this.remove(slot);
+    this.order.noteCancelled();
   }
 }

@@ -3,12 +3,15 @@
  * head's deadline. When it fires, every entry whose deadline has passed is handed to `expire`, oldest first,
  * and the timer is armed again for the new head. Entries that no longer need their expiry (answered,
  * removed) are not taken out of the middle: `cancelled` says so when they reach the head, and they are dropped
- * there without a call (a tombstone costs one slot until then).
+ * there without a call (a tombstone costs one slot until then). A caller that cancels entries long before
+ * their deadline says so with `noteCancelled`, and once tombstones make up most of the queue they are all
+ * dropped in one pass, so they hold no memory for long.
  *
  * Callers whose entries all live the same time add them in deadline order, so `add` is a push; an entry due
  * earlier than the tail is placed by walking back from the tail. The timer is unref'd unless `keepAlive`
- * says otherwise, so waiting entries never keep the process up on their own; `resolutionMs` makes it wait at
- * least that long between sweeps, so deadlines close together are swept in one go.
+ * says otherwise, so waiting entries never keep the process up on their own. With a `resolutionMs` the timer
+ * fires on a grid of that step, at the first step on or after the head's deadline, as a periodic sweep every
+ * `resolutionMs` would, and deadlines within one step are swept in one go.
  */
 import { Fifo } from './fifo.js';
 
@@ -25,7 +28,7 @@ export interface DeadlineQueueOptions<T> {
   cancelled?: (entry: T) => boolean;
   /** The clock deadlines are on (ms); `Date.now` unless given. */
   now?: () => number;
-  /** The least time the timer waits (ms, at least 1). */
+  /** The timer fires at multiples of this step (ms); 1 (the default): at the deadline itself. */
   resolutionMs?: number;
   /** Keep the process alive while entries wait (default: the timer is unref'd). */
   keepAlive?: boolean;
@@ -49,6 +52,8 @@ export class DeadlineQueue<T extends Expiring> {
   /** When the armed timer is due (ms on the queue's clock). */
   private timerAt = Number.POSITIVE_INFINITY;
   private sweeping = false;
+  /** Cancellations noted and not yet dropped. */
+  private tombstones = 0;
   private readonly live = (entry: T): boolean => !this.cancelled(entry);
   private readonly onTimer = (): void => {
     this.timer = null;
@@ -108,6 +113,7 @@ export class DeadlineQueue<T extends Expiring> {
     const out: T[] = [];
     for (let e = this.entries.shift(); e !== undefined; e = this.entries.shift())
       if (!this.cancelled(e)) out.push(e);
+    this.tombstones = 0;
     return out;
   }
 
@@ -120,6 +126,7 @@ export class DeadlineQueue<T extends Expiring> {
       for (let e = entries.peek(); e !== undefined; e = entries.peek()) {
         if (this.cancelled(e)) {
           entries.shift();
+          if (this.tombstones > 0) this.tombstones--;
           continue;
         }
         if (e.deadline > now) break;
@@ -132,9 +139,15 @@ export class DeadlineQueue<T extends Expiring> {
     }
   }
 
+  /** Says one entry was cancelled: when such tombstones make up most of the queue, they are dropped. */
+  noteCancelled(): void {
+    if (++this.tombstones > 64 && this.tombstones * 2 > this.entries.length) this.compact();
+  }
+
   /** Drops cancelled entries wherever they are (O(length)); returns how many. */
   compact(): number {
     const dropped = this.entries.retain(this.live);
+    this.tombstones = 0;
     if (this.entries.length === 0) this.disarm();
     return dropped;
   }
@@ -143,6 +156,7 @@ export class DeadlineQueue<T extends Expiring> {
   clear(): void {
     this.disarm();
     this.entries.clear();
+    this.tombstones = 0;
   }
 
   /** The entries held, oldest first, cancelled ones included (the queue must not change meanwhile). */
@@ -152,18 +166,23 @@ export class DeadlineQueue<T extends Expiring> {
 
   private dropCancelled(): void {
     const entries = this.entries;
-    for (let e = entries.peek(); e !== undefined && this.cancelled(e); e = entries.peek()) entries.shift();
+    for (let e = entries.peek(); e !== undefined && this.cancelled(e); e = entries.peek()) {
+      entries.shift();
+      if (this.tombstones > 0) this.tombstones--;
+    }
   }
 
   /** Arms the timer for the head's deadline, unless it is armed for that time or earlier already. */
   private arm(now: number): void {
     const head = this.entries.peek();
     if (head === undefined) return this.disarm();
-    const at = Math.max(head.deadline, now + this.resolutionMs);
-    if (this.timer !== null && this.timerAt <= at) return;
+    const step = this.resolutionMs;
+    const at = step === 1 ? head.deadline : Math.ceil(head.deadline / step) * step;
     if (at === Number.POSITIVE_INFINITY) return;
+    if (this.timer !== null && this.timerAt <= at) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    const delay = Math.min(MAX_DELAY_MS, Math.max(this.resolutionMs, at - now));
+    // A timer may fire a little early by this clock: the sweep then finds nothing due and waits again.
+    const delay = Math.min(MAX_DELAY_MS, Math.max(1, at - now));
     this.timer = setTimeout(this.onTimer, delay);
     if (!this.keepAlive) this.timer.unref();
     this.timerAt = now + delay;

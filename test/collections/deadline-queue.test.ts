@@ -76,15 +76,21 @@ describe('DeadlineQueue', () => {
     expect(expired).toEqual(['early', 'mid', 'mid2', 'late']);
   });
 
-  it('waits at least resolutionMs between sweeps', () => {
+  it('sweeps on a grid of resolutionMs, at the first step on or after a deadline', () => {
     const { q, expired } = queue({ resolutionMs: 50 });
-    const t = Date.now();
+    const t = Date.now(); // a multiple of 50
     q.add(new Entry('a', t + 10));
     q.add(new Entry('b', t + 20));
+    q.add(new Entry('c', t + 50));
+    q.add(new Entry('d', t + 60));
     vi.advanceTimersByTime(49);
     expect(expired).toEqual([]);
     vi.advanceTimersByTime(1);
-    expect(expired).toEqual(['a', 'b']);
+    expect(expired).toEqual(['a', 'b', 'c']);
+    vi.advanceTimersByTime(49);
+    expect(expired).toEqual(['a', 'b', 'c']);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('shifts and drains entries still wanted before their deadline', () => {
@@ -135,6 +141,24 @@ describe('DeadlineQueue', () => {
     expect(q.armed).toBe(false);
     vi.advanceTimersByTime(1000);
     expect(expired).toEqual([]);
+  });
+
+  it('drops noted tombstones once they make up most of the queue, long before their deadline', () => {
+    const { q, expired } = queue();
+    const t = Date.now();
+    const keep = new Entry('keep', t + 60_000);
+    q.add(keep);
+    for (let i = 0; i < 1000; i++) {
+      const e = new Entry(`e${i}`, t + 60_000);
+      q.add(e);
+      e.cancelled = true;
+      q.noteCancelled();
+    }
+    expect(q.length).toBeLessThan(140);
+    expect([...q][0]).toBe(keep);
+    vi.advanceTimersByTime(60_000);
+    expect(expired).toEqual(['keep']);
+    expect(q.length).toBe(0);
   });
 
   it('never arms a timer for an entry without a deadline', () => {
