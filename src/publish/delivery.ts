@@ -4,8 +4,12 @@
  * jittered backoff, and a circuit breaker that turns sustained failure into immediate 5.03 answers.
  *
  * A sink does one attempt at a time per message and reports it with `settle`; everything else lives here.
- * Hot path: one Job per message, no closures or promises here; counts are plain numbers read at scrape time.
+ * Hot path: one Job per message and one small deadline record per attempt, no closures or promises here;
+ * counts are plain numbers read at scrape time. Time limits are two deadline queues with one timer each:
+ * waiting messages (their deadline) and running attempts (the request timeout, or the message's deadline if
+ * that comes first).
  */
+import { DeadlineQueue } from '../collections/deadline-queue.js';
 import type { DeliveryConfig } from '../config/publisher.js';
 import type { Logger } from '../ops/logger.js';
 import {
@@ -46,6 +50,8 @@ export class Job {
   /** The sink's handle on the running attempt (a request, say), for `abort`. */
   handle: unknown = undefined;
   lastFailure: SinkFailure | null = null;
+  /** The time limit of the running attempt, while one runs. */
+  limit: AttemptLimit | null = null;
 
   constructor(
     readonly msg: PublishMessage,
@@ -53,8 +59,20 @@ export class Job {
     readonly bytes: number,
     /** When the message was accepted (ms, monotonic). */
     readonly start: number,
+    /** When it must be finished (ms, monotonic). */
+    readonly deadline: number,
   ) {}
 }
+
+/** When a running attempt runs out of time; `job` is cleared when the attempt ends before. */
+class AttemptLimit {
+  constructor(
+    public job: Job | null,
+    readonly deadline: number,
+  ) {}
+}
+
+const attemptEnded = (limit: AttemptLimit): boolean => limit.job === null;
 
 export interface AttemptListener {
   /** Reports the end of attempt number `attempt` of `job`: `null` when the sink accepted the message. */
@@ -94,13 +112,13 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 export class Delivery implements Publisher, AttemptListener {
   readonly type: string;
   private readonly breaker: CircuitBreaker;
-  private readonly queue: Job[] = [];
-  private queueHead = 0;
+  /** Messages waiting for a slot, failed when their deadline passes first. */
+  private readonly queue: DeadlineQueue<Job>;
   private queueBytes = 0;
   /** Messages taken from the queue and not yet finished (attempting or waiting to retry). */
   private active = 0;
-  private readonly attempting = new Set<Job>();
-  private readonly sweeper: NodeJS.Timeout;
+  /** Running attempts, aborted when their time runs out. */
+  private readonly attempting: DeadlineQueue<AttemptLimit>;
   private closed = false;
   private pumping = false;
   private idle?: () => void;
@@ -137,11 +155,22 @@ export class Delivery implements Publisher, AttemptListener {
     this.log = deps.log;
     this.caps = deps.caps;
     this.breaker = new CircuitBreaker(opts.breaker);
-    const sweepMs = Math.max(
+    // Time limits closer together than this are enforced in one go.
+    const resolutionMs = Math.max(
       5,
       Math.min(100, Math.floor(Math.min(opts.requestTimeoutMs, opts.deadlineMs) / 4)),
     );
-    this.sweeper = setInterval(() => this.sweep(), sweepMs).unref();
+    this.queue = new DeadlineQueue<Job>({
+      expire: (job) => this.expireQueued(job),
+      now: this.now,
+      resolutionMs,
+    });
+    this.attempting = new DeadlineQueue<AttemptLimit>({
+      expire: (limit, now) => this.timeOut(limit.job as Job, now),
+      cancelled: attemptEnded,
+      now: this.now,
+      resolutionMs,
+    });
     const r = deps.metrics;
     counterFrom(
       r,
@@ -204,7 +233,7 @@ export class Delivery implements Publisher, AttemptListener {
 
   /** Messages waiting for a slot. */
   queued(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length;
   }
 
   /** Messages in progress (attempting or waiting to retry). */
@@ -219,7 +248,7 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.active < this.opts.concurrency && this.queued() === 0) {
       if (!this.breaker.allow(now)) return this.refuseOpen(done, now);
       this.active++;
-      this.attempt(new Job(msg, done, bytes, now), now);
+      this.attempt(new Job(msg, done, bytes, now, now + this.opts.deadlineMs), now);
       return;
     }
     if (this.breaker.state(now) === BreakerState.Open) return this.refuseOpen(done, now);
@@ -228,7 +257,7 @@ export class Delivery implements Publisher, AttemptListener {
       this.caps.hit('publish_queue');
       return this.refuse('queue_full', done, new PublishError(`${this.type} publish queue is full`, 1));
     }
-    this.queue.push(new Job(msg, done, bytes, now));
+    this.queue.add(new Job(msg, done, bytes, now, now + this.opts.deadlineMs));
     this.queueBytes += bytes;
   }
 
@@ -236,7 +265,11 @@ export class Delivery implements Publisher, AttemptListener {
     if (attempt !== job.attempt || job.attemptStart === 0) return;
     job.attemptStart = 0;
     job.handle = undefined;
-    this.attempting.delete(job);
+    if (job.limit !== null) {
+      job.limit.job = null;
+      job.limit = null;
+      this.attempting.noteCancelled();
+    }
     const now = this.now();
     if (failure === null) {
       this.breaker.success();
@@ -264,8 +297,7 @@ export class Delivery implements Publisher, AttemptListener {
       failure.kind === 'stale'
         ? 0
         : backoffDelay(job.attempt, this.opts.retry.baseDelayMs, this.opts.retry.maxDelayMs);
-    if (now + delay >= job.start + this.opts.deadlineMs)
-      return this.finish(job, 'failed', this.failedError(job, now));
+    if (now + delay >= job.deadline) return this.finish(job, 'failed', this.failedError(job, now));
     if (delay === 0) this.retry(job);
     else setTimeout(this.retryFn, delay, job);
   }
@@ -274,7 +306,8 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.closed) return;
     this.closed = true;
     if (this.active > 0 || this.queued() > 0) await new Promise<void>((r) => (this.idle = r));
-    clearInterval(this.sweeper);
+    this.queue.clear();
+    this.attempting.clear();
     await this.sink.close();
   }
 
@@ -295,7 +328,8 @@ export class Delivery implements Publisher, AttemptListener {
   private attempt(job: Job, now: number): void {
     job.attempt++;
     job.attemptStart = now;
-    this.attempting.add(job);
+    job.limit = new AttemptLimit(job, Math.min(now + this.opts.requestTimeoutMs, job.deadline));
+    this.attempting.add(job.limit);
     this.sink.start(job, this);
   }
 
@@ -311,13 +345,11 @@ export class Delivery implements Publisher, AttemptListener {
     // A sink may settle synchronously, which finishes a job and calls pump again: the outer loop goes on.
     if (this.pumping) return;
     this.pumping = true;
-    while (this.active < this.opts.concurrency && this.queueHead < this.queue.length) {
-      const job = this.queue[this.queueHead];
-      this.queue[this.queueHead++] = undefined as unknown as Job;
+    while (this.active < this.opts.concurrency && this.queue.length > 0) {
+      const job = this.queue.shift() as Job;
       this.queueBytes -= job.bytes;
-      this.compact();
       const now = this.now();
-      if (now >= job.start + this.opts.deadlineMs) {
+      if (now >= job.deadline) {
         this.expire(job);
         continue;
       }
@@ -333,38 +365,20 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.closed && this.idle && this.active === 0 && this.queued() === 0) this.idle();
   }
 
-  private compact(): void {
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
-      this.queueHead = 0;
-    } else if (this.queueHead >= 1024 && this.queueHead * 2 >= this.queue.length) {
-      this.queue.splice(0, this.queueHead);
-      this.queueHead = 0;
-    }
+  /** An attempt ran past its time limit: it is aborted and counts as a timeout. */
+  private timeOut(job: Job, now: number): void {
+    job.limit = null;
+    this.sink.abort(job);
+    this.settle(job, job.attempt, {
+      kind: 'timeout',
+      message: `no answer within ${Math.round(now - job.attemptStart)} ms`,
+    });
   }
 
-  /** Aborts attempts past their time and fails queued messages past their deadline. */
-  private sweep(): void {
-    if (this.attempting.size === 0 && this.queued() === 0) return;
-    const now = this.now();
-    const { requestTimeoutMs, deadlineMs } = this.opts;
-    for (const job of this.attempting) {
-      const limit = Math.min(job.attemptStart + requestTimeoutMs, job.start + deadlineMs);
-      if (now < limit) continue;
-      this.sink.abort(job);
-      this.settle(job, job.attempt, {
-        kind: 'timeout',
-        message: `no answer within ${Math.round(now - job.attemptStart)} ms`,
-      });
-    }
-    while (this.queueHead < this.queue.length) {
-      const job = this.queue[this.queueHead];
-      if (now < job.start + deadlineMs) break;
-      this.queue[this.queueHead++] = undefined as unknown as Job;
-      this.queueBytes -= job.bytes;
-      this.expire(job);
-    }
-    this.compact();
+  /** A queued message's deadline passed before it could be tried. */
+  private expireQueued(job: Job): void {
+    this.queueBytes -= job.bytes;
+    this.expire(job);
     if (this.closed && this.idle && this.active === 0 && this.queued() === 0) this.idle();
   }
 
@@ -381,14 +395,11 @@ export class Delivery implements Publisher, AttemptListener {
       { sink: this.type, retryAfterSeconds: retryAfter },
       `${this.type} publisher: circuit breaker open after repeated failures`,
     );
-    while (this.queueHead < this.queue.length) {
-      const job = this.queue[this.queueHead];
-      this.queue[this.queueHead++] = undefined as unknown as Job;
+    for (const job of this.queue.drain()) {
       this.queueBytes -= job.bytes;
       this.outcomes.breaker_open++;
       job.done(new PublishError(this.breakerMessage(), retryAfter));
     }
-    this.compact();
   }
 
   private refuseOpen(done: PublishCallback, now: number): void {

@@ -6,6 +6,7 @@
  * the drain resumes from the saved cursor: nothing acknowledged is lost, and a message may be published
  * again (same message id) when the crash came between its delivery and the next cursor save.
  */
+import { Fifo } from '../../collections/fifo.js';
 import type { OutboxConfig } from '../../config/publisher.js';
 import type { Logger } from '../../ops/logger.js';
 import {
@@ -56,8 +57,8 @@ export class Outbox implements Publisher {
   private buffered: LogRecord[] = [];
   private bufferedAt = 0;
   private reading = false;
-  private readonly window: Slot[] = [];
-  private windowHead = 0;
+  /** Records handed to the sink and not yet behind the delivered mark, in log order. */
+  private readonly window = new Fifo<Slot>();
   private windowBytes = 0;
   private sending = 0;
   private failedSlots = 0;
@@ -179,8 +180,11 @@ export class Outbox implements Publisher {
     if (!this.inner.ready()) return this.pause(1);
     this.pumping = true;
     if (this.failedSlots > 0) {
-      for (let i = this.windowHead; i < this.window.length && this.failedSlots > 0; i++) {
-        const slot = this.window[i];
+      // Collected first: a sink that answers at once moves the window while we go.
+      const failed: Slot[] = [];
+      for (const slot of this.window) if (slot.state === FAILED) failed.push(slot);
+      for (let i = 0; i < failed.length && this.failedSlots > 0; i++) {
+        const slot = failed[i];
         if (slot.state !== FAILED) continue;
         slot.state = SENDING;
         this.failedSlots--;
@@ -207,7 +211,7 @@ export class Outbox implements Publisher {
   }
 
   private inWindow(): number {
-    return this.window.length - this.windowHead;
+    return this.window.length;
   }
 
   private send(slot: Slot): void {
@@ -268,22 +272,14 @@ export class Outbox implements Publisher {
   /** Moves the delivered mark over the contiguous delivered prefix of the window. */
   private advance(): void {
     let moved = false;
-    while (this.windowHead < this.window.length && this.window[this.windowHead].state === DONE) {
-      const slot = this.window[this.windowHead];
-      this.window[this.windowHead++] = undefined as unknown as Slot;
+    while (this.window.peek()?.state === DONE) {
+      const slot = this.window.shift() as Slot;
       this.windowBytes -= slot.rec.size;
       this.deliveredTo = slot.rec.offset + slot.rec.size;
       this.records--;
       moved = true;
     }
     if (!moved) return;
-    if (this.windowHead === this.window.length) {
-      this.window.length = 0;
-      this.windowHead = 0;
-    } else if (this.windowHead >= 1024 && this.windowHead * 2 >= this.window.length) {
-      this.window.splice(0, this.windowHead);
-      this.windowHead = 0;
-    }
     if (!this.cursorTimer && !this.closed) {
       this.cursorTimer = setTimeout(() => this.saveCursor(), this.config.cursorIntervalMs).unref();
     }
@@ -321,8 +317,8 @@ export class Outbox implements Publisher {
 
   private oldestSeconds(): number {
     const head =
-      this.windowHead < this.window.length
-        ? this.window[this.windowHead].rec
+      this.window.length > 0
+        ? this.window.peek()!.rec
         : this.bufferedAt < this.buffered.length
           ? this.buffered[this.bufferedAt]
           : undefined;
