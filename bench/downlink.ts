@@ -8,6 +8,7 @@
 import { ContentFormat, Option } from '../src/coap/constants.js';
 import { downlinkSchema } from '../src/config/downlink.js';
 import { createDownlinks } from '../src/downlink/index.js';
+import { identify } from '../src/gateway/identity.js';
 import { silentLogger } from '../src/ops/logger.js';
 import type { MetricsRegistry } from '../src/ops/metrics.js';
 import type { BenchContext, Scenario } from './lib/context.js';
@@ -18,7 +19,7 @@ import { engineCostMicros, type EngineVariant } from './scenarios/coap-engine.js
 const DESIRED = { interval: 300, mode: 'eco', thresholds: { temp: 42.5, hum: 80 }, led: [1, 0, 1] };
 const COMMAND = { op: 'reboot', delay: 5 };
 
-/** Attaches the downlink layer (memory source and store) and, if asked, gives every thing a pending downlink. */
+/** Gives the gateway the downlink layer (memory source and store) and, if asked, every thing a pending downlink. */
 function withDownlinks(pending: boolean, accept?: number): EngineVariant {
   let registry: MetricsRegistry | undefined;
   return {
@@ -33,17 +34,18 @@ function withDownlinks(pending: boolean, accept?: number): EngineVariant {
           `downlink variant did not do its job: attached ${attached}, nothing pending ${nothing}`,
         );
     },
-    async attach({ gateway, registry: devices, metrics, caps }) {
+    async layers({ registry: devices, metrics, caps }) {
       registry = metrics;
       const config = downlinkSchema.parse({ cache: { ttlMs: 600_000 } });
       const downlinks = createDownlinks(config, { log: silentLogger(), metrics, caps });
       if (!downlinks) throw new Error('downlinks disabled');
-      downlinks.attach(gateway, devices, { queryKey: 'id', byAddress: false });
-      if (!pending) return;
-      for (let i = 0; i < 100; i++) {
-        await downlinks.updateShadow(`dev${i}`, { state: { desired: DESIRED } });
-        await downlinks.enqueue(`dev${i}`, JSON.stringify(COMMAND), 3600_000);
-      }
+      if (pending)
+        for (let i = 0; i < 100; i++) {
+          await downlinks.updateShadow(`dev${i}`, { state: { desired: DESIRED } });
+          await downlinks.enqueue(`dev${i}`, JSON.stringify(COMMAND), 3600_000);
+        }
+      const identity = { queryKey: 'id', byAddress: false };
+      return { responder: downlinks, routes: downlinks.routes((ex) => identify(ex, devices, identity)) };
     },
   };
 }

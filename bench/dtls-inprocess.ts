@@ -5,6 +5,7 @@
 import { dtlsSchema, type DtlsConfig } from '../src/config/dtls.js';
 import type { Device } from '../src/devices/device.js';
 import { MemoryRegistry } from '../src/devices/memory-registry.js';
+import { dtlsLookups } from '../src/devices/dtls-lookups.js';
 import { DtlsServer } from '../src/dtls/server/server.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../src/ops/metrics.js';
@@ -73,7 +74,7 @@ export class InProcess {
     const metrics = createMetricsRegistry(false);
     this.server = new DtlsServer({
       config: dtlsSchema.parse(config),
-      registry,
+      ...dtlsLookups(registry),
       log,
       metrics,
       caps: new CapReporter(metrics, log),

@@ -11,7 +11,7 @@
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../src/config/load.js';
-import type { Envelope } from '../src/gateway/envelope.js';
+import type { Envelope } from '../src/publish/envelope.js';
 import { silentLogger } from '../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../src/ops/metrics.js';
 import { createPublisher } from '../src/publish/index.js';

@@ -12,7 +12,7 @@ import rawCodec from '../../codecs/raw/index.js';
 import { toDevice } from '../../src/devices/device.js';
 import { MemoryRegistry } from '../../src/devices/memory-registry.js';
 import { Downloads } from '../../src/gateway/downloads.js';
-import { Gateway } from '../../src/gateway/gateway.js';
+import { Gateway, type GatewayDeps } from '../../src/gateway/gateway.js';
 import { uplinkMessageId } from '../../src/gateway/uplink-id.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
@@ -36,16 +36,16 @@ class SinkPeer implements Peer {
   }
 }
 
-/** What a variant of the measurement adds: request options, and layers attached to the gateway. */
+/** What a variant of the measurement adds: request options, and layers handed to the gateway. */
 export interface EngineVariant {
   /** Options every request carries besides Uri-Path and Uri-Query (e.g. Accept). */
   options?: OptionEntry[];
-  attach?(parts: {
-    gateway: Gateway;
+  /** Makes the layers the gateway is given (its uplink responder and routes), before the gateway is made. */
+  layers?(parts: {
     registry: MemoryRegistry;
     metrics: ReturnType<typeof createMetricsRegistry>;
     caps: CapReporter;
-  }): void | Promise<void>;
+  }): Promise<Pick<GatewayDeps, 'responder' | 'routes'>>;
   /** Called after the measurement, e.g. to check the variant did what it should. */
   check?(): void | Promise<void>;
 }
@@ -60,6 +60,7 @@ export async function engineCostMicros(
   const devices = Array.from({ length: 100 }, (_, i) => toDevice({ id: `dev${i}` }));
   const codec = await rawCodec.create({}, { baseDir: '.' });
   const registry = new MemoryRegistry(devices);
+  const layers = await variant.layers?.({ registry, metrics, caps });
   const gateway = new Gateway({
     registry,
     decoder: {
@@ -76,6 +77,7 @@ export async function engineCostMicros(
     exchangeLifetimeMs: 247_000,
     log,
     metrics,
+    ...layers,
   });
   const endpoint = new CoapEndpoint(
     {
@@ -95,7 +97,6 @@ export async function engineCostMicros(
     gateway,
     { log, metrics, caps },
   );
-  await variant.attach?.({ gateway, registry, metrics, caps });
   const peers = devices.map(
     (_, i) => new SinkPeer(`udp:10.0.${i >> 8}.${i & 255}:5683`, `10.0.0.${i}`, 5683),
   );

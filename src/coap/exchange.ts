@@ -1,5 +1,6 @@
 /** A request as the handler sees it, and the response it gives. */
 import type { Peer } from '../transport/peer.js';
+import { ContentFormat } from './constants.js';
 import type { CoapMessage, OptionEntry } from './message.js';
 
 export interface CoapResponse {
@@ -17,6 +18,11 @@ export interface CoapResponse {
    */
   confirmable?: boolean;
   onDelivered?: (delivered: boolean) => void;
+}
+
+/** A response with a short plain-text diagnostic. */
+export function text(code: number, message: string, maxAge?: number): CoapResponse {
+  return { code, payload: Buffer.from(message), contentFormat: ContentFormat.TEXT, maxAge };
 }
 
 export interface Exchange {

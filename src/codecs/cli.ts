@@ -11,9 +11,15 @@
 import { readFile } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { codecsSchema, isModulePath, pluginModule, type CodecsConfig } from '../config/codecs.js';
+import {
+  codecsSchema,
+  isModulePath,
+  pluginModule,
+  type CodecsConfig,
+  type CodecSpec,
+} from '../config/codecs.js';
 import { ConfigError, loadConfig } from '../config/load.js';
-import type { CodecSpec, Device } from '../devices/device.js';
+import type { Device } from '../devices/device.js';
 import { silentLogger } from '../ops/logger.js';
 import { CodecRegistry } from './registry.js';
 

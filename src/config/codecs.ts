@@ -1,6 +1,13 @@
 /** The `codecs:` section: decode time limits, user plugin modules and the sandbox that runs scripts. */
 import { z } from 'zod';
 
+/** A codec named alone, or with options (a device's `codec`, a path's, raw UDP's `udp.codec`). */
+export const codecSpecSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
+]);
+export type CodecSpec = z.infer<typeof codecSpecSchema>;
+
 /** Names the built-in codecs answer to; a plugin cannot take one of them. */
 export const BUILTIN_CODEC_NAMES = ['raw', 'json', 'cbor', 'senml', 'protobuf', 'js'] as const;
 export type BuiltinCodecName = (typeof BUILTIN_CODEC_NAMES)[number];

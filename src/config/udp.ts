@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { codecSpecSchema } from '../devices/device.js';
+import { codecSpecSchema } from './codecs.js';
 import { portSchema } from './port.js';
 
 const offset = z.number().int().min(0).max(1024);

@@ -2,13 +2,7 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-
-/** A codec named alone, or with options. */
-export const codecSpecSchema = z.union([
-  z.string().min(1),
-  z.strictObject({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
-]);
-export type CodecSpec = z.infer<typeof codecSpecSchema>;
+import { codecSpecSchema, type CodecSpec } from '../config/codecs.js';
 
 /**
  * Decodes a key written `hex:<hex digits>`, `base64:<base64>` or `text:<characters>` (the device file's

@@ -3,14 +3,10 @@
  * hot path asks synchronously (`get`, `byAddress`); credential lookups during a DTLS handshake (PSK identity,
  * certificate, raw public key) are asynchronous so a registry may be remote.
  */
+import type { CredentialLookup } from '../dtls/credential-lookup.js';
 import type { Device } from './device.js';
 
-/**
- * How a DTLS certificate handshake looks a device up: by the fingerprint of its X.509 certificate or raw
- * public key, by the certificate subject CN listed in the device file, or by a name (device id, else thing)
- * the certificate carries.
- */
-export type CredentialLookup = 'x509-fingerprint' | 'x509-subject' | 'rpk-fingerprint' | 'name';
+export type { CredentialLookup };
 
 export interface RegistryChange {
   /** Devices that were removed or whose credentials changed: their sessions must end. */

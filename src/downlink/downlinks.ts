@@ -11,13 +11,9 @@
  * this gateway or announced by another replica, or when the device echoes a version the cache does not know.
  */
 import { Code, ContentFormat, Option } from '../coap/constants.js';
-import { queryValue, type CoapResponse, type Exchange } from '../coap/exchange.js';
+import { queryValue, text, type CoapResponse, type Exchange } from '../coap/exchange.js';
 import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
-import type { DeviceRegistry } from '../devices/registry.js';
-import type { Gateway } from '../gateway/gateway.js';
-import { text } from '../gateway/gateway.js';
-import { identify, type IdentityOptions } from '../gateway/identity.js';
 import { deviceLogger, type Logger } from '../ops/logger.js';
 import { KeyedLogLimit } from '../ops/rate-limit-log.js';
 import {
@@ -81,6 +77,9 @@ const MAX_CLIENT_TOKEN_BYTES = 64;
 
 const VALID_NO_CACHE = 0;
 
+/** The device that sent a request, or why it is not accepted (the gateway's identity rule). */
+export type IdentifyRequest = (ex: Exchange) => Device | string;
+
 /** A pending downlink for a raw UDP reply. */
 export interface RawDownlink {
   readonly bytes: Buffer;
@@ -140,8 +139,6 @@ function suppresses2xx(ex: Exchange): boolean {
 
 export class Downlinks {
   readonly cache: ThingCache;
-  private registry: DeviceRegistry | undefined;
-  private identity: IdentityOptions | undefined;
   private readonly log: Logger;
   private readonly codecs: DownlinkCodecs | undefined;
   /** Encode failures are logged once a minute per device. */
@@ -239,20 +236,24 @@ export class Downlinks {
     clearTimeout(timer);
   }
 
-  /** Piggybacks downlinks on the gateway's uplink responses and serves `GET /shadow`. */
-  attach(gateway: Gateway, registry: DeviceRegistry, identity: IdentityOptions): void {
-    this.registry = registry;
-    this.identity = identity;
-    gateway.respondToUplink = (ex, device, response) => this.respondToUplink(ex, device, response);
-    gateway.prepareUplink = (ex, device) => this.prefetch(ex, device);
-    // A later block of an uplink's response asked of this replica: the same document, from the shared store.
-    gateway.respondAgain = (ex, device, response) => this.serve(ex, device, response, false);
-    gateway.route('shadow', (ex) => this.serveShadow(ex));
+  /**
+   * The path the downlink layer serves, for the gateway's routes: `GET /shadow`. `identify` names the device
+   * of a request as the gateway does for uplinks.
+   */
+  routes(identify: IdentifyRequest): Record<string, (ex: Exchange) => void> {
+    return { shadow: (ex) => this.serveShadow(ex, identify) };
   }
+
+  // The gateway's uplink responder: downlinks piggybacked on uplink responses.
 
   /** Sends an uplink's success response with the thing's pending downlink. */
   respondToUplink(ex: Exchange, device: Device, base: CoapResponse): void {
     if (suppresses2xx(ex)) return ex.respond(base);
+    this.serve(ex, device, base, false);
+  }
+
+  /** A later block of an uplink's response asked of this replica: the same document, from the shared store. */
+  respondAgain(ex: Exchange, device: Device, base: CoapResponse): void {
     this.serve(ex, device, base, false);
   }
 
@@ -261,16 +262,16 @@ export class Downlinks {
    * the entry is cold, as after a session moved to this replica) runs while the uplink is published rather
    * than after it. The reply joins the same read.
    */
-  private prefetch(ex: Exchange, device: Device): void {
+  prepareUplink(ex: Exchange, device: Device): void {
     if (suppresses2xx(ex)) return;
     const entry = this.cache.get(device.thing);
     if (!this.isFresh(entry, Date.now(), undefined)) void this.load(entry);
   }
 
   /** `GET /shadow`: the device pulls its pending downlink; 2.03 Valid when its ETag is still current. */
-  serveShadow(ex: Exchange): void {
+  private serveShadow(ex: Exchange, identify: IdentifyRequest): void {
     if (ex.method !== Code.GET) return ex.respond(text(Code.METHOD_NOT_ALLOWED, 'GET /shadow only'));
-    const device = identify(ex, this.registry as DeviceRegistry, this.identity as IdentityOptions);
+    const device = identify(ex);
     if (typeof device === 'string') return ex.respond(text(Code.UNAUTHORIZED, device));
     this.serve(ex, device, { code: Code.CONTENT }, true);
   }

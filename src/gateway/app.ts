@@ -8,6 +8,7 @@ import type { UplinkDecoder } from '../codecs/codec.js';
 import { CodecRegistry } from '../codecs/registry.js';
 import { listenError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
+import { dtlsLookups } from '../devices/dtls-lookups.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import {
   createDownlinks,
@@ -26,7 +27,6 @@ import {
   gaugeFrom,
   type MetricsRegistry,
 } from '../ops/metrics.js';
-import { registerGatewayMetrics } from '../ops/gateway-metrics.js';
 import { drainAndClose, type ShutdownResult } from '../ops/shutdown.js';
 import { socketErrorLog } from '../ops/socket-errors.js';
 import { packageVersion } from '../ops/version.js';
@@ -39,11 +39,15 @@ import { NoSecListener } from '../transport/nosec.js';
 import { bindUdp } from '../transport/udp.js';
 import { stateDeprecations } from '../config/state.js';
 import { openSharedState } from '../state/shared.js';
-import { createDedupStore } from '../state/dedup-store.js';
+import type { DedupStore } from '../state/dedup-store.js';
+import { MemoryDedupStore } from '../state/memory-dedup-store.js';
+import { RedisDedupStore } from '../state/redis-dedup-store.js';
 import { RedisSessionStore } from '../state/redis-session-store.js';
 import { registerStoreMetrics } from '../state/store-metrics.js';
 import { Downloads } from './downloads.js';
 import { Gateway } from './gateway.js';
+import { registerGatewayMetrics } from './metrics.js';
+import { identify } from './identity.js';
 import { preflight } from './preflight.js';
 import { mountFrameCounterAdmin } from './frame-counter-admin.js';
 import { startRawUdp, type RawUdp } from './raw-udp.js';
@@ -172,15 +176,15 @@ export async function startGateway(
       'Bytes of download files cached in memory.',
       () => downloads.cacheBytes,
     );
-    const dedup = createDedupStore(
-      state,
-      {
-        maxEntries: config.coap.dedup.maxEntries,
-        maxBytes: config.coap.dedup.maxBytes,
-        onCap: (n) => caps.hit('dedup_store', n),
-      },
-      log,
-    );
+    // The dedup store state.store names: in Redis over the shared connection, or in memory within the caps.
+    const dedup: DedupStore =
+      state.store === 'redis' && state.redis
+        ? new RedisDedupStore(state.redis, log)
+        : new MemoryDedupStore({
+            maxEntries: config.coap.dedup.maxEntries,
+            maxBytes: config.coap.dedup.maxBytes,
+            onCap: (n) => caps.hit('dedup_store', n),
+          });
     closers.push(() => dedup.close());
     counterFrom(
       metrics,
@@ -189,6 +193,12 @@ export async function startGateway(
       () => dedup.outcomes,
       'outcome',
     );
+    const downlinks = createDownlinks(
+      config.downlink,
+      { log, metrics, caps, codecs: downlinkCodecs },
+      state.redis,
+    );
+    if (downlinks) closers.push(() => downlinks.close());
     const gateway = new Gateway({
       onLogCap: () => caps.hit('log_limit_keys'),
       registry,
@@ -201,14 +211,10 @@ export async function startGateway(
       exchangeLifetimeMs: config.coap.dedup.lifetimeMs ?? exchangeLifetimeMs(config.coap.transmission),
       log,
       metrics,
+      // Downlinks ride on uplink responses, and devices pull theirs with GET /shadow.
+      responder: downlinks,
+      routes: downlinks?.routes((ex) => identify(ex, registry, config.coap.identity)),
     });
-    const downlinks = createDownlinks(
-      config.downlink,
-      { log, metrics, caps, codecs: downlinkCodecs },
-      state.redis,
-    );
-    if (downlinks) closers.push(() => downlinks.close());
-    downlinks?.attach(gateway, registry, config.coap.identity);
     await downlinks?.ready(config.state.redis.commandTimeoutMs);
     const coap = config.coap;
     const endpoint = new CoapEndpoint(
@@ -262,7 +268,7 @@ export async function startGateway(
         port: coap.dtlsPort,
         socketBufferBytes: coap.socketBufferBytes,
         config: config.dtls,
-        registry,
+        ...dtlsLookups(registry),
         log,
         metrics,
         caps,
@@ -314,7 +320,23 @@ export async function startGateway(
       return reasons;
     };
     const details = () => ({ store: state.report() });
-    registerGatewayMetrics(metrics, { registry, notReady, draining: () => draining, nosec, dtls });
+    const nosecListener = nosec;
+    const dtlsListener = dtls;
+    registerGatewayMetrics(metrics, {
+      notReady,
+      draining: () => draining,
+      devices: () => registry.size,
+      deviceFile:
+        registry instanceof FileRegistry
+          ? { reloads: () => registry.reloadCounts, loadedAt: () => registry.loadedAt }
+          : undefined,
+      nosec: nosecListener && {
+        socketErrors: () => nosecListener.socketErrors,
+        peers: () => nosecListener.peerCount,
+        portZero: () => nosecListener.portZero,
+      },
+      dtlsSocketErrors: dtlsListener && (() => dtlsListener.socketErrors),
+    });
     const http = new HttpSidePort(metrics, { notReady, details }, log);
     if (downlinks) mountAdminApi(http, downlinks, config, log, registry);
     if (raw.counters && config.admin.enabled)

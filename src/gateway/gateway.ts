@@ -1,12 +1,14 @@
 /**
  * The gateway: the CoAP endpoint's request handler. Routes reserved paths (`fw/…` downloads,
- * `.well-known/core` discovery, and paths other parts register) and treats a POST or PUT to any other path as
- * an uplink: identity → codec → envelope → publisher. A CON uplink is answered 2.04 only after the publisher
- * accepted the message; a publisher failure is answered 5.03 with Max-Age.
+ * `.well-known/core` discovery, and the routes other parts hand it, such as the downlink layer's `shadow`)
+ * and treats a POST or PUT to any other path as an uplink: identity → codec → envelope → publisher. A CON
+ * uplink is answered 2.04 only after the publisher accepted the message; a publisher failure is answered
+ * 5.03 with Max-Age. Its success response goes through the uplink responder it was given (the downlink
+ * layer piggybacks pending downlinks on it).
  */
 import { NO_HELD_BODY, NO_TRANSFER } from '../coap/blockwise.js';
 import { Code, ContentFormat, MessageType, Option } from '../coap/constants.js';
-import { queryValue, type CoapResponse, type Exchange, type RequestHandler } from '../coap/exchange.js';
+import { queryValue, text, type CoapResponse, type Exchange, type RequestHandler } from '../coap/exchange.js';
 import type { DecodeResult, UplinkDecoder } from '../codecs/codec.js';
 import { isPromiseLike } from '../codecs/codec.js';
 import type { Device } from '../devices/device.js';
@@ -18,15 +20,34 @@ import type { PublishError, Publisher, PublishMessage } from '../publish/publish
 import type { TopicRenderer } from '../publish/topic.js';
 import type { DedupStore } from '../state/dedup-store.js';
 import type { Downloads } from './downloads.js';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../publish/envelope.js';
 import { identify, type IdentityOptions } from './identity.js';
 import { exchangeKey, uplinkMessageId, type UplinkIdentity } from './uplink-id.js';
 
 /** Handles a reserved path. */
 export type RouteHandler = (ex: Exchange) => void;
 
-/** Completes an uplink's success response, e.g. with a pending downlink (set by the downlink layer). */
-export type UplinkResponder = (ex: Exchange, device: Device, response: CoapResponse) => void;
+/**
+ * What completes an uplink's success response: the downlink layer, which piggybacks the thing's pending
+ * downlink on it. The gateway is given one when it is made; without one, the response goes out as it is.
+ */
+export interface UplinkResponder {
+  /** Sends the success response of an uplink. */
+  respondToUplink(ex: Exchange, device: Device, response: CoapResponse): void;
+  /**
+   * Gives an uplink's success response again, for a later Block2 block asked of this replica after block 0
+   * came from another (without it, uplink responses have no body to continue: 4.08).
+   */
+  respondAgain?(ex: Exchange, device: Device, response: CoapResponse): void;
+  /**
+   * Told of an uplink as soon as its device is known, before it is decoded and published, so that reading
+   * the thing's pending downlink from its store overlaps the publish.
+   */
+  prepareUplink?(ex: Exchange, device: Device): void;
+}
+
+/** Answers uplinks with the response as it is. */
+const PLAIN_RESPONSES: UplinkResponder = { respondToUplink: (ex, _device, response) => ex.respond(response) };
 
 export interface GatewayDeps {
   /** Told when a per-device log limit forgets a device (its cap on devices bit). */
@@ -41,16 +62,15 @@ export interface GatewayDeps {
   dedup: DedupStore;
   /** How long a retransmission can come (EXCHANGE_LIFETIME): how long the dedup store keeps a record. */
   exchangeLifetimeMs: number;
+  /** Completes uplink success responses (the downlink layer); by default they go out as they are. */
+  responder?: UplinkResponder;
+  /** Further reserved paths (no leading slash) and their handlers, e.g. the downlink layer's `shadow`. */
+  routes?: Readonly<Record<string, RouteHandler>>;
   log: Logger;
   metrics: MetricsRegistry;
 }
 
 const CHANGED: CoapResponse = Object.freeze({ code: Code.CHANGED });
-
-/** A response with a short plain-text diagnostic. */
-export function text(code: number, message: string, maxAge?: number): CoapResponse {
-  return { code, payload: Buffer.from(message), contentFormat: ContentFormat.TEXT, maxAge };
-}
 
 export class Gateway implements RequestHandler {
   private readonly routes = new Map<string, RouteHandler>();
@@ -59,18 +79,7 @@ export class Gateway implements RequestHandler {
   /** The last receive time rendered as ISO 8601, reused within the same millisecond. */
   private isoMs = -1;
   private iso = '';
-  /** Sends the success response of an uplink; the downlink layer replaces it to piggyback downlinks. */
-  respondToUplink: UplinkResponder = (ex, _device, response) => ex.respond(response);
-  /**
-   * Gives an uplink's success response again, for a later Block2 block asked of this replica after block 0
-   * came from another; set by the downlink layer (without it, uplink responses have no body to continue).
-   */
-  respondAgain: UplinkResponder | undefined = undefined;
-  /**
-   * Told of an uplink as soon as its device is known, before it is decoded and published; set by the
-   * downlink layer so that reading the thing's pending downlink from its store overlaps the publish.
-   */
-  prepareUplink: ((ex: Exchange, device: Device) => void) | undefined = undefined;
+  private readonly responder: UplinkResponder;
 
   private readonly refusalLog: KeyedLogLimit;
   private readonly decodeFailureLog: KeyedLogLimit;
@@ -86,12 +95,9 @@ export class Gateway implements RequestHandler {
       'Time from handing an uplink to the publisher until it was accepted or failed.',
       [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     );
+    this.responder = deps.responder ?? PLAIN_RESPONSES;
     this.routes.set('.well-known/core', (ex) => this.discovery(ex));
-  }
-
-  /** Reserves a path (no leading slash) for a handler; it is no longer an uplink path. */
-  route(path: string, handler: RouteHandler): void {
-    this.routes.set(path, handler);
+    for (const [path, handler] of Object.entries(deps.routes ?? {})) this.routes.set(path, handler);
   }
 
   private count(outcome: string): void {
@@ -133,9 +139,8 @@ export class Gateway implements RequestHandler {
     const device = identify(ex, this.deps.registry, this.deps.identity);
     if (typeof device === 'string') return incomplete();
     if (!block1) {
-      const again = this.respondAgain;
-      if (again === undefined) return incomplete();
-      return again(ex, device, CHANGED);
+      if (this.responder.respondAgain === undefined) return incomplete();
+      return this.responder.respondAgain(ex, device, CHANGED);
     }
     const key = exchangeKey(this.uplinkIdentity(ex, device), ex.payload);
     this.deps.dedup.recall(device.id, key, Date.now()).then((messageId) => {
@@ -146,7 +151,7 @@ export class Gateway implements RequestHandler {
           { messageId, path: ex.path },
           'last block of an upload published before: answered again, not published again',
         );
-      this.respondToUplink(ex, device, CHANGED);
+      this.responder.respondToUplink(ex, device, CHANGED);
     }, incomplete);
   }
 
@@ -178,7 +183,7 @@ export class Gateway implements RequestHandler {
       // An uplink creates a new message: there is no current representation for If-Match to match.
       return ex.respond(text(Code.PRECONDITION_FAILED, 'If-Match cannot match an uplink'));
     }
-    this.prepareUplink?.(ex, device);
+    this.responder.prepareUplink?.(ex, device);
     const result = this.deps.decoder.decode(device, ex.payload, {
       deviceId: device.id,
       thing: device.thing,
@@ -280,13 +285,13 @@ export class Gateway implements RequestHandler {
         );
       }
       this.count('published');
-      if (ex.blocks === 1) return this.respondToUplink(ex, device, CHANGED);
+      if (ex.blocks === 1) return this.responder.respondToUplink(ex, device, CHANGED);
       // A block-wise upload: recorded before the 2.04 leaves, so its last block, retransmitted to another
       // replica, is recognised there (see handleOrphanedBlock).
       const key = exchangeKey(uplink, msg.payload);
       this.deps.dedup
         .remember(device.id, key, id, this.deps.exchangeLifetimeMs, Date.now())
-        .finally(() => this.respondToUplink(ex, device, CHANGED));
+        .finally(() => this.responder.respondToUplink(ex, device, CHANGED));
     });
   }
 

@@ -6,6 +6,7 @@
 import { listenError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { UplinkDecoder } from '../codecs/codec.js';
+import { dtlsLookups } from '../devices/dtls-lookups.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { createDtlsListener, type DtlsListener } from '../dtls/server/listener.js';
 import type { Logger } from '../ops/logger.js';
@@ -189,7 +190,7 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
           port: udp.dtlsPort,
           socketBufferBytes: config.coap.socketBufferBytes,
           config: config.dtls,
-          registry: deps.registry,
+          ...dtlsLookups(deps.registry),
           log,
           metrics,
           caps,

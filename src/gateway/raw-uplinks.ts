@@ -27,7 +27,7 @@ import type { CounterRule } from '../udp/counter.js';
 import type { DatagramOutcome, RawDatagram, RawUplinkHandler } from '../udp/endpoint.js';
 import { frameCounter, frameId, payloadOffset } from '../udp/frame.js';
 import { ReplyTemplate } from '../udp/reply.js';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../publish/envelope.js';
 import { uplinkMessageId } from './uplink-id.js';
 
 /** The downlink layer as raw UDP uses it (satisfied by Downlinks). */

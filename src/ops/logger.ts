@@ -4,7 +4,6 @@
  * depth, whatever object it sits in.
  */
 import { pino, type Logger } from 'pino';
-import type { Device } from '../devices/device.js';
 
 export type { Logger };
 
@@ -77,6 +76,6 @@ export function silentLogger(): Logger {
 }
 
 /** A child logger whose lines carry the device (`deviceId`, `thing`). Create it only when logging. */
-export function deviceLogger(log: Logger, device: Pick<Device, 'id' | 'thing'>): Logger {
+export function deviceLogger(log: Logger, device: { readonly id: string; readonly thing: string }): Logger {
   return log.child({ deviceId: device.id, thing: device.thing });
 }

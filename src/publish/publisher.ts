@@ -2,7 +2,7 @@
  * The publisher interface: where envelopes go. A publisher calls `done(null)` only once the message is
  * safe (accepted by the sink, or durably queued), so a CON uplink is acknowledged only then.
  */
-import type { Envelope } from '../gateway/envelope.js';
+import type { Envelope } from './envelope.js';
 
 export interface PublishMessage {
   /** Stable message id (also `envelope.messageId`). */

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DtlsClientCore } from '../dtls/client.js';
-import type { DeviceLink, LinkFactory } from './simulate.js';
+import type { DeviceLink, LinkFactory } from './link.js';
 import type { SimStats } from './stats.js';
 import { UdpChannel } from './udp-channel.js';
 

@@ -5,30 +5,15 @@
  * stderr; the summary is returned.
  */
 import { Code } from '../coap/constants.js';
-import { CoapClient, DEFAULT_CLIENT_TIMING, type DatagramChannel } from './coap-client.js';
+import { CoapClient, DEFAULT_CLIENT_TIMING } from './coap-client.js';
 import { dtlsLinks, HandshakeFailure } from './dtls-link.js';
+import type { DeviceLink, LinkFactory } from './link.js';
 import type { SimOptions } from './options.js';
 import { SimStats, type SimSummary } from './stats.js';
 import { resolveHost, UdpChannel } from './udp-channel.js';
 
-/** A device's path to the gateway. */
-
 /** When stopped, how long uplinks already sent may still be answered. */
 const ABORT_GRACE_MS = 1000;
-export interface DeviceLink extends DatagramChannel {
-  /** Comes back from a new source port (a DTLS link keeps its session when it has a Connection ID). */
-  rebind(): Promise<void>;
-  /** Called before each uplink; a DTLS link whose session ended handshakes again. */
-  prepare?(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface LinkFactory {
-  /** Opens a device's link; a DTLS link completes its handshake first. */
-  open(deviceId: string): Promise<DeviceLink>;
-  /** Uri-Query entries naming the device (NoSec: `id=<deviceId>`; DTLS: none, the PSK identity names it). */
-  query(deviceId: string): string[];
-}
 
 /** NoSec links: one UDP socket per device; the device names itself with `?id=`. */
 export function noSecLinks(address: string, port: number): LinkFactory {

@@ -11,11 +11,6 @@
  * Keys are per device: `<prefix>{<deviceId>}:up:<exchange key>` in Redis (one slot per device in a cluster).
  */
 
-import type { Logger } from '../ops/logger.js';
-import { MemoryDedupStore, type MemoryDedupLimits } from './memory-dedup-store.js';
-import { RedisDedupStore } from './redis-dedup-store.js';
-import type { SharedState } from './shared.js';
-
 export interface DedupStore {
   readonly kind: 'memory' | 'redis';
   /**
@@ -28,17 +23,4 @@ export interface DedupStore {
   /** Operations by outcome, for the metrics. */
   readonly outcomes: ReadonlyMap<string, number>;
   close(): Promise<void>;
-}
-
-/**
- * The dedup store `state.store` names: in Redis over the process's shared connection, or in memory within
- * `limits` (a cap that bites calls `limits.onCap`).
- */
-export function createDedupStore(
-  state: Pick<SharedState, 'store' | 'redis'>,
-  limits: MemoryDedupLimits,
-  log: Logger,
-): DedupStore {
-  if (state.store === 'redis' && state.redis) return new RedisDedupStore(state.redis, log);
-  return new MemoryDedupStore(limits);
 }

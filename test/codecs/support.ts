@@ -1,7 +1,8 @@
 /** Helpers shared by the codec tests. */
 import { fileURLToPath } from 'node:url';
 import type { DownlinkContext, UplinkContext } from '../../src/codecs/codec.js';
-import type { CodecSpec, Device } from '../../src/devices/device.js';
+import type { CodecSpec } from '../../src/config/codecs.js';
+import type { Device } from '../../src/devices/device.js';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures', import.meta.url));
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, MessageType, Option } from '../../src/coap/constants.js';
 import { encodeMessage, parseMessage, type CoapMessage, type OptionEntry } from '../../src/coap/message.js';
 import { encodeCbor } from '../../src/codecs/cbor-json.js';
-import type { Envelope } from '../../src/gateway/envelope.js';
+import type { Envelope } from '../../src/publish/envelope.js';
 import { FIXTURES } from '../codecs/support.js';
 import { coapClient } from '../support/libcoap.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';

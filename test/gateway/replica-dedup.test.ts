@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBlock } from '../../src/coap/block-option.js';
 import { Code, MessageType, Option } from '../../src/coap/constants.js';
 import { CoapMessage, encodeMessage, parseMessage, type OptionEntry } from '../../src/coap/message.js';
-import type { Envelope } from '../../src/gateway/envelope.js';
+import type { Envelope } from '../../src/publish/envelope.js';
 import { startChildGateway, type ChildGateway } from '../support/child-gateway.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { dropPrefix, testRedis, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';

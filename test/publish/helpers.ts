@@ -1,6 +1,6 @@
 /** Shared bits of the publisher tests: envelopes, messages, deps, delivery settings. */
 import type { DeliveryConfig } from '../../src/config/publisher.js';
-import type { Envelope } from '../../src/gateway/envelope.js';
+import type { Envelope } from '../../src/publish/envelope.js';
 import { silentLogger } from '../../src/ops/logger.js';
 import { CapReporter, createMetricsRegistry } from '../../src/ops/metrics.js';
 import { PublishError, type Publisher, type PublishMessage } from '../../src/publish/publisher.js';

@@ -103,8 +103,10 @@ describe('cellgate simulate', () => {
 
   it('counts downlinks piggybacked on the answer, fetching a large one block-wise (Block2)', async () => {
     const downlink = Buffer.alloc(2500, 0x5a);
-    const respond = gw.gateway.respondToUplink;
-    gw.gateway.respondToUplink = (ex, device, res) =>
+    // The gateway's uplink responder is the downlink layer: this test answers in its place for a while.
+    const downlinks = gw.downlinks!;
+    const respond = downlinks.respondToUplink;
+    downlinks.respondToUplink = (ex, device, res) =>
       ex.respond(device.id === 'sim-5' ? { ...res, payload: downlink } : res);
     try {
       const s = await runSimulation(opts('--devices 5 --count 2 --block-size 1024 --progress-ms 0'));
@@ -112,7 +114,7 @@ describe('cellgate simulate', () => {
       // 2 of the uplinks needed 2 follow-up requests for Block2 blocks 1 and 2 of the downlink.
       expect(s.messages).toBe(10 + 2 * 2);
     } finally {
-      gw.gateway.respondToUplink = respond;
+      downlinks.respondToUplink = respond;
     }
   });
 

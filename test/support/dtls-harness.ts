@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
 import { MemoryRegistry } from '../../src/devices/memory-registry.js';
+import { dtlsLookups } from '../../src/devices/dtls-lookups.js';
 import { createDtlsListener, type DtlsListener } from '../../src/dtls/server/listener.js';
 import type { CertificateStatus } from '../../src/dtls/certificates/aws-iot-status.js';
 import { DtlsServer } from '../../src/dtls/server/server.js';
@@ -66,7 +67,7 @@ export class DtlsHarness {
       : this.registry;
     this.server = new DtlsServer({
       config: dtlsSchema.parse(config),
-      registry,
+      ...dtlsLookups(registry),
       log,
       metrics: this.metrics,
       caps: new CapReporter(this.metrics, log),
@@ -164,7 +165,7 @@ export async function startListener(
     port: 0,
     socketBufferBytes: 1024 * 1024,
     config: dtlsSchema.parse(config),
-    registry: new MemoryRegistry(devices),
+    ...dtlsLookups(new MemoryRegistry(devices)),
     log,
     metrics,
     caps: new CapReporter(metrics, log),

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import { dtlsSchema, type DtlsConfig } from '../../src/config/dtls.js';
 import type { Device } from '../../src/devices/device.js';
 import { MemoryRegistry } from '../../src/devices/memory-registry.js';
+import { dtlsLookups } from '../../src/devices/dtls-lookups.js';
 import { readRecord, RecordHeader } from '../../src/dtls/protocol/record.js';
 import { DtlsServer } from '../../src/dtls/server/server.js';
 import { silentLogger } from '../../src/ops/logger.js';
@@ -70,7 +71,7 @@ export class Replicas {
       const closed: Peer[] = [];
       const server = new DtlsServer({
         config: parsed,
-        registry: this.registry,
+        ...dtlsLookups(this.registry),
         log,
         metrics,
         caps: new CapReporter(metrics, log),

@@ -10,21 +10,21 @@
  * that matches the pins, whatever the rule.
  */
 import type { ClientIdentityRule } from '../../config/dtls.js';
-import type { Device } from '../../devices/device.js';
-import type { DeviceRegistry } from '../../devices/registry.js';
+import type { CertificateLookup, CertificateOwner } from '../credential-lookup.js';
 import type { VerifiedPeer } from './peer-verifier.js';
 
-type Lookup = Pick<DeviceRegistry, 'byCredential'>;
-
-async function firstNamed(registry: Lookup, names: readonly string[]): Promise<Device | undefined> {
+async function firstNamed(
+  lookup: CertificateLookup,
+  names: readonly string[],
+): Promise<CertificateOwner | undefined> {
   for (const n of names) {
-    const d = await registry.byCredential('name', n);
+    const d = await lookup('name', n);
     if (d) return d;
   }
   return undefined;
 }
 
-function pinsMatch(d: Device, peer: VerifiedPeer): boolean {
+function pinsMatch(d: CertificateOwner, peer: VerifiedPeer): boolean {
   const pins = d.x509;
   if (!pins) return true;
   return (
@@ -34,25 +34,25 @@ function pinsMatch(d: Device, peer: VerifiedPeer): boolean {
 }
 
 export async function deviceForPeer(
-  registry: Lookup,
+  lookup: CertificateLookup,
   rule: ClientIdentityRule,
   peer: VerifiedPeer,
-): Promise<Device | undefined> {
-  if (peer.kind === 'rpk') return registry.byCredential('rpk-fingerprint', peer.fingerprint);
-  let d: Device | undefined;
+): Promise<CertificateOwner | undefined> {
+  if (peer.kind === 'rpk') return lookup('rpk-fingerprint', peer.fingerprint);
+  let d: CertificateOwner | undefined;
   switch (rule) {
     case 'fingerprint':
-      d = await registry.byCredential('x509-fingerprint', peer.fingerprint);
+      d = await lookup('x509-fingerprint', peer.fingerprint);
       break;
     case 'cn':
       if (peer.cn === undefined) return undefined;
-      d = (await registry.byCredential('x509-subject', peer.cn)) ?? (await firstNamed(registry, [peer.cn]));
+      d = (await lookup('x509-subject', peer.cn)) ?? (await firstNamed(lookup, [peer.cn]));
       break;
     case 'san-uri':
-      d = await firstNamed(registry, peer.sanUris);
+      d = await firstNamed(lookup, peer.sanUris);
       break;
     case 'san-dns':
-      d = await firstNamed(registry, peer.sanDns);
+      d = await firstNamed(lookup, peer.sanDns);
       break;
   }
   return d && pinsMatch(d, peer) ? d : undefined;

@@ -24,8 +24,6 @@
  */
 import { createVerify, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { ClientIdentityRule, DtlsConfig } from '../../config/dtls.js';
-import type { DeviceRegistry } from '../../devices/registry.js';
-import type { Device } from '../../devices/device.js';
 import type { CapReporter } from '../../ops/metrics.js';
 import { KeyedLogLimit } from '../../ops/rate-limit-log.js';
 import type { Logger } from '../../ops/logger.js';
@@ -55,6 +53,7 @@ import {
   type VerifiedPeer,
 } from '../certificates/peer-verifier.js';
 import { deviceForPeer } from '../certificates/client-identity.js';
+import type { CertificateLookup, CertificateOwner, PskKey, PskLookup } from '../credential-lookup.js';
 import type { CertificateStatus, CertificateStatusAnswer } from '../certificates/aws-iot-status.js';
 import {
   certificateRequestBody,
@@ -121,7 +120,10 @@ export interface HandshakeHost extends SessionHost {
   readonly stats: DtlsStats;
   readonly caps: CapReporter;
   readonly log: Logger;
-  readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
+  /** The key and device of a PSK identity. */
+  readonly pskLookup: PskLookup;
+  /** The device a certificate or raw public key names. */
+  readonly certificateLookup: CertificateLookup;
   /** The server's own certificate and key, and the verifier of client certificates. */
   readonly credentials: DtlsCredentials;
   /** An authority asked about X.509 device certificates after they verify and map (AWS IoT Core mode). */
@@ -815,14 +817,14 @@ export class Handshaker {
     this.stopTimer(hs);
     hs.flight = null;
     hs.step = Step.Lookup;
-    let lookup: Promise<Device | undefined>;
+    let lookup: Promise<PskKey | undefined>;
     try {
-      lookup = this.host.registry.byPskIdentity(hs.identity);
+      lookup = this.host.pskLookup(hs.identity);
     } catch (err) {
       lookup = Promise.reject(err);
     }
     lookup.then(
-      (device) => this.keysFor(s, hs, device),
+      (found) => this.keysFor(s, hs, found),
       (err: unknown) => {
         if (s.hs !== hs) return;
         this.host.log.warn({ err: (err as Error)?.message }, 'PSK lookup failed');
@@ -831,16 +833,15 @@ export class Handshaker {
     );
   }
 
-  private keysFor(s: DtlsSession, hs: Handshake, device: Device | undefined): void {
+  private keysFor(s: DtlsSession, hs: Handshake, found: PskKey | undefined): void {
     if (s.hs !== hs) return;
-    const psk = device?.psk && device.psk.identity === hs.identity ? device.psk.key : undefined;
-    hs.unknownIdentity = psk === undefined;
-    hs.deviceId = psk ? device?.id : undefined;
-    const key = psk ?? random(16);
+    hs.unknownIdentity = found === undefined;
+    hs.deviceId = found?.deviceId;
+    const key = found?.key ?? random(16);
     const premaster = hs.premaster ? ecdhePskPremasterSecret(hs.premaster, key) : pskPremasterSecret(key);
-    if (device && psk) {
-      s.deviceId = device.id;
-      s.pskIdentity = device.psk?.identity;
+    if (found) {
+      s.deviceId = found.deviceId;
+      s.pskIdentity = hs.identity;
       s.credential = 'psk';
     }
     this.deriveKeys(s, hs, premaster);
@@ -870,9 +871,9 @@ export class Handshaker {
     hashMessage(hs, m);
     hs.clientFinishedHash = hs.transcript.digest();
     hs.step = Step.Lookup;
-    let lookup: Promise<Device | undefined>;
+    let lookup: Promise<CertificateOwner | undefined>;
     try {
-      lookup = deviceForPeer(this.host.registry, this.identityRule, peer);
+      lookup = deviceForPeer(this.host.certificateLookup, this.identityRule, peer);
     } catch (err) {
       lookup = Promise.reject(err);
     }
@@ -900,7 +901,7 @@ export class Handshaker {
     s: DtlsSession,
     hs: Handshake,
     peer: VerifiedPeer,
-    device: Device | undefined,
+    device: CertificateOwner | undefined,
   ): void {
     if (s.hs !== hs) return;
     if (!device) {

@@ -8,7 +8,6 @@
  * exists only while a handshake flight is outstanding. An idle session holds no timer, closure or buffer.
  */
 import type { DtlsConfig } from '../../config/dtls.js';
-import type { DeviceRegistry } from '../../devices/registry.js';
 import type { Logger } from '../../ops/logger.js';
 import type { CapReporter, MetricsRegistry } from '../../ops/metrics.js';
 import type { Peer } from '../../transport/peer.js';
@@ -18,6 +17,7 @@ import type { CipherSuite } from '../crypto/cipher-suites.js';
 import { openRecord, sealRecord, Side } from '../crypto/record-protection.js';
 import { awsIotCertificateStatus, type CertificateStatus } from '../certificates/aws-iot-status.js';
 import { DtlsCredentials } from '../certificates/credentials.js';
+import type { CertificateLookup, PskLookup } from '../credential-lookup.js';
 import { Handshaker, type HandshakeHost } from './handshaker.js';
 import { KeyStore } from './key-store.js';
 import type { Handshake } from './handshake-state.js';
@@ -31,8 +31,10 @@ import type { SessionStore } from '../../state/session-store.js';
 
 export interface DtlsServerOptions {
   config: DtlsConfig;
-  /** Asynchronous credential lookups: PSK identity (`device.psk = { identity, key }`), certificates, keys. */
-  registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
+  /** The key and device of a PSK identity (as pion/dtls's PSKCallback); undefined when no device has it. */
+  pskLookup: PskLookup;
+  /** The device a certificate or raw public key names (asked by certificate handshakes only). */
+  certificateLookup: CertificateLookup;
   log: Logger;
   metrics: MetricsRegistry;
   caps: CapReporter;
@@ -66,7 +68,8 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   readonly table: SessionTable = new MemorySessionTable();
   readonly stats = new DtlsStats();
   readonly keys = new KeyStore();
-  readonly registry: Pick<DeviceRegistry, 'byPskIdentity' | 'byCredential'>;
+  readonly pskLookup: PskLookup;
+  readonly certificateLookup: CertificateLookup;
   readonly credentials: DtlsCredentials;
   readonly certificateStatus: CertificateStatus | undefined;
   readonly log: Logger;
@@ -87,7 +90,8 @@ export class DtlsServer implements HandshakeHost, SharingHost {
 
   constructor(opts: DtlsServerOptions) {
     this.config = opts.config;
-    this.registry = opts.registry;
+    this.pskLookup = opts.pskLookup;
+    this.certificateLookup = opts.certificateLookup;
     this.log = opts.log;
     this.caps = opts.caps;
     this.output = opts.send;

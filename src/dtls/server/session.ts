@@ -8,7 +8,7 @@ import { ContentType, MAX_SEQUENCE } from '../protocol/constants.js';
 import type { CipherSuite } from '../crypto/cipher-suites.js';
 import type { Handshake } from './handshake-state.js';
 import type { ReplayState } from './replay-window.js';
-import type { ShareState } from './sharing.js';
+import type { ShareState } from './share-state.js';
 
 /** What a session needs from the server that owns it. */
 export interface SessionHost {

@@ -16,7 +16,6 @@
  *   lease or checkpoint is refused.
  */
 import { createHash } from 'node:crypto';
-import type { DeviceRegistry } from '../../devices/registry.js';
 import type { Logger } from '../../ops/logger.js';
 import { KeyedLogLimit } from '../../ops/rate-limit-log.js';
 import type { CapReporter, MetricsRegistry } from '../../ops/metrics.js';
@@ -24,10 +23,12 @@ import { counterFrom } from '../../ops/metrics.js';
 import type { SessionClaim, SessionStore, SharedSession } from '../../state/session-store.js';
 import { MAX_SEQUENCE } from '../protocol/constants.js';
 import { CIPHER_SUITES } from '../crypto/cipher-suites.js';
+import type { PskLookup } from '../credential-lookup.js';
 import type { KeyStore } from './key-store.js';
 import { SLOT_BYTES } from './key-store.js';
 import type { DtlsStats } from './metrics.js';
 import type { RecordHeader } from '../protocol/record.js';
+import { ShareState } from './share-state.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { SessionTable } from './session-table.js';
 
@@ -42,32 +43,13 @@ export function credentialTag(key: Buffer | undefined): number | undefined {
   return key ? createHash('sha256').update(key).digest().readUInt32BE(0) : undefined;
 }
 
-/** Sharing state of a session in a store (undefined on sessions of a process without one). */
-export class ShareState {
-  /** This replica's fence; 0 until the store confirmed the session. */
-  fence = 0;
-  /** Tag of the credential the session was made with (see `credentialTag`). */
-  credential = 0;
-  /** Drawn when this replica created the session (tells its creation from another one's). */
-  readonly token = (Math.random() * 0x1_0000_0000) >>> 0;
-  /** A further leased write block [nextStart, nextEnd), or nextStart -1. */
-  nextStart = -1;
-  nextEnd = 0;
-  /** Highest accepted client sequence number the store has. */
-  storedTop = -1;
-  /** A create or checkpoint of this session is in flight (one at a time). */
-  busy = false;
-  /** A lease of this session is in flight. */
-  leasing = false;
-}
-
 /** What the sharing needs from the DTLS server. */
 export interface SharingHost extends SessionHost {
   readonly table: SessionTable;
   readonly keys: KeyStore;
   readonly stats: DtlsStats;
   readonly caps: CapReporter;
-  readonly registry: Pick<DeviceRegistry, 'byPskIdentity'>;
+  readonly pskLookup: PskLookup;
   /** Puts a session taken over in service (ends a stale local one of the same device). */
   adopt(s: DtlsSession): void;
   /** Authenticates and handles one record of a session (as if just received). */
@@ -173,8 +155,8 @@ export class SessionSharing {
       share.credential = credential;
       if (s.keySlot >= 0 && s.share === share) this.create(s);
     };
-    this.host.registry.byPskIdentity(s.pskIdentity ?? '').then(
-      (device) => stored(credentialTag(device?.psk?.key) ?? 0),
+    this.host.pskLookup(s.pskIdentity ?? '').then(
+      (found) => stored(credentialTag(found?.key) ?? 0),
       () => stored(0),
     );
   }

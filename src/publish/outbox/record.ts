@@ -3,7 +3,7 @@
  * `u8 version | u64 appendedAt (ms) | u16 len + id | u16 len + topic | u16 len + deviceId | u16 len + thing |
  * body`. A record is written with one Buffer and read back without copying the body.
  */
-import type { Envelope } from '../../gateway/envelope.js';
+import type { Envelope } from '../envelope.js';
 import { messageBody, type PublishMessage } from '../publisher.js';
 
 export const RECORD_HEADER = 8;

@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { crc32, decodeRecord, encodeRecord, RECORD_HEADER } from '../../../src/publish/outbox/record.js';
-import type { Envelope } from '../../../src/gateway/envelope.js';
+import type { Envelope } from '../../../src/publish/envelope.js';
 import { hexFile, must, mutatedSeed, randomBytes, type FuzzTarget } from '../target.js';
 
 export interface OutboxInput {

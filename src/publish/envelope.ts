@@ -1,4 +1,4 @@
-/** The JSON document published for each uplink. */
+/** The JSON document published for each uplink: what the publishers take, built by the gateway. */
 import type { Credential, TransportName } from '../transport/peer.js';
 
 export interface Envelope {
