@@ -14,8 +14,8 @@
 import type { Logger } from 'pino';
 import type { Peer } from '../transport/peer.js';
 import type { CapReporter, MetricsRegistry } from '../ops/metrics.js';
-import { blockSize, encodeBlock, type BlockValue } from './block-option.js';
-import { Blockwise, continuesTransfer, type BlockExchange } from './blockwise.js';
+import { encodeBlock } from './block-option.js';
+import { Blockwise, continuesTransfer } from './blockwise.js';
 import {
   Code,
   exchangeLifetimeMs,
@@ -25,7 +25,7 @@ import {
   type TransmissionParameters,
 } from './constants.js';
 import { DedupCache, EMPTY_ACKED } from './dedup.js';
-import { Fifo } from '../collections/fifo.js';
+import { DeadlineQueue } from '../collections/deadline-queue.js';
 import type { CoapResponse, Exchange, RequestHandler } from './exchange.js';
 import { CoapStats, registerCoapMetrics } from './metrics.js';
 import {
@@ -36,7 +36,9 @@ import {
   parseMessage,
   type OptionEntry,
 } from './message.js';
-import { checkOptions, type OptionProblem } from './option-checks.js';
+import { checkOptions, suppressed, type OptionProblem } from './option-checks.js';
+import { Reliability } from './reliability.js';
+import { AckWait, answered, ServerExchange, type ExchangeOwner } from './server-exchange.js';
 
 export interface EndpointOptions {
   transmission: TransmissionParameters;
@@ -63,111 +65,17 @@ export interface EndpointDeps {
 /** Max-Age (seconds) of the 5.03 answered while too many exchanges are in flight. */
 const RESPONSE_BUSY_MAX_AGE = 5;
 
-/** A separate CON response waiting for its ACK. */
-class Outgoing {
-  timer: NodeJS.Timeout | undefined = undefined;
-  attempts = 0;
-  constructor(
-    readonly key: string,
-    readonly peer: Peer,
-    readonly bytes: Buffer,
-    public timeoutMs: number,
-    readonly onDelivered: ((delivered: boolean) => void) | undefined,
-  ) {}
-}
-
-/**
- * A CON exchange waiting for its answer, queued until its piggyback window ends. The exchange lets go of its
- * ticket when answered, so a queued ticket never keeps an answered exchange (and its datagram) alive.
- */
-class AckWait {
-  constructor(
-    public ex: ServerExchange | null,
-    readonly deadline: number,
-  ) {}
-}
-
-class ServerExchange implements Exchange, BlockExchange {
-  responded = false;
-  /** An empty ACK was sent: the response will be a separate CON response. */
-  emptyAcked = false;
-  /** Its place in the piggyback-window queue while unanswered. */
-  wait: AckWait | null = null;
-  private queryCache: string[] | undefined;
-  readonly method: number;
-  readonly path: string;
-  // Set by the block-wise stage (see BlockExchange).
-  payload: Buffer;
-  blocks = 1;
-  block1Szx = -1;
-  block1Num = 0;
-  block2: BlockValue | undefined = undefined;
-  orphaned = false;
-  blockKey = '';
-
-  constructor(
-    readonly endpoint: CoapEndpoint,
-    readonly peer: Peer,
-    readonly request: CoapMessage,
-    readonly receivedAt: number,
-  ) {
-    this.method = request.code;
-    this.path = request.joined(Option.URI_PATH, '/');
-    this.payload = request.payload;
-  }
-
-  get query(): readonly string[] {
-    return (this.queryCache ??= this.request.strings(Option.URI_QUERY));
-  }
-
-  get contentFormat(): number | undefined {
-    return this.request.uint(Option.CONTENT_FORMAT);
-  }
-
-  get accept(): number | undefined {
-    return this.request.uint(Option.ACCEPT);
-  }
-
-  get blockSize(): number {
-    return blockSize(this.endpoint.blockwise.responseSzx(this));
-  }
-
-  get acknowledged(): boolean {
-    return this.emptyAcked;
-  }
-
-  respond(response: CoapResponse): void {
-    if (this.responded) return;
-    this.responded = true;
-    this.endpoint.sendResponse(this, response);
-  }
-}
-
-/** RFC 7967 No-Response: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx. */
-function suppressed(noResponse: number | undefined, code: number): boolean {
-  if (noResponse === undefined || noResponse === 0) return false;
-  const cls = code >> 5;
-  return (
-    (cls === 2 && (noResponse & 2) !== 0) ||
-    (cls === 4 && (noResponse & 8) !== 0) ||
-    (cls === 5 && (noResponse & 16) !== 0)
-  );
-}
-
-export class CoapEndpoint {
+export class CoapEndpoint implements ExchangeOwner {
   private readonly dedup: DedupCache;
   readonly blockwise: Blockwise;
-  private readonly outgoing = new Map<string, Outgoing>();
+  /** Separate CON responses waiting for their ACK. */
+  private readonly reliability: Reliability;
   /** CON exchanges not answered yet, in the order their piggyback windows end. */
-  private readonly awaiting = new Fifo<AckWait>();
-  private ackTimer: NodeJS.Timeout | undefined;
-  /** How often the piggyback windows are checked: a quarter of the window, at most 25 ms. */
-  private readonly ackTickMs: number;
+  private readonly unanswered: DeadlineQueue<AckWait>;
   private readonly conLifetimeMs: number;
   private readonly nonLifetimeMs: number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly log: Logger;
-  private readonly caps: CapReporter;
   private closed = false;
   /** Max-Age of the 5.03 given to new requests while draining; -1 while taking new exchanges. */
   private drainMaxAge = -1;
@@ -184,10 +92,8 @@ export class CoapEndpoint {
     this.log = deps.log;
     const t = opts.transmission;
     this.conLifetimeMs = opts.dedup.lifetimeMs ?? exchangeLifetimeMs(t);
-    this.ackTickMs = Math.max(1, Math.min(25, Math.floor(opts.piggybackWindowMs / 4)));
     this.nonLifetimeMs = Math.min(this.conLifetimeMs, opts.dedup.lifetimeMs ?? nonLifetimeMs(t));
     const caps = deps.caps;
-    this.caps = caps;
     this.dedup = new DedupCache(
       opts.dedup.maxEntries,
       opts.dedup.maxBytes,
@@ -196,6 +102,20 @@ export class CoapEndpoint {
       (n) => caps.hit('coap_dedup', n),
     );
     this.blockwise = new Blockwise(opts.blockwise, opts.maxMessageBytes, (cap, n) => caps.hit(cap, n));
+    this.reliability = new Reliability(opts.transmission, opts.maxInFlight, {
+      send: (peer, bytes) => this.send(peer, bytes),
+      retransmitted: () => this.counters.retransmissions++,
+      gaveUp: () => this.counters.unacknowledged++,
+      capped: () => caps.hit('coap_separate_responses'),
+    });
+    // CON exchanges the handler has not answered yet get an empty ACK when their piggyback window passes.
+    // The window is the same for all, so they queue in deadline order, behind one timer that wakes at most
+    // every quarter window (25 ms at the most).
+    this.unanswered = new DeadlineQueue<AckWait>({
+      expire: (w) => this.windowPassed(w),
+      cancelled: answered,
+      resolutionMs: Math.max(1, Math.min(25, Math.floor(opts.piggybackWindowMs / 4))),
+    });
     this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
     this.sweeper.unref();
     registerCoapMetrics(deps.metrics, this.counters, {
@@ -209,7 +129,7 @@ export class CoapEndpoint {
         dedup: this.dedup.size,
         block1: this.blockwise.block1.size,
         block2: this.blockwise.block2.size,
-        separate: this.outgoing.size,
+        separate: this.reliability.size,
       }),
       cacheBytes: () => ({
         dedup: this.dedup.byteSize,
@@ -231,7 +151,7 @@ export class CoapEndpoint {
       dedupBytes: this.dedup.byteSize,
       block1: this.blockwise.block1.size,
       block2: this.blockwise.block2.size,
-      outgoing: this.outgoing.size,
+      outgoing: this.reliability.size,
     };
   }
 
@@ -281,12 +201,7 @@ export class CoapEndpoint {
       this.counters.rejected.request_in_ack++;
       return;
     }
-    const key = peer.key + '#' + msg.messageId;
-    const out = this.outgoing.get(key);
-    if (!out) return;
-    clearTimeout(out.timer);
-    this.outgoing.delete(key);
-    out.onDelivered?.(msg.type === MessageType.ACK);
+    this.reliability.settle(peer, msg.messageId, msg.type === MessageType.ACK);
   }
 
   /** A request, through the stages in the order of the file's header, to the handler. */
@@ -342,40 +257,15 @@ export class CoapEndpoint {
     }
     if (!ex.responded && ex.request.type === MessageType.CON) {
       if (this.opts.piggybackWindowMs === 0) this.emptyAck(ex);
-      else this.awaitAnswer(ex, ex.receivedAt);
+      else ex.awaitAnswer(this.unanswered, ex.receivedAt + this.opts.piggybackWindowMs);
     }
   }
 
-  /**
-   * Watches a CON exchange the handler has not answered yet: if the piggyback window passes first, it gets an
-   * empty ACK. One timer serves all of them: the window is the same for every exchange, so a FIFO of them is
-   * in deadline order, and a tick pops those whose window has passed (answered ones are just dropped).
-   */
-  private awaitAnswer(ex: ServerExchange, now: number): void {
-    ex.wait = new AckWait(ex, now + this.opts.piggybackWindowMs);
-    this.awaiting.push(ex.wait);
-    if (this.ackTimer === undefined) {
-      this.ackTimer = setInterval(onAckTick, this.ackTickMs, this);
-      this.ackTimer.unref();
-    }
-  }
-
-  /** Sends empty ACKs to exchanges whose piggyback window has passed. */
-  ackTick(): void {
-    const now = Date.now();
-    const awaiting = this.awaiting;
-    for (let w = awaiting.peek(); w !== undefined; w = awaiting.peek()) {
-      if (w.ex !== null && w.deadline > now) break;
-      awaiting.shift();
-      if (w.ex !== null) {
-        w.ex.wait = null;
-        this.emptyAck(w.ex);
-      }
-    }
-    if (awaiting.length === 0 && this.ackTimer !== undefined) {
-      clearInterval(this.ackTimer);
-      this.ackTimer = undefined;
-    }
+  /** The piggyback window of an exchange passed before its answer: it gets an empty ACK. */
+  private windowPassed(w: AckWait): void {
+    const ex = w.ex as ServerExchange;
+    ex.wait = null;
+    this.emptyAck(ex);
   }
 
   /** Acknowledges a CON request at once with an empty ACK; its response will come separately. */
@@ -425,7 +315,7 @@ export class CoapEndpoint {
   ): void {
     this.counters.countResponse(msg.code, code);
     const isCon = msg.type === MessageType.CON;
-    if (suppressed(msg.uint(Option.NO_RESPONSE), code)) {
+    if (suppressed(msg, code)) {
       if (isCon) {
         const ack = encodeEmpty(MessageType.ACK, msg.messageId);
         this.dedup.setResponse(peer.key, msg.messageId, ack);
@@ -454,10 +344,6 @@ export class CoapEndpoint {
   /** Sends the handler's response for an exchange. */
   sendResponse(ex: ServerExchange, res: CoapResponse): void {
     this.inFlight--;
-    if (ex.wait !== null) {
-      ex.wait.ex = null;
-      ex.wait = null;
-    }
     if (this.closed) return;
     let payload = res.payload;
     const options: OptionEntry[] = [];
@@ -485,7 +371,7 @@ export class CoapEndpoint {
     const code = res.code;
     const isCon = msg.type === MessageType.CON;
     const separate = res.confirmable === true || (isCon && ex.emptyAcked);
-    if (!separate || suppressed(msg.uint(Option.NO_RESPONSE), code)) {
+    if (!separate || suppressed(msg, code)) {
       return this.reply(msg, peer, code, options, payload, ex.emptyAcked);
     }
     this.counters.countResponse(ex.method, code);
@@ -501,41 +387,7 @@ export class CoapEndpoint {
       payload,
     });
     this.counters.separateResponses++;
-    const t = this.opts.transmission;
-    const timeout = t.ackTimeoutMs * (1 + Math.random() * (t.ackRandomFactor - 1));
-    const key = peer.key + '#' + mid;
-    const previous = this.outgoing.get(key);
-    if (previous) {
-      clearTimeout(previous.timer);
-      previous.onDelivered?.(false);
-    }
-    const out = new Outgoing(key, peer, bytes, timeout, res.onDelivered);
-    if (this.outgoing.size >= this.opts.maxInFlight) {
-      // Too many unacknowledged responses: send once without tracking.
-      this.caps.hit('coap_separate_responses');
-      this.send(peer, bytes);
-      res.onDelivered?.(false);
-      return;
-    }
-    this.outgoing.set(key, out);
-    out.timer = setTimeout(onRetransmitTimer, timeout, this, out);
-    this.send(peer, bytes);
-  }
-
-  /** Retransmits a separate CON response, or gives up after MAX_RETRANSMIT. */
-  retransmit(out: Outgoing): void {
-    if (this.outgoing.get(out.key) !== out) return;
-    if (out.attempts >= this.opts.transmission.maxRetransmit || this.closed) {
-      this.outgoing.delete(out.key);
-      this.counters.unacknowledged++;
-      out.onDelivered?.(false);
-      return;
-    }
-    out.attempts++;
-    out.timeoutMs *= 2;
-    this.counters.retransmissions++;
-    this.send(out.peer, out.bytes);
-    out.timer = setTimeout(onRetransmitTimer, out.timeoutMs, this, out);
+    this.reliability.send(peer, mid, bytes, res.onDelivered);
   }
 
   /**
@@ -553,7 +405,7 @@ export class CoapEndpoint {
 
   /** No exchange is waiting for the handler and no separate response is waiting for its ACK. */
   get idle(): boolean {
-    return this.inFlight === 0 && this.outgoing.size === 0;
+    return this.inFlight === 0 && this.reliability.size === 0;
   }
 
   /**
@@ -574,13 +426,7 @@ export class CoapEndpoint {
 
   /** Forgets a peer's separate responses (its DTLS session ended). */
   dropPeer(peer: Peer): void {
-    const prefix = peer.key + '#';
-    for (const [k, out] of this.outgoing) {
-      if (!k.startsWith(prefix)) continue;
-      clearTimeout(out.timer);
-      this.outgoing.delete(k);
-      out.onDelivered?.(false);
-    }
+    this.reliability.dropPeer(peer);
   }
 
   private sweep(now: number): void {
@@ -592,23 +438,9 @@ export class CoapEndpoint {
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
-    clearInterval(this.ackTimer);
-    this.ackTimer = undefined;
-    this.awaiting.clear();
-    for (const out of this.outgoing.values()) {
-      clearTimeout(out.timer);
-      out.onDelivered?.(false);
-    }
-    this.outgoing.clear();
+    this.unanswered.clear();
+    this.reliability.close();
     this.dedup.clear();
     this.blockwise.clear();
   }
-}
-
-function onAckTick(endpoint: CoapEndpoint): void {
-  endpoint.ackTick();
-}
-
-function onRetransmitTimer(endpoint: CoapEndpoint, out: Outgoing): void {
-  endpoint.retransmit(out);
 }

@@ -4,8 +4,9 @@
  * A critical option this engine does not recognise, or one it recognises with a value length outside its
  * limits or repeated when it may not be, makes the request unprocessable: 4.02 Bad Option for a CON, a
  * rejection (RST) for a NON (§5.4.1). Elective options of that kind are ignored. Proxy-Uri and Proxy-Scheme
- * are answered 5.05 (this is no proxy, §5.7.2), and a method code past the known ones 4.05. Pure: it reads
- * the parsed message and returns what is wrong, if anything.
+ * are answered 5.05 (this is no proxy, §5.7.2), and a method code past the known ones 4.05. The No-Response
+ * option (RFC 7967) is read when the answer is ready: it says which classes of response the client declined.
+ * Pure functions of the parsed message.
  */
 import { Code, isCritical, Option, OPTION_DEFS } from './constants.js';
 import type { CoapMessage } from './message.js';
@@ -52,4 +53,16 @@ export function checkOptions(msg: CoapMessage): OptionProblem | undefined {
     if (n === Option.PROXY_URI || n === Option.PROXY_SCHEME) return NOT_A_PROXY;
   }
   return msg.code > Code.IPATCH ? UNKNOWN_METHOD : undefined;
+}
+
+/** The client declined a response of this code's class (No-Response, RFC 7967: 2 for 2.xx, 8 4.xx, 16 5.xx). */
+export function suppressed(msg: CoapMessage, code: number): boolean {
+  const noResponse = msg.uint(Option.NO_RESPONSE);
+  if (noResponse === undefined || noResponse === 0) return false;
+  const cls = code >> 5;
+  return (
+    (cls === 2 && (noResponse & 2) !== 0) ||
+    (cls === 4 && (noResponse & 8) !== 0) ||
+    (cls === 5 && (noResponse & 16) !== 0)
+  );
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Code, MessageType, Option } from '../../src/coap/constants.js';
 import { encodeMessage, parseMessage, CoapMessage, type OptionEntry } from '../../src/coap/message.js';
-import { checkOptions } from '../../src/coap/option-checks.js';
+import { checkOptions, suppressed } from '../../src/coap/option-checks.js';
 
 function request(options: OptionEntry[], code: number = Code.POST): CoapMessage {
   const m = parseMessage(encodeMessage({ type: MessageType.CON, code, messageId: 1, options }));
@@ -106,5 +106,18 @@ describe('option checks (RFC 7252 §5.4)', () => {
       diagnostic: 'Unknown method',
       rejectsNon: false,
     });
+  });
+
+  it('tells which classes of response the client declined (No-Response, RFC 7967)', () => {
+    const classes = (noResponse?: number) => {
+      const msg = request(noResponse === undefined ? [] : [[Option.NO_RESPONSE, noResponse]]);
+      return [Code.CHANGED, Code.NOT_FOUND, Code.SERVICE_UNAVAILABLE].map((c) => suppressed(msg, c));
+    };
+    expect(classes()).toEqual([false, false, false]);
+    expect(classes(0)).toEqual([false, false, false]);
+    expect(classes(2)).toEqual([true, false, false]);
+    expect(classes(8)).toEqual([false, true, false]);
+    expect(classes(16)).toEqual([false, false, true]);
+    expect(classes(26)).toEqual([true, true, true]);
   });
 });
