@@ -18,6 +18,7 @@ import {
   type CodecsConfig,
   type CodecSpec,
 } from '../config/codecs.js';
+import { UsageError } from '../config/errors.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Device } from '../devices/device.js';
 import { silentLogger } from '../ops/logger.js';
@@ -68,8 +69,6 @@ function documentProblem(data: unknown): string | undefined {
     return '"commands" is not a list of { "id": <number>, "data": … }';
   return undefined;
 }
-
-class UsageError extends Error {}
 
 function parseHex(text: string): Buffer {
   const hex = text.replace(/^0x/i, '').replace(/[\s:]/g, '');

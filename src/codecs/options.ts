@@ -1,8 +1,10 @@
 /** Codec options from `devices.yaml`, checked against each codec's schema with messages naming the field. */
 import type { z } from 'zod';
 
+/** A codec's options from the device file do not fit its schema; the message names each bad field. */
 export class CodecOptionsError extends Error {
   override readonly name = 'CodecOptionsError';
+  readonly code = 'CELLGATE_CODEC_OPTIONS_INVALID';
 }
 
 /** Parses a codec's options; throws a CodecOptionsError listing each bad field. */

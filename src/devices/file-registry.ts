@@ -11,6 +11,7 @@ import { MemoryRegistry } from './memory-registry.js';
 /** A device file that cannot be read or does not validate; one problem per line. */
 export class DeviceFileError extends ConfigError {
   override readonly name = 'DeviceFileError';
+  override readonly code = 'CELLGATE_DEVICE_FILE_INVALID';
 }
 
 export interface DeviceSource {

@@ -1,5 +1,6 @@
 /** `cellgate simulate`: parses the options, runs the simulation, prints the summary. */
-import { parseSimOptions, SIMULATE_USAGE, UsageError } from './options.js';
+import { UsageError } from '../config/errors.js';
+import { parseSimOptions, SIMULATE_USAGE } from './options.js';
 import { runSimulation } from './simulate.js';
 import { formatSummary } from './stats.js';
 

@@ -1,6 +1,7 @@
 /** Command-line options of `cellgate simulate`. */
 import { parseArgs } from 'node:util';
 import { decodeKey } from '../devices/device.js';
+import { UsageError } from '../config/errors.js';
 import { DEFAULT_PAYLOAD, payloadSource, type PayloadSource } from './payload.js';
 
 export const SIMULATE_USAGE = `Usage: cellgate simulate [options]
@@ -58,10 +59,6 @@ export interface SimOptions {
   responseTimeoutMs: number;
   progressMs: number;
   json: boolean;
-}
-
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
 }
 
 function num(

@@ -23,6 +23,7 @@ export const SEAL_OVERHEAD = 1 + IV_BYTES + TAG_BYTES;
 /** A keyring file that cannot be read or parsed: a configuration mistake (exit code 78). */
 export class KeyringError extends ConfigError {
   override readonly name = 'KeyringError';
+  override readonly code = 'CELLGATE_KEYRING_INVALID';
 }
 
 function parseKey(text: string, where: string): Buffer {

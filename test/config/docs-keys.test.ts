@@ -1,7 +1,7 @@
 /**
  * What README.md and docs/ say about the configuration and the CLI holds: every config key they name exists
- * in the schema, the CLI is spelled one way in their commands, and a few statements that were once wrong
- * stay right.
+ * in the schema, the CLI is spelled one way in their commands, the error codes they list are those the source
+ * gives, and a few statements that were once wrong stay right.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,5 +64,17 @@ describe('README and docs', () => {
     expect(writes).toBeDefined();
     expect(writes).not.toContain('downloads.dir');
     expect(ops).toMatch(/The gateway only reads `downloads\.dir`/);
+  });
+
+  it('list every error code the source gives, and no other (operations.md)', () => {
+    const given = new Set<string>();
+    const code = /(?:\bcode\s*[=:]\s*|\|\s*)'(CELLGATE_[A-Z_]+)'/g;
+    for (const f of readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }))
+      if (f.endsWith('.ts'))
+        for (const m of readFileSync(join(ROOT, 'src', f), 'utf8').matchAll(code)) given.add(m[1]);
+    const ops = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+    const listed = new Set([...ops.matchAll(/^\| `(CELLGATE_[A-Z_]+)`/gm)].map((m) => m[1]));
+    expect(given.size).toBeGreaterThan(5);
+    expect([...listed].sort()).toEqual([...given].sort());
   });
 });

@@ -59,6 +59,15 @@ describe('config', () => {
     expect(() => parseConfig({ coap: { port: 1 } })).not.toThrow();
   });
 
+  it('marks what it refuses CELLGATE_CONFIG_INVALID', () => {
+    expect(() => loadConfig('/nonexistent/cellgate.yaml', {})).toThrow(
+      expect.objectContaining({ code: 'CELLGATE_CONFIG_INVALID' }),
+    );
+    expect(() => parseConfig({ coap: { prot: 1 } })).toThrow(
+      expect.objectContaining({ code: 'CELLGATE_CONFIG_INVALID' }),
+    );
+  });
+
   it('reports unreadable and malformed files clearly', () => {
     expect(() => loadConfig('/nonexistent/cellgate.yaml', {})).toThrow(ConfigError);
     expect(() => loadConfig(file('bad.yaml', 'coap: [1, 2\n'), {})).toThrow(/not valid YAML/);

@@ -1,6 +1,6 @@
 /** Reading the device file: key encodings, defaults, and errors naming the entry and key at fault. */
 import { describe, expect, it } from 'vitest';
-import { readDeviceFile } from '../../src/devices/file-registry.js';
+import { DeviceFileError, readDeviceFile } from '../../src/devices/file-registry.js';
 import { tempFile as file } from '../support/temp-file.js';
 
 describe('device file', () => {
@@ -44,5 +44,13 @@ describe('device file', () => {
     expect(() => readDeviceFile(file('d.yaml', '- id: a\n  psk: { identity: a, key: "hex:abc" }\n'))).toThrow(
       /even number of hex digits/,
     );
+  });
+
+  it('marks a device file it refuses CELLGATE_DEVICE_FILE_INVALID', () => {
+    for (const text of ['- id: a\n  ip: 999.1.1.1\n', 'not: a list\n', '- [unclosed\n'])
+      expect(() => readDeviceFile(file('d.yaml', text))).toThrow(
+        expect.objectContaining({ name: 'DeviceFileError', code: 'CELLGATE_DEVICE_FILE_INVALID' }),
+      );
+    expect(() => readDeviceFile('/nonexistent/devices.yaml')).toThrow(DeviceFileError);
   });
 });

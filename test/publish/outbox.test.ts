@@ -338,6 +338,9 @@ describe('outbox folder lock', () => {
     await expect(Outbox.open(new GateSink(), outboxConfig(dir), deps())).rejects.toThrow(
       /belongs to host some-other-pod/,
     );
+    await expect(Outbox.open(new GateSink(), outboxConfig(dir), deps())).rejects.toMatchObject({
+      code: 'CELLGATE_OUTBOX_IN_USE',
+    });
 
     writeFileSync(join(dir, 'lock'), `${hostname()} 999999999\n`); // no such process
     const again = await Outbox.open(new GateSink(), outboxConfig(dir), deps());

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/errors.js';
 import { Keyring, SEAL_OVERHEAD } from '../../src/state/sealing.js';
 
 const K1 = randomBytes(32);
@@ -62,5 +63,13 @@ describe('keyring', () => {
     );
     expect(() => Keyring.parse(`1:${K1.toString('hex')}\n1:${K2.toString('hex')}`)).toThrow(/appears twice/);
     expect(() => Keyring.parse(`300:${K1.toString('hex')}`)).toThrow(/not 0–255/);
+  });
+
+  it('marks a bad keyring CELLGATE_KEYRING_INVALID, a configuration mistake', () => {
+    for (const read of [() => Keyring.fromFile('/nonexistent/state.key'), () => Keyring.parse('1:short')])
+      expect(read).toThrow(
+        expect.objectContaining({ name: 'KeyringError', code: 'CELLGATE_KEYRING_INVALID' }),
+      );
+    expect(() => Keyring.fromFile(file(''))).toThrow(ConfigError);
   });
 });

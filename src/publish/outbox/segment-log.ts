@@ -364,11 +364,13 @@ export class SegmentLog {
       if (host !== hostname())
         throw new ConfigError(
           `publisher.outbox.dir: outbox ${dir} belongs to host ${host}: give each gateway process its own outbox folder`,
+          { code: 'CELLGATE_OUTBOX_IN_USE' },
         );
       if (pid !== process.pid && pidAlive(pid))
         throw new ConfigError(
           `publisher.outbox.dir: outbox ${dir} is in use by process ${pid} on this host: stop it, or give this ` +
             'gateway its own outbox folder (CELLGATE_PUBLISHER__OUTBOX__DIR)',
+          { code: 'CELLGATE_OUTBOX_IN_USE' },
         );
     }
     await writeFile(path, `${me}\n`);
