@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ContentFormat } from '../coap/constants.js';
+import { DeadlineQueue } from '../collections/deadline-queue.js';
 import { BUILTIN_CODEC_NAMES, codecsSchema, type CodecsConfig, type CodecSpec } from '../config/codecs.js';
 import type { Device } from '../devices/device.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -117,7 +118,6 @@ type Result = DecodeResult | EncodeResult;
 
 /** An asynchronous decode or encode in flight, in a FIFO ordered by deadline. */
 class Pending implements JobSink {
-  next: Pending | null = null;
   done = false;
 
   constructor(
@@ -139,6 +139,8 @@ class Pending implements JobSink {
 }
 
 function ignore(): void {}
+
+const isDone = (p: Pending): boolean => p.done;
 
 function specName(spec: CodecSpec): string {
   return typeof spec === 'string' ? spec : spec.name;
@@ -209,12 +211,14 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private preparing: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  // Asynchronous work in flight: a FIFO (deadlines are in order: one time limit for all) and one timer.
-  private head: Pending | null = null;
-  private tail: Pending | null = null;
+  // Asynchronous work in flight, failed by its deadline (one time limit for all) if no answer comes first.
+  private readonly pending = new DeadlineQueue<Pending>({
+    expire: (p) => this.timedOut(p),
+    cancelled: isDone,
+    now: performance.now.bind(performance),
+    keepAlive: true,
+  });
   private inFlight = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly sweepBound = (): void => this.sweep();
 
   constructor(opts: CodecRegistryOptions) {
     this.config = opts.config ?? codecsSchema.parse({});
@@ -672,10 +676,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
 
   private enqueue(p: Pending): void {
     this.inFlight++;
-    if (this.tail) this.tail.next = p;
-    else this.head = p;
-    this.tail = p;
-    if (!this.timer) this.timer = setTimeout(this.sweepBound, this.config.timeoutMs);
+    this.pending.add(p);
   }
 
   /** Where a pending decode or encode ends (first outcome wins; the deadline sweep may come first). */
@@ -683,30 +684,20 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     if (p.done) return;
     p.done = true;
     this.inFlight--;
+    this.pending.noteCancelled();
     if (err !== null)
       p.resolve(this.failed(p.entry, p.encode, failureReason(err), failureMessage(err), p.t0));
     else if (p.encode) p.resolve(this.encoded(p.entry, value as EncodeOutput) as Result);
     else p.resolve(this.decoded(p.entry, value as DecodeOutput, p.t0) as Result);
   }
 
-  /** Fails work past its deadline; runs when the oldest deadline is due. */
-  private sweep(): void {
-    this.timer = null;
-    const now = performance.now();
-    let p = this.head;
-    while (p && (p.done || p.deadline <= now)) {
-      if (!p.done) {
-        p.done = true;
-        this.inFlight--;
-        p.resolve(
-          this.failed(p.entry, p.encode, 'timeout', `no answer within ${this.config.timeoutMs} ms`, p.t0),
-        );
-      }
-      p = p.next;
-    }
-    this.head = p;
-    if (!p) this.tail = null;
-    else this.timer = setTimeout(this.sweepBound, Math.max(1, p.deadline - now));
+  /** Fails work whose deadline passed without an answer. */
+  private timedOut(p: Pending): void {
+    p.done = true;
+    this.inFlight--;
+    p.resolve(
+      this.failed(p.entry, p.encode, 'timeout', `no answer within ${this.config.timeoutMs} ms`, p.t0),
+    );
   }
 
   /**
@@ -774,15 +765,11 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     if (this.closed) return;
     this.closed = true;
     await this.preparing;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    for (let p = this.head; p; p = p.next) {
-      if (p.done) continue;
+    for (const p of this.pending.drain()) {
       p.done = true;
       this.inFlight--;
       p.resolve(this.failed(p.entry, p.encode, 'unavailable', 'the codec registry closed', p.t0));
     }
-    this.head = this.tail = null;
     await Promise.all([...this.entries.values()].map((e) => this.closeEntry(e)));
     await this.pool?.close();
   }

@@ -12,6 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { Fifo } from '../../collections/fifo.js';
 import type { SandboxConfig } from '../../config/codecs.js';
 import type { Logger } from '../../ops/logger.js';
 import { counterFrom, gaugeFrom, type CapReporter, type MetricsRegistry } from '../../ops/metrics.js';
@@ -141,7 +142,7 @@ class Slot {
   /** The batch in the worker, or the load it is doing. */
   batch: Job[] | null = null;
   load: PendingLoad | null = null;
-  readonly loads: PendingLoad[] = [];
+  readonly loads = new Fifo<PendingLoad>(4);
   /** `started` counter value when the batch went out, and at the last watchdog look. */
   base = 0;
   seen = -1;
@@ -160,8 +161,7 @@ export class SandboxPool implements ScriptSandbox {
   private readonly slots: Slot[] = [];
   private readonly registrations = new Map<number, Registration>();
   private nextId = 1;
-  private queue: Job[] = [];
-  private head = 0;
+  private readonly queue = new Fifo<Job>(1024);
   private queuedBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private flushImmediate: NodeJS.Immediate | null = null;
@@ -200,7 +200,7 @@ export class SandboxPool implements ScriptSandbox {
   }
 
   get queued(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** Workers started so far (they start on the first load). */
@@ -385,13 +385,13 @@ export class SandboxPool implements ScriptSandbox {
     const n = this.queued;
     if (n === 0) return false;
     if (n >= this.opts.config.maxBatch) return true;
-    return performance.now() - this.queue[this.head].enqueued >= this.opts.config.batchDelayMs;
+    return performance.now() - (this.queue.peek() as Job).enqueued >= this.opts.config.batchDelayMs;
   }
 
   /** Arranges a flush: at once (end of this event-loop turn) when due, else when the oldest message is. */
   private schedule(): void {
     if (this.flushImmediate || this.queued === 0) return;
-    const wait = this.opts.config.batchDelayMs - (performance.now() - this.queue[this.head].enqueued);
+    const wait = this.opts.config.batchDelayMs - (performance.now() - (this.queue.peek() as Job).enqueued);
     if (wait <= 0 || this.queued >= this.opts.config.maxBatch) {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
@@ -426,8 +426,8 @@ export class SandboxPool implements ScriptSandbox {
     let total = 0;
     let withCtx = false;
     let withData = false;
-    while (this.head < this.queue.length && jobs.length < max) {
-      const job = this.queue[this.head++];
+    while (this.queue.length > 0 && jobs.length < max) {
+      const job = this.queue.shift() as Job;
       this.queuedBytes -= job.size;
       // Nobody waits for an answer past the time limit: do not spend a worker on it.
       if (job.enqueued < oldest)
@@ -439,10 +439,6 @@ export class SandboxPool implements ScriptSandbox {
         if (job.reg.module) withCtx = true;
         if (job.op === OP_ENCODE) withData = true;
       }
-    }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
     }
     if (jobs.length === 0) return;
     const n = jobs.length;
@@ -591,10 +587,10 @@ export class SandboxPool implements ScriptSandbox {
     );
     // A fresh worker loads every codec again before it takes messages.
     this.spawn(slot);
-    const pending = slot.loads.splice(0);
+    const reloads: PendingLoad[] = [];
     for (const reg of this.registrations.values())
-      slot.loads.push({ msg: reg.load, done: (r) => this.reloaded(reg, r) });
-    slot.loads.push(...pending);
+      reloads.push({ msg: reg.load, done: (r) => this.reloaded(reg, r) });
+    slot.loads.requeue(reloads);
     this.dispatch(slot);
   }
 
@@ -610,7 +606,7 @@ export class SandboxPool implements ScriptSandbox {
 
   private requeue(jobs: Job[]): void {
     if (jobs.length === 0) return;
-    this.queue.splice(this.head, 0, ...jobs);
+    this.queue.requeue(jobs);
     for (const j of jobs) this.queuedBytes += j.size;
     this.schedule();
   }
@@ -634,8 +630,7 @@ export class SandboxPool implements ScriptSandbox {
     slot.batch = null;
     slot.load?.done({ t: 'loaded', id: slot.load.msg.id, error: message, encode: false });
     slot.load = null;
-    for (const l of slot.loads.splice(0))
-      l.done({ t: 'loaded', id: l.msg.id, error: message, encode: false });
+    for (const l of slot.loads.drain()) l.done({ t: 'loaded', id: l.msg.id, error: message, encode: false });
   }
 
   async close(): Promise<void> {
@@ -644,10 +639,7 @@ export class SandboxPool implements ScriptSandbox {
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
-    for (let i = this.head; i < this.queue.length; i++)
-      this.queue[i].fail('unavailable', 'the sandbox is closed');
-    this.queue = [];
-    this.head = 0;
+    for (const job of this.queue.drain()) job.fail('unavailable', 'the sandbox is closed');
     this.queuedBytes = 0;
     await Promise.all(
       this.slots.map(async (slot) => {
