@@ -3,6 +3,7 @@
  * things and bytes; a command that would pass a cap is refused, never evicted. Finished commands are dropped
  * after the retention period or when a thing holds more of them than its queue size.
  */
+import { Fifo } from '../collections/fifo.js';
 import { ApiError } from './api-error.js';
 import { ChangeListeners } from './changes.js';
 import {
@@ -22,8 +23,9 @@ export interface MemoryCommandOptions extends CommandLimits {
 /** Fixed overhead counted per command besides its data. */
 const COMMAND_OVERHEAD = 96;
 
+/** One thing's commands, oldest first. */
 class Queue {
-  commands: Command[] = [];
+  readonly commands = new Fifo<Command>(4);
   bytes = 0;
   constructor(public lastId: number) {}
 }
@@ -60,11 +62,11 @@ export class MemoryCommandStore implements CommandStore {
       }
       if (!isActive(c)) finished++;
     }
+    if (finished === 0) return;
     const retention = this.opts.retentionMs;
     // Finished commands beyond the per-thing cap go first (oldest first), then those past retention.
     let excess = finished - this.opts.maxQueuedPerThing;
-    const keep: Command[] = [];
-    for (const c of q.commands) {
+    q.commands.retain((c) => {
       let drop = false;
       if (!isActive(c)) {
         if (excess > 0) {
@@ -76,9 +78,9 @@ export class MemoryCommandStore implements CommandStore {
         const b = COMMAND_OVERHEAD + c.data.length;
         q.bytes -= b;
         this.bytes -= b;
-      } else keep.push(c);
-    }
-    if (keep.length !== q.commands.length) q.commands = keep;
+      }
+      return !drop;
+    });
   }
 
   private queue(thing: string, now: number): Queue | undefined {
@@ -89,7 +91,8 @@ export class MemoryCommandStore implements CommandStore {
 
   enqueue(thing: string, data: string, ttlMs: number, now: number): Promise<Command> {
     let q = this.queue(thing, now);
-    const active = q ? q.commands.filter(isActive).length : 0;
+    let active = 0;
+    if (q) for (const c of q.commands) if (isActive(c)) active++;
     if (active >= this.opts.maxQueuedPerThing)
       return Promise.reject(
         new ApiError(
@@ -126,7 +129,9 @@ export class MemoryCommandStore implements CommandStore {
 
   pending(thing: string, now: number): Promise<Command[]> {
     const q = this.queue(thing, now);
-    return Promise.resolve(q ? q.commands.filter(isActive).map((c) => ({ ...c })) : []);
+    const out: Command[] = [];
+    if (q) for (const c of q.commands) if (isActive(c)) out.push({ ...c });
+    return Promise.resolve(out);
   }
 
   markSent(thing: string, ids: readonly number[], now: number): Promise<void> {
@@ -161,7 +166,7 @@ export class MemoryCommandStore implements CommandStore {
 
   list(thing: string, now: number): Promise<Command[]> {
     const q = this.queue(thing, now);
-    return Promise.resolve(q ? q.commands.map((c) => ({ ...c })) : []);
+    return Promise.resolve(q ? Array.from(q.commands, (c) => ({ ...c })) : []);
   }
 
   /** Drops queues that hold nothing any more. */
