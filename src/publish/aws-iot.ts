@@ -14,7 +14,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { AwsIotPublisherConfig } from '../config/publisher.js';
 import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../ops/logger.js';
-import type { AttemptListener, Job, Sink, SinkFailure } from './delivery.js';
+import type { AttemptListener, DeliveryJob, Sink, SinkFailure } from './delivery.js';
 import {
   errorCode,
   failureKind,
@@ -148,7 +148,7 @@ export class AwsIotSink implements Sink {
     return AwsIotSink.create({ endpoint, region, qos: config.qos, connections: config.connections }, log);
   }
 
-  start(job: Job, listener: AttemptListener): void {
+  start(job: DeliveryJob, listener: AttemptListener): void {
     const msg = job.msg;
     const body = messageBody(msg);
     if (body.length > this.maxPayload) {
@@ -191,7 +191,7 @@ export class AwsIotSink implements Sink {
       );
   }
 
-  abort(job: Job): void {
+  abort(job: DeliveryJob): void {
     (job.handle as PublishAttempt | undefined)?.cancel();
   }
 
@@ -247,7 +247,7 @@ class PublishAttempt implements Dispatcher.DispatchHandlers {
 
   constructor(
     private readonly sink: AwsIotSink,
-    private readonly job: Job,
+    private readonly job: DeliveryJob,
     private readonly attempt: number,
     private readonly listener: AttemptListener,
   ) {}

@@ -4,7 +4,7 @@
  * jittered backoff, and a circuit breaker that turns sustained failure into immediate 5.03 answers.
  *
  * A sink does one attempt at a time per message and reports it with `settle`; everything else lives here.
- * Hot path: one Job per message and one small deadline record per attempt, no closures or promises here;
+ * Hot path: one DeliveryJob per message and one small deadline record per attempt, no closures or promises here;
  * counts are plain numbers read at scrape time. Time limits are two deadline queues with one timer each:
  * waiting messages (their deadline) and running attempts (the request timeout, or the message's deadline if
  * that comes first).
@@ -42,7 +42,7 @@ export interface SinkFailure {
 }
 
 /** One message on its way: what the sink gets for each attempt. */
-export class Job {
+export class DeliveryJob {
   /** Attempt number, from 1; a report for an older attempt is ignored. */
   attempt = 0;
   /** When the current attempt started (ms, monotonic); 0 while none is running. */
@@ -67,7 +67,7 @@ export class Job {
 /** When a running attempt runs out of time; `job` is cleared when the attempt ends before. */
 class AttemptLimit {
   constructor(
-    public job: Job | null,
+    public job: DeliveryJob | null,
     readonly deadline: number,
   ) {}
 }
@@ -76,15 +76,15 @@ const attemptEnded = (limit: AttemptLimit): boolean => limit.job === null;
 
 export interface AttemptListener {
   /** Reports the end of attempt number `attempt` of `job`: `null` when the sink accepted the message. */
-  settle(job: Job, attempt: number, failure: SinkFailure | null): void;
+  settle(job: DeliveryJob, attempt: number, failure: SinkFailure | null): void;
 }
 
 export interface Sink {
   readonly type: string;
   /** Starts one attempt; reports it exactly once through `listener.settle` unless aborted first. */
-  start(job: Job, listener: AttemptListener): void;
+  start(job: DeliveryJob, listener: AttemptListener): void;
   /** The attempt ran out of time: stop it (its report, if any, is ignored). */
-  abort(job: Job): void;
+  abort(job: DeliveryJob): void;
   /** Releases connections; called once nothing is in progress. */
   close(): Promise<void>;
 }
@@ -113,7 +113,7 @@ export class Delivery implements Publisher, AttemptListener {
   readonly type: string;
   private readonly breaker: CircuitBreaker;
   /** Messages waiting for a slot, failed when their deadline passes first. */
-  private readonly queue: DeadlineQueue<Job>;
+  private readonly queue: DeadlineQueue<DeliveryJob>;
   private queueBytes = 0;
   /** Messages taken from the queue and not yet finished (attempting or waiting to retry). */
   private active = 0;
@@ -122,7 +122,7 @@ export class Delivery implements Publisher, AttemptListener {
   private closed = false;
   private pumping = false;
   private idle?: () => void;
-  private readonly retryFn = (job: Job) => this.retry(job);
+  private readonly retryFn = (job: DeliveryJob) => this.retry(job);
   private readonly outcomes: Record<Outcome, number> = {
     ok: 0,
     failed: 0,
@@ -160,13 +160,13 @@ export class Delivery implements Publisher, AttemptListener {
       5,
       Math.min(100, Math.floor(Math.min(opts.requestTimeoutMs, opts.deadlineMs) / 4)),
     );
-    this.queue = new DeadlineQueue<Job>({
+    this.queue = new DeadlineQueue<DeliveryJob>({
       expire: (job) => this.expireQueued(job),
       now: this.now,
       resolutionMs,
     });
     this.attempting = new DeadlineQueue<AttemptLimit>({
-      expire: (limit, now) => this.timeOut(limit.job as Job, now),
+      expire: (limit, now) => this.timeOut(limit.job as DeliveryJob, now),
       cancelled: attemptEnded,
       now: this.now,
       resolutionMs,
@@ -248,7 +248,7 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.active < this.opts.concurrency && this.queued() === 0) {
       if (!this.breaker.allow(now)) return this.refuseOpen(done, now);
       this.active++;
-      this.attempt(new Job(msg, done, bytes, now, now + this.opts.deadlineMs), now);
+      this.attempt(new DeliveryJob(msg, done, bytes, now, now + this.opts.deadlineMs), now);
       return;
     }
     if (this.breaker.state(now) === BreakerState.Open) return this.refuseOpen(done, now);
@@ -257,11 +257,11 @@ export class Delivery implements Publisher, AttemptListener {
       this.caps.hit('publish_queue');
       return this.refuse('queue_full', done, new PublishError(`${this.type} publish queue is full`, 1));
     }
-    this.queue.add(new Job(msg, done, bytes, now, now + this.opts.deadlineMs));
+    this.queue.add(new DeliveryJob(msg, done, bytes, now, now + this.opts.deadlineMs));
     this.queueBytes += bytes;
   }
 
-  settle(job: Job, attempt: number, failure: SinkFailure | null): void {
+  settle(job: DeliveryJob, attempt: number, failure: SinkFailure | null): void {
     if (attempt !== job.attempt || job.attemptStart === 0) return;
     job.attemptStart = 0;
     job.handle = undefined;
@@ -311,7 +311,7 @@ export class Delivery implements Publisher, AttemptListener {
     await this.sink.close();
   }
 
-  private retry(job: Job): void {
+  private retry(job: DeliveryJob): void {
     const now = this.now();
     const state = this.breaker.state(now);
     if (state === BreakerState.Open || (state === BreakerState.HalfOpen && !this.breaker.allow(now))) {
@@ -325,7 +325,7 @@ export class Delivery implements Publisher, AttemptListener {
     this.attempt(job, now);
   }
 
-  private attempt(job: Job, now: number): void {
+  private attempt(job: DeliveryJob, now: number): void {
     job.attempt++;
     job.attemptStart = now;
     job.limit = new AttemptLimit(job, Math.min(now + this.opts.requestTimeoutMs, job.deadline));
@@ -333,7 +333,7 @@ export class Delivery implements Publisher, AttemptListener {
     this.sink.start(job, this);
   }
 
-  private finish(job: Job, outcome: Outcome, err: PublishError | null): void {
+  private finish(job: DeliveryJob, outcome: Outcome, err: PublishError | null): void {
     this.outcomes[outcome]++;
     this.active--;
     this.pump();
@@ -346,7 +346,7 @@ export class Delivery implements Publisher, AttemptListener {
     if (this.pumping) return;
     this.pumping = true;
     while (this.active < this.opts.concurrency && this.queue.length > 0) {
-      const job = this.queue.shift() as Job;
+      const job = this.queue.shift() as DeliveryJob;
       this.queueBytes -= job.bytes;
       const now = this.now();
       if (now >= job.deadline) {
@@ -366,7 +366,7 @@ export class Delivery implements Publisher, AttemptListener {
   }
 
   /** An attempt ran past its time limit: it is aborted and counts as a timeout. */
-  private timeOut(job: Job, now: number): void {
+  private timeOut(job: DeliveryJob, now: number): void {
     job.limit = null;
     this.sink.abort(job);
     this.settle(job, job.attempt, {
@@ -376,14 +376,14 @@ export class Delivery implements Publisher, AttemptListener {
   }
 
   /** A queued message's deadline passed before it could be tried. */
-  private expireQueued(job: Job): void {
+  private expireQueued(job: DeliveryJob): void {
     this.queueBytes -= job.bytes;
     this.expire(job);
     if (this.closed && this.idle && this.active === 0 && this.queued() === 0) this.idle();
   }
 
   /** A queued message ran out of time before it could be tried. */
-  private expire(job: Job): void {
+  private expire(job: DeliveryJob): void {
     this.outcomes.failed++;
     job.done(new PublishError(`${this.type} publish timed out waiting in the queue`, 1));
   }
@@ -419,7 +419,7 @@ export class Delivery implements Publisher, AttemptListener {
     return `${this.type} publisher is failing; circuit breaker open`;
   }
 
-  private failedError(job: Job, now: number, permanent = false): PublishError {
+  private failedError(job: DeliveryJob, now: number, permanent = false): PublishError {
     const f = job.lastFailure;
     const what = f ? `${f.kind}: ${f.message}` : 'unknown failure';
     const retryAfter =

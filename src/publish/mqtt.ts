@@ -12,7 +12,7 @@ import type { MqttPublisherConfig } from '../config/publisher.js';
 import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../ops/logger.js';
 import { gaugeFrom, type MetricsRegistry } from '../ops/metrics.js';
-import type { AttemptListener, FailureKind, Job, Sink } from './delivery.js';
+import type { AttemptListener, FailureKind, DeliveryJob, Sink } from './delivery.js';
 import { messageBody } from './publisher.js';
 
 /** What an MQTT 5 PUBACK reason code (or a client error code) means for a retry. */
@@ -116,7 +116,7 @@ export class MqttSink implements Sink {
     return sink;
   }
 
-  start(job: Job, listener: AttemptListener): void {
+  start(job: DeliveryJob, listener: AttemptListener): void {
     if (!this.client.connected) {
       return listener.settle(job, job.attempt, {
         kind: 'network',

@@ -88,7 +88,7 @@ interface Reply {
 }
 
 /** One request message waiting for its answer. */
-class Pending {
+class PendingRequest {
   attempts = 0;
   timer: NodeJS.Timeout | undefined = undefined;
   acked = false;
@@ -104,8 +104,8 @@ class Pending {
 
 export class CoapClient {
   private nextMid = randomInt(0x10000);
-  private readonly byMid = new Map<number, Pending>();
-  private readonly byToken = new Map<string, Pending>();
+  private readonly byMid = new Map<number, PendingRequest>();
+  private readonly byToken = new Map<string, PendingRequest>();
 
   constructor(
     private channel: DatagramChannel,
@@ -234,7 +234,7 @@ export class CoapClient {
       const timeout = confirmable
         ? t.ackTimeoutMs * (1 + Math.random() * (t.ackRandomFactor - 1))
         : t.responseTimeoutMs;
-      const p: Pending = new Pending(messageId, key, bytes, confirmable, timeout, (reply) => {
+      const p: PendingRequest = new PendingRequest(messageId, key, bytes, confirmable, timeout, (reply) => {
         clearTimeout(p.timer);
         this.byMid.delete(messageId);
         if (this.byToken.get(key) === p) this.byToken.delete(key);
@@ -248,7 +248,7 @@ export class CoapClient {
   }
 
   /** A retransmission timer fired, or the wait for an answer ran out. */
-  timer(p: Pending): void {
+  timer(p: PendingRequest): void {
     if (!p.confirmable || p.acked) {
       return p.settle({ outcome: 'timeout', separate: p.acked, retransmissions: p.attempts });
     }
@@ -304,6 +304,6 @@ export class CoapClient {
   }
 }
 
-function onTimer(client: CoapClient, p: Pending): void {
+function onTimer(client: CoapClient, p: PendingRequest): void {
   client.timer(p);
 }

@@ -4,7 +4,7 @@ import { BreakerState, CircuitBreaker } from '../../src/publish/breaker.js';
 import {
   Delivery,
   type AttemptListener,
-  type Job,
+  type DeliveryJob,
   type Sink,
   type SinkFailure,
 } from '../../src/publish/delivery.js';
@@ -13,13 +13,13 @@ import { delivery, deps, message, metricValue, publish, sleep } from './helpers.
 /** A sink the test drives: it records attempts and settles them when told (or by a script). */
 class ScriptedSink implements Sink {
   readonly type = 'scripted';
-  readonly started: { job: Job; attempt: number }[] = [];
-  readonly aborted: Job[] = [];
+  readonly started: { job: DeliveryJob; attempt: number }[] = [];
+  readonly aborted: DeliveryJob[] = [];
   listener?: AttemptListener;
   closed = false;
-  constructor(private readonly script?: (job: Job, attempt: number) => SinkFailure | null | 'hold') {}
+  constructor(private readonly script?: (job: DeliveryJob, attempt: number) => SinkFailure | null | 'hold') {}
 
-  start(job: Job, listener: AttemptListener): void {
+  start(job: DeliveryJob, listener: AttemptListener): void {
     this.listener = listener;
     this.started.push({ job, attempt: job.attempt });
     const r = this.script ? this.script(job, job.attempt) : 'hold';
@@ -31,7 +31,7 @@ class ScriptedSink implements Sink {
     this.listener!.settle(s.job, s.attempt, failure);
   }
 
-  abort(job: Job): void {
+  abort(job: DeliveryJob): void {
     this.aborted.push(job);
   }
 

@@ -38,7 +38,7 @@ const DONE = 1;
 const FAILED = 2;
 
 /** A record handed to the sink, waiting for its answer. */
-class Slot {
+class InFlightRecord {
   state = SENDING;
   readonly done: PublishCallback;
   constructor(
@@ -58,10 +58,10 @@ export class Outbox implements Publisher {
   private bufferedAt = 0;
   private reading = false;
   /** Records handed to the sink and not yet behind the delivered mark, in log order. */
-  private readonly window = new Fifo<Slot>();
+  private readonly window = new Fifo<InFlightRecord>();
   private windowBytes = 0;
   private sending = 0;
-  private failedSlots = 0;
+  private failedRecords = 0;
   private pumping = false;
   private pausedUntil = 0;
   private pauseTimer?: NodeJS.Timeout;
@@ -179,16 +179,16 @@ export class Outbox implements Publisher {
     if (this.pumping || this.closed || this.pauseTimer) return;
     if (!this.inner.ready()) return this.pause(1);
     this.pumping = true;
-    if (this.failedSlots > 0) {
+    if (this.failedRecords > 0) {
       // Collected first: a sink that answers at once moves the window while we go.
-      const failed: Slot[] = [];
-      for (const slot of this.window) if (slot.state === FAILED) failed.push(slot);
-      for (let i = 0; i < failed.length && this.failedSlots > 0; i++) {
-        const slot = failed[i];
-        if (slot.state !== FAILED) continue;
-        slot.state = SENDING;
-        this.failedSlots--;
-        this.send(slot);
+      const failed: InFlightRecord[] = [];
+      for (const inFlight of this.window) if (inFlight.state === FAILED) failed.push(inFlight);
+      for (let i = 0; i < failed.length && this.failedRecords > 0; i++) {
+        const inFlight = failed[i];
+        if (inFlight.state !== FAILED) continue;
+        inFlight.state = SENDING;
+        this.failedRecords--;
+        this.send(inFlight);
         if (this.pauseTimer) break;
       }
     }
@@ -202,10 +202,10 @@ export class Outbox implements Publisher {
         break;
       }
       const rec = this.buffered[this.bufferedAt++];
-      const slot = new Slot(rec, this);
-      this.window.push(slot);
+      const inFlight = new InFlightRecord(rec, this);
+      this.window.push(inFlight);
       this.windowBytes += rec.size;
-      this.send(slot);
+      this.send(inFlight);
     }
     this.pumping = false;
   }
@@ -214,9 +214,9 @@ export class Outbox implements Publisher {
     return this.window.length;
   }
 
-  private send(slot: Slot): void {
+  private send(inFlight: InFlightRecord): void {
     this.sending++;
-    this.inner.publish(slot.rec.msg, slot.done);
+    this.inner.publish(inFlight.rec.msg, inFlight.done);
   }
 
   private readMore(): void {
@@ -241,24 +241,24 @@ export class Outbox implements Publisher {
   }
 
   /** @internal The sink's answer for one record. */
-  delivered(slot: Slot, err: PublishError | null): void {
+  delivered(inFlight: InFlightRecord, err: PublishError | null): void {
     this.sending--;
     if (err?.permanent) {
       // The sink refused this message itself (too large, invalid topic): holding it would block the log.
       this.dropped++;
       this.deps.log.error(
-        { messageId: slot.rec.msg.id, topic: slot.rec.msg.topic, err: err.message },
+        { messageId: inFlight.rec.msg.id, topic: inFlight.rec.msg.topic, err: err.message },
         'outbox: the sink refused a stored message for good; dropped',
       );
-      slot.state = DONE;
+      inFlight.state = DONE;
       this.advance();
     } else if (err) {
-      slot.state = FAILED;
-      this.failedSlots++;
+      inFlight.state = FAILED;
+      this.failedRecords++;
       this.deliveryFailures++;
       this.pause(err.retryAfterSeconds);
     } else {
-      slot.state = DONE;
+      inFlight.state = DONE;
       this.delivered_++;
       this.advance();
     }
@@ -273,9 +273,9 @@ export class Outbox implements Publisher {
   private advance(): void {
     let moved = false;
     while (this.window.peek()?.state === DONE) {
-      const slot = this.window.shift() as Slot;
-      this.windowBytes -= slot.rec.size;
-      this.deliveredTo = slot.rec.offset + slot.rec.size;
+      const inFlight = this.window.shift() as InFlightRecord;
+      this.windowBytes -= inFlight.rec.size;
+      this.deliveredTo = inFlight.rec.offset + inFlight.rec.size;
       this.records--;
       moved = true;
     }

@@ -79,14 +79,14 @@ function writeString(buf: Buffer, o: number, s: string, len: number): number {
   return o + 2 + len;
 }
 
-export type DecodeResult =
+export type RecordDecodeResult =
   | { kind: 'record'; msg: StoredMessage; size: number }
   /** More bytes are needed to see the whole record. */
   | { kind: 'short'; need: number }
   | { kind: 'corrupt'; reason: string };
 
 /** Decodes the record at `buf[at]`; the message's body is a view into `buf`. */
-export function decodeRecord(buf: Buffer, at: number): DecodeResult {
+export function decodeRecord(buf: Buffer, at: number): RecordDecodeResult {
   if (buf.length - at < RECORD_HEADER) return { kind: 'short', need: RECORD_HEADER };
   const payloadLen = buf.readUInt32BE(at);
   if (payloadLen < FIXED || payloadLen > MAX_RECORD_PAYLOAD)
