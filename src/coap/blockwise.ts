@@ -13,8 +13,10 @@
  * negotiation, §2.5) lands on the right place. Transfers are capped in number and bytes and expire when idle.
  *
  * Block2 bodies of responses to non-idempotent requests (a POST answered with a large downlink) are kept per
- * peer + method + URI so later blocks are served without running the request again.
+ * peer + method + URI so later blocks are served without running the request again; they are capped in
+ * number and bytes and expire a lifetime after they were kept.
  */
+import { BoundedMap } from '../collections/bounded-map.js';
 import type { Peer } from '../transport/peer.js';
 import { blockSize, decodeBlock, encodeBlock, szxForSize, type BlockValue } from './block-option.js';
 import { Code, Option } from './constants.js';
@@ -226,80 +228,56 @@ export class Block1Assembler {
 }
 
 /** A response body kept for later Block2 requests. */
-export class HeldBody {
-  constructor(
-    readonly code: number,
-    readonly body: Buffer,
-    readonly contentFormat: number | undefined,
-    readonly etag: Buffer | undefined,
-    public expiresAt: number,
-  ) {}
+export interface HeldBody {
+  readonly code: number;
+  readonly body: Buffer;
+  readonly contentFormat: number | undefined;
+  readonly etag: Buffer | undefined;
 }
 
-/** Response bodies of non-idempotent requests, kept for their remaining Block2 blocks. */
+/**
+ * Response bodies of non-idempotent requests, kept for their remaining Block2 blocks: a bounded map, capped
+ * in bodies and bytes (oldest first out, reported as one cap), each body gone `lifetimeMs` after it was put.
+ */
 export class Block2Store {
-  private readonly bodies = new Map<string, HeldBody>();
-  private bytes = 0;
+  private readonly bodies: BoundedMap<string, HeldBody>;
+  /** Bodies the current `put` evicted, under either cap. */
+  private evicted = 0;
 
   constructor(
-    private readonly maxEntries: number,
-    private readonly maxBytes: number,
-    private readonly lifetimeMs: number,
+    maxEntries: number,
+    maxBytes: number,
+    lifetimeMs: number,
     private readonly onCap: (n: number) => void,
-  ) {}
+  ) {
+    this.bodies = new BoundedMap({
+      maxEntries,
+      maxBytes,
+      ttlMs: lifetimeMs,
+      onCap: (_cap, n) => (this.evicted += n),
+    });
+  }
 
   get size(): number {
     return this.bodies.size;
   }
 
   get byteSize(): number {
-    return this.bytes;
+    return this.bodies.byteSize;
   }
 
-  put(key: string, held: Omit<HeldBody, 'expiresAt'>, now: number): void {
-    this.delete(key);
-    const h = new HeldBody(held.code, held.body, held.contentFormat, held.etag, now + this.lifetimeMs);
-    this.bodies.set(key, h);
-    this.bytes += h.body.length;
-    let n = 0;
-    for (const [k, b] of this.bodies) {
-      if (this.bodies.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
-      if (k === key) continue;
-      this.bodies.delete(k);
-      this.bytes -= b.body.length;
-      n++;
-    }
-    if (n) this.onCap(n);
+  put(key: string, held: HeldBody): void {
+    this.evicted = 0;
+    this.bodies.set(key, held, held.body.length);
+    if (this.evicted) this.onCap(this.evicted);
   }
 
-  get(key: string, now: number): HeldBody | undefined {
-    const h = this.bodies.get(key);
-    if (h && h.expiresAt <= now) {
-      this.delete(key);
-      return undefined;
-    }
-    return h;
-  }
-
-  delete(key: string): void {
-    const h = this.bodies.get(key);
-    if (h) {
-      this.bodies.delete(key);
-      this.bytes -= h.body.length;
-    }
-  }
-
-  sweep(now: number): void {
-    for (const [k, h] of this.bodies) {
-      if (h.expiresAt > now) break;
-      this.bodies.delete(k);
-      this.bytes -= h.body.length;
-    }
+  get(key: string): HeldBody | undefined {
+    return this.bodies.get(key);
   }
 
   clear(): void {
     this.bodies.clear();
-    this.bytes = 0;
   }
 }
 
@@ -423,7 +401,7 @@ export class Blockwise {
       const refused = this.takeBlock1(ex, b1, size1, orphansHandled, now);
       if (refused !== undefined) return refused;
     }
-    return b2 === undefined ? undefined : this.takeBlock2(ex, b2, b1, orphansHandled, now);
+    return b2 === undefined ? undefined : this.takeBlock2(ex, b2, b1, orphansHandled);
   }
 
   private takeBlock1(
@@ -467,14 +445,13 @@ export class Blockwise {
     b2: number,
     b1: number | undefined,
     orphansHandled: boolean,
-    now: number,
   ): BlockAnswer | undefined {
     const block2 = decodeBlock(b2);
     if (block2.szx === 7) return answer(Code.BAD_OPTION, 'BERT is not used over UDP');
     if (block2.num > 0 && !isSafeMethod(ex.method) && !ex.orphaned) {
       // A later block of a response to a non-idempotent request: serve it from the held body; if none is
       // held (block 0 went out from another replica), the handler may be able to give the body again.
-      const held = this.block2.get(keyOf(ex), now);
+      const held = this.block2.get(keyOf(ex));
       if (held) return this.heldBlock(ex.request, held, block2);
       if (!orphansHandled || b1 !== undefined) return answer(Code.REQUEST_ENTITY_INCOMPLETE, NO_HELD_BODY);
       ex.orphaned = true;
@@ -528,15 +505,14 @@ export class Blockwise {
     if (num === 0 || ex.request.has(Option.SIZE2)) options.push([Option.SIZE2, body.length]);
     if (slice.more && !isSafeMethod(ex.method)) {
       const held = { code: res.code, body, contentFormat: res.contentFormat, etag: res.etag };
-      this.block2.put(keyOf(ex), held, Date.now());
+      this.block2.put(keyOf(ex), held);
     }
     return slice.payload;
   }
 
-  /** Drops transfers and held bodies that expired. */
+  /** Drops Block1 transfers idle for their lifetime (held bodies expire on their own). */
   sweep(now: number): void {
     this.block1.sweep(now);
-    this.block2.sweep(now);
   }
 
   clear(): void {

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeBlock, encodeBlock } from '../../src/coap/block-option.js';
 import {
   Blockwise,
@@ -49,6 +49,10 @@ const option = (a: BlockAnswer | undefined, n: number) => a?.options?.find((o) =
 describe('block-wise stage (RFC 7959)', () => {
   let bw: Blockwise;
   const caps: string[] = [];
+  afterEach(() => {
+    bw.clear();
+    vi.useRealTimers();
+  });
   beforeEach(() => {
     caps.length = 0;
     bw = new Blockwise(limits, 1280, (cap, n) => caps.push(`${cap} ${n}`));
@@ -199,6 +203,20 @@ describe('block-wise stage (RFC 7959)', () => {
     const past = bw.takeRequest(exchange(Code.POST, [[Option.BLOCK2, encodeBlock(3, false, 6)]]), true, 0);
     expect(past?.code).toBe(Code.BAD_OPTION);
     expect(past?.payload?.toString()).toBe('Block2 number past the end');
+  });
+
+  it('lets a held body go a lifetime after it was kept, and only the lifetime (no refresh on use)', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    bw = new Blockwise(limits, 1280, () => undefined);
+    const later = () => exchange(Code.POST, [[Option.BLOCK2, encodeBlock(1, false, 6)]]);
+    bw.sliceResponse(exchange(Code.POST, []), { code: Code.CHANGED }, Buffer.alloc(3000), []);
+    vi.advanceTimersByTime(limits.lifetimeMs - 1);
+    expect(bw.takeRequest(later(), false, Date.now())?.code).toBe(Code.CHANGED);
+    expect(bw.block2.byteSize).toBe(3000);
+    vi.advanceTimersByTime(1);
+    expect(bw.block2.size).toBe(0);
+    expect(bw.block2.byteSize).toBe(0);
+    expect(bw.takeRequest(later(), false, Date.now())?.code).toBe(Code.REQUEST_ENTITY_INCOMPLETE);
   });
 
   it('hands a later Block2 block of a body it does not hold on as orphaned, or answers 4.08', () => {
