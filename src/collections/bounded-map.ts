@@ -27,7 +27,7 @@ export interface BoundedMapOptions {
   onCap?: (cap: MapCap, evicted: number) => void;
 }
 
-class MapEntry<K, V> implements Expiring {
+class Slot<K, V> implements Expiring {
   live = true;
   constructor(
     readonly key: K,
@@ -37,11 +37,11 @@ class MapEntry<K, V> implements Expiring {
   ) {}
 }
 
-const isDead = (entry: MapEntry<unknown, unknown>): boolean => !entry.live;
+const isDead = (slot: Slot<unknown, unknown>): boolean => !slot.live;
 
 export class BoundedMap<K, V> {
-  private readonly byKey = new Map<K, MapEntry<K, V>>();
-  private readonly order: DeadlineQueue<MapEntry<K, V>>;
+  private readonly slots = new Map<K, Slot<K, V>>();
+  private readonly order: DeadlineQueue<Slot<K, V>>;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly ttlMs: number;
@@ -55,15 +55,15 @@ export class BoundedMap<K, V> {
     this.ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY;
     this.now = options.now ?? Date.now;
     this.onCap = options.onCap;
-    this.order = new DeadlineQueue<MapEntry<K, V>>({
-      expire: (entry) => this.remove(entry),
+    this.order = new DeadlineQueue<Slot<K, V>>({
+      expire: (slot) => this.remove(slot),
       cancelled: isDead,
       now: this.now,
     });
   }
 
   get size(): number {
-    return this.byKey.size;
+    return this.slots.size;
   }
 
   /** Bytes the entries count. */
@@ -73,13 +73,13 @@ export class BoundedMap<K, V> {
 
   /** The entry's value; undefined when there is none or it expired. */
   get(key: K): V | undefined {
-    const entry = this.byKey.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.deadline !== Number.POSITIVE_INFINITY && entry.deadline <= this.now()) {
-      this.cancel(entry);
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    if (slot.deadline !== Number.POSITIVE_INFINITY && slot.deadline <= this.now()) {
+      this.cancel(slot);
       return undefined;
     }
-    return entry.value;
+    return slot.value;
   }
 
   has(key: K): boolean {
@@ -88,59 +88,59 @@ export class BoundedMap<K, V> {
 
   /** Stores `value` as the newest entry (replacing any under `key`), then enforces the caps. */
   set(key: K, value: V, bytes = 0): void {
-    const old = this.byKey.get(key);
+    const old = this.slots.get(key);
     if (old !== undefined) this.cancel(old);
     const deadline = this.ttlMs === Number.POSITIVE_INFINITY ? this.ttlMs : this.now() + this.ttlMs;
-    const entry = new MapEntry(key, value, bytes, deadline);
-    this.byKey.set(key, entry);
+    const slot = new Slot(key, value, bytes, deadline);
+    this.slots.set(key, slot);
     this.bytes += bytes;
-    this.order.add(entry);
-    this.enforce(entry);
+    this.order.add(slot);
+    this.enforce(slot);
   }
 
   /** Counts the entry as `bytes` now (its value grew or shrank), then enforces the caps. */
   resize(key: K, bytes: number): void {
-    const entry = this.byKey.get(key);
-    if (entry === undefined || entry.bytes === bytes) return;
-    this.bytes += bytes - entry.bytes;
-    entry.bytes = bytes;
-    this.enforce(entry);
+    const slot = this.slots.get(key);
+    if (slot === undefined || slot.bytes === bytes) return;
+    this.bytes += bytes - slot.bytes;
+    slot.bytes = bytes;
+    this.enforce(slot);
   }
 
   delete(key: K): boolean {
-    const entry = this.byKey.get(key);
-    if (entry === undefined) return false;
-    this.cancel(entry);
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.cancel(slot);
     return true;
   }
 
   clear(): void {
-    this.byKey.clear();
+    this.slots.clear();
     this.order.clear();
     this.bytes = 0;
   }
 
   /** The entries in order of arrival, expired ones not yet swept included. */
   *entries(): IterableIterator<[K, V]> {
-    for (const entry of this.order) if (entry.live) yield [entry.key, entry.value];
+    for (const slot of this.order) if (slot.live) yield [slot.key, slot.value];
   }
 
   /** Evicts the oldest entries (never `keep`) while a cap is passed. */
-  private enforce(keep: MapEntry<K, V>): void {
-    if (this.byKey.size <= this.maxEntries && this.bytes <= this.maxBytes) return;
+  private enforce(keep: Slot<K, V>): void {
+    if (this.slots.size <= this.maxEntries && this.bytes <= this.maxBytes) return;
     let byCount = 0;
     let byBytes = 0;
     let held = false;
-    while (this.byKey.size > this.maxEntries || this.bytes > this.maxBytes) {
-      const entry = this.order.shift();
-      if (entry === undefined) break;
-      if (entry === keep) {
+    while (this.slots.size > this.maxEntries || this.bytes > this.maxBytes) {
+      const slot = this.order.shift();
+      if (slot === undefined) break;
+      if (slot === keep) {
         held = true;
         continue;
       }
-      if (this.byKey.size > this.maxEntries) byCount++;
+      if (this.slots.size > this.maxEntries) byCount++;
       else byBytes++;
-      this.remove(entry);
+      this.remove(slot);
     }
     // The entry in use goes to the back of the line (with a time to live: back to its place by deadline).
     if (held) this.order.add(keep);
@@ -148,15 +148,15 @@ export class BoundedMap<K, V> {
     if (byBytes) this.onCap?.('bytes', byBytes);
   }
 
-  private remove(entry: MapEntry<K, V>): void {
-    entry.live = false;
-    this.byKey.delete(entry.key);
-    this.bytes -= entry.bytes;
+  private remove(slot: Slot<K, V>): void {
+    slot.live = false;
+    this.slots.delete(slot.key);
+    this.bytes -= slot.bytes;
   }
 
   /** Removes an entry that is still in the order of arrival (it stays there as a tombstone). */
-  private cancel(entry: MapEntry<K, V>): void {
-    this.remove(entry);
+  private cancel(slot: Slot<K, V>): void {
+    this.remove(slot);
     this.order.noteCancelled();
   }
 }
