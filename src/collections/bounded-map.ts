@@ -1,14 +1,17 @@
 /**
  * A Map with caps: at most `maxEntries` entries and `maxBytes` bytes (as the caller counts them), the oldest
- * entry going first when a cap bites, and optionally a time to live after which an entry is gone. The order
+ * entry going first when a cap bites, and optionally a time to live (for all entries, or given per entry)
+ * after which an entry is gone: swept by a timer, or by the owner on its own clock (`timer: false`). The order
  * of arrival is kept in a deadline queue (a FIFO), so eviction and expiry pop from its head in O(1) instead of
  * iterating the Map from the front; entries deleted early stay behind as tombstones until the head reaches
  * them or they make up most of the queue.
  *
+ * With times given per entry the order is that of expiry, so the entry that expires first is evicted first.
+ *
  * The entry being stored or resized is never evicted by its own arrival: when it is at the head it moves to
  * the back of the line and the next oldest goes instead. `onCap` is told how many entries each cap evicted,
  * so the caller can count the hits and log them (the project's rule: a metric and a log line when a cap
- * bites).
+ * bites). A map capped at 0 entries stores nothing.
  */
 import { DeadlineQueue, type Expiring } from './deadline-queue.js';
 
@@ -21,8 +24,12 @@ export interface BoundedMapOptions {
   maxBytes?: number;
   /** Entries expire this long after they were stored; never unless given. */
   ttlMs?: number;
-  /** The clock for `ttlMs` (ms); `Date.now` unless given. */
+  /** The clock for expiry (ms); `Date.now` unless given. */
   now?: () => number;
+  /** false: expired entries go only at lookups and `sweep(now)`, on times the owner passes in. */
+  timer?: boolean;
+  /** The expiry timer fires at multiples of this step (ms), sweeping what expired since. */
+  resolutionMs?: number;
   /** Called after a store or resize that evicted entries, once per cap, with how many that cap evicted. */
   onCap?: (cap: MapCap, evicted: number) => void;
 }
@@ -59,6 +66,8 @@ export class BoundedMap<K, V> {
       expire: (slot) => this.remove(slot),
       cancelled: isDead,
       now: this.now,
+      timer: options.timer,
+      resolutionMs: options.resolutionMs,
     });
   }
 
@@ -71,11 +80,11 @@ export class BoundedMap<K, V> {
     return this.bytes;
   }
 
-  /** The entry's value; undefined when there is none or it expired. */
-  get(key: K): V | undefined {
+  /** The entry's value; undefined when there is none or it expired (by `now`). */
+  get(key: K, now?: number): V | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    if (slot.deadline !== Number.POSITIVE_INFINITY && slot.deadline <= this.now()) {
+    if (slot.deadline !== Number.POSITIVE_INFINITY && slot.deadline <= (now ?? this.now())) {
       this.cancel(slot);
       return undefined;
     }
@@ -86,11 +95,16 @@ export class BoundedMap<K, V> {
     return this.get(key) !== undefined;
   }
 
-  /** Stores `value` as the newest entry (replacing any under `key`), then enforces the caps. */
-  set(key: K, value: V, bytes = 0): void {
+  /**
+   * Stores `value` as the newest entry (replacing any under `key`), counted as `bytes`, until `expiresAt`
+   * (default: the time to live from now, if there is one), then enforces the caps.
+   */
+  set(key: K, value: V, bytes = 0, expiresAt?: number): void {
+    if (this.maxEntries === 0) return;
     const old = this.slots.get(key);
     if (old !== undefined) this.cancel(old);
-    const deadline = this.ttlMs === Number.POSITIVE_INFINITY ? this.ttlMs : this.now() + this.ttlMs;
+    const deadline =
+      expiresAt ?? (this.ttlMs === Number.POSITIVE_INFINITY ? this.ttlMs : this.now() + this.ttlMs);
     const slot = new Slot(key, value, bytes, deadline);
     this.slots.set(key, slot);
     this.bytes += bytes;
@@ -112,6 +126,11 @@ export class BoundedMap<K, V> {
     if (slot === undefined) return false;
     this.cancel(slot);
     return true;
+  }
+
+  /** Drops the entries expired by `now`. */
+  sweep(now = this.now()): void {
+    this.order.sweep(now);
   }
 
   clear(): void {

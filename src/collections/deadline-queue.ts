@@ -32,6 +32,8 @@ export interface DeadlineQueueOptions<T> {
   resolutionMs?: number;
   /** Keep the process alive while entries wait (default: the timer is unref'd). */
   keepAlive?: boolean;
+  /** false: no timer; the owner calls `sweep(now)` (its clock is its own, e.g. times its callers pass in). */
+  timer?: boolean;
   /** Initial capacity of the FIFO. */
   initialCapacity?: number;
 }
@@ -48,6 +50,7 @@ export class DeadlineQueue<T extends Expiring> {
   private readonly now: () => number;
   private readonly resolutionMs: number;
   private readonly keepAlive: boolean;
+  private readonly timed: boolean;
   private timer: NodeJS.Timeout | null = null;
   /** When the armed timer is due (ms on the queue's clock). */
   private timerAt = Number.POSITIVE_INFINITY;
@@ -68,6 +71,7 @@ export class DeadlineQueue<T extends Expiring> {
     this.now = options.now ?? Date.now;
     this.resolutionMs = Math.max(1, options.resolutionMs ?? 1);
     this.keepAlive = options.keepAlive ?? false;
+    this.timed = options.timer ?? true;
   }
 
   /** Entries held, cancelled ones not yet dropped included. */
@@ -90,7 +94,7 @@ export class DeadlineQueue<T extends Expiring> {
       while (i > 0 && (entries.at(i - 1) as T).deadline > entry.deadline) i--;
       entries.insert(i, entry);
     }
-    if (!this.sweeping && entries.peek() === entry) this.arm(this.now());
+    if (!this.sweeping && this.timed && entries.peek() === entry) this.arm(this.now());
   }
 
   /** The oldest entry still wanted, left in place (cancelled ones before it are dropped). */
@@ -135,7 +139,7 @@ export class DeadlineQueue<T extends Expiring> {
       }
     } finally {
       this.sweeping = false;
-      this.arm(this.now());
+      if (this.timed) this.arm(this.now());
     }
   }
 
@@ -174,6 +178,7 @@ export class DeadlineQueue<T extends Expiring> {
 
   /** Arms the timer for the head's deadline, unless it is armed for that time or earlier already. */
   private arm(now: number): void {
+    if (!this.timed) return;
     const head = this.entries.peek();
     if (head === undefined) return this.disarm();
     const step = this.resolutionMs;

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BoundedMap, type MapCap } from '../../src/collections/bounded-map.js';
 import { prng } from '../support/prng.js';
 
-function map(opts: { maxEntries: number; maxBytes?: number; ttlMs?: number }) {
+function map(opts: { maxEntries: number; maxBytes?: number; ttlMs?: number; timer?: boolean }) {
   const caps: [MapCap, number][] = [];
   const m = new BoundedMap<string, number>({ ...opts, onCap: (cap, n) => caps.push([cap, n]) });
   return { m, caps };
@@ -87,6 +87,31 @@ describe('BoundedMap', () => {
     expect(m.size).toBe(0);
     expect(m.byteSize).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
+    expect(caps).toEqual([]);
+  });
+
+  it('on the owner’s clock: expires entries at the times given, at lookups and sweeps, with no timer', () => {
+    vi.useFakeTimers({ now: 5_000 });
+    const { m } = map({ maxEntries: 10, timer: false });
+    m.set('a', 1, 10, 100);
+    m.set('b', 2, 10, 300);
+    m.set('c', 3, 10, 200); // placed by its time: expires before 'b'
+    expect([...m.entries()].map(([k]) => k)).toEqual(['a', 'c', 'b']);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(m.get('a', 99)).toBe(1);
+    expect(m.get('a', 100)).toBeUndefined();
+    m.sweep(250);
+    expect([...m.entries()].map(([k]) => k)).toEqual(['b']);
+    expect(m.byteSize).toBe(10);
+    vi.advanceTimersByTime(10_000);
+    expect(m.get('b', 299)).toBe(2);
+  });
+
+  it('stores nothing when capped at 0 entries', () => {
+    const { m, caps } = map({ maxEntries: 0 });
+    m.set('a', 1);
+    expect(m.size).toBe(0);
+    expect(m.get('a')).toBeUndefined();
     expect(caps).toEqual([]);
   });
 
