@@ -52,7 +52,6 @@ export interface RawUdp {
   close(): Promise<void>;
 }
 
-const SWEEP_MS = 60_000;
 const COUNT_MS = 15_000;
 
 /** A bind failure said in terms of the keys to change (a port in use, a bind address not of this machine). */
@@ -98,9 +97,6 @@ export async function startRawUdp(deps: RawUdpDeps): Promise<RawUdp> {
         sims = table;
       } else {
         const table = new MemorySimTable(radius.sessions.maxEntries, cap);
-        const timer = setInterval(() => table.sweep(), SWEEP_MS);
-        timer.unref();
-        closers.push(() => clearInterval(timer));
         tables.radius_sessions = () => table.size;
         sims = table;
       }

@@ -4,6 +4,8 @@
  * time (a session not refreshed by a Start or Interim-Update within its TTL is forgotten, so a lost Stop does
  * not name a device forever). In memory, or in Redis (`RedisSimTable`) shared by replicas.
  */
+import { BoundedMap } from '../collections/bounded-map.js';
+
 export interface SimSession {
   imsi?: string;
   /** 15-digit IMEI (with its check digit), from 3GPP-IMEISV. */
@@ -27,63 +29,40 @@ export interface SimTable {
   close(): Promise<void>;
 }
 
-interface Held {
-  session: SimSession;
-  expiresAt: number;
-}
+/** Expired sessions are swept once a minute (a lookup never returns one). */
+const SWEEP_MS = 60_000;
 
 export class MemorySimTable implements SimTable {
-  /** Insertion order is update order: the first entry is the least recently refreshed. */
-  private readonly byIp = new Map<string, Held>();
+  /** In update order (all live the same time): the first entry is the least recently refreshed. */
+  private readonly byIp: BoundedMap<string, SimSession>;
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly onCap: (evicted: number) => void,
-  ) {}
+  constructor(maxEntries: number, onCap: (evicted: number) => void) {
+    this.byIp = new BoundedMap({
+      maxEntries,
+      resolutionMs: SWEEP_MS,
+      onCap: (_cap, evicted) => onCap(evicted),
+    });
+  }
 
   get size(): number {
     return this.byIp.size;
   }
 
   put(ip: string, session: SimSession, ttlMs: number): Promise<void> {
-    this.byIp.delete(ip);
-    let evicted = 0;
-    while (this.byIp.size >= this.maxEntries) {
-      const oldest = this.byIp.keys().next().value as string;
-      this.byIp.delete(oldest);
-      evicted++;
-    }
-    if (evicted) this.onCap(evicted);
-    this.byIp.set(ip, { session, expiresAt: Date.now() + ttlMs });
+    this.byIp.set(ip, session, 0, Date.now() + ttlMs);
     return Promise.resolve();
   }
 
   remove(ip: string, sessionId: string | undefined): Promise<boolean> {
     const held = this.byIp.get(ip);
-    if (
-      !held ||
-      (sessionId !== undefined &&
-        held.session.sessionId !== undefined &&
-        held.session.sessionId !== sessionId)
-    )
+    if (!held || (sessionId !== undefined && held.sessionId !== undefined && held.sessionId !== sessionId))
       return Promise.resolve(false);
     this.byIp.delete(ip);
     return Promise.resolve(true);
   }
 
   get(ip: string): SimSession | undefined {
-    const held = this.byIp.get(ip);
-    if (held === undefined) return undefined;
-    if (held.expiresAt <= Date.now()) {
-      this.byIp.delete(ip);
-      return undefined;
-    }
-    return held.session;
-  }
-
-  /** Drops expired sessions (called on a timer by the RADIUS listener). */
-  sweep(now = Date.now()): void {
-    for (const [ip, held] of this.byIp) if (held.expiresAt <= now) this.byIp.delete(ip);
+    return this.byIp.get(ip);
   }
 
   count(): Promise<number> {
