@@ -2,6 +2,7 @@
  * The `memory` shadow source (the embedded default): shadows in this process, lost on restart. Capped in
  * things and bytes; a write that would pass a cap is refused (desired state is never evicted).
  */
+import { BoundedMap } from '../collections/bounded-map.js';
 import { ApiError } from '../state/api-error.js';
 import {
   applyShadowUpdate,
@@ -29,12 +30,17 @@ interface Held {
 export class MemoryShadowSource implements ShadowSource {
   readonly kind = 'memory';
   private readonly shadows = new Map<string, Held>();
-  /** Versions of deleted shadows: a shadow created again carries on from there. Capped like the shadows. */
-  private readonly deletedVersions = new Map<string, number>();
+  /**
+   * Versions of deleted shadows: a shadow created again carries on from there. Capped like the shadows (the
+   * oldest is forgotten, silently: it costs a version number carrying on, nothing else).
+   */
+  private readonly deletedVersions: BoundedMap<string, number>;
   private readonly changes = new ChangeListeners();
   private bytes = 0;
 
-  constructor(private readonly opts: MemoryShadowOptions) {}
+  constructor(private readonly opts: MemoryShadowOptions) {
+    this.deletedVersions = new BoundedMap({ maxEntries: opts.maxThings });
+  }
 
   get size(): number {
     return this.shadows.size;
@@ -97,10 +103,6 @@ export class MemoryShadowSource implements ShadowSource {
       return Promise.reject(new ApiError(404, 'ResourceNotFoundException', `No shadow exists for ${thing}`));
     this.shadows.delete(thing);
     this.bytes -= held.bytes;
-    if (this.deletedVersions.size >= this.opts.maxThings) {
-      const oldest = this.deletedVersions.keys().next().value as string;
-      this.deletedVersions.delete(oldest);
-    }
     this.deletedVersions.set(thing, held.state.version);
     this.changes.emit(thing);
     return Promise.resolve({ version: held.state.version, timestamp: unixSeconds() });

@@ -9,6 +9,7 @@
  * the frame (`udp.frame.id`) or returned by a codec (`udp.frame.codec`).
  */
 import { randomUUID } from 'node:crypto';
+import { BoundedMap } from '../collections/bounded-map.js';
 import type { UdpConfig } from '../config/udp.js';
 import { patternBytes, type IdentitySource } from '../config/udp.js';
 import { isPromiseLike, type DecodeResult, type UplinkDecoder } from '../codecs/codec.js';
@@ -112,38 +113,6 @@ class Uplink {
   }
 }
 
-/** A bounded map that forgets its oldest entry when full. */
-class BoundedMap<V> {
-  private readonly map = new Map<string, V>();
-
-  constructor(
-    private readonly max: number,
-    private readonly onCap: () => void,
-  ) {}
-
-  get size(): number {
-    return this.map.size;
-  }
-
-  get(k: string): V | undefined {
-    return this.map.get(k);
-  }
-
-  set(k: string, v: V): void {
-    if (this.max === 0) return;
-    this.map.delete(k);
-    if (this.map.size >= this.max) {
-      this.map.delete(this.map.keys().next().value as string);
-      this.onCap();
-    }
-    this.map.set(k, v);
-  }
-
-  delete(k: string): void {
-    this.map.delete(k);
-  }
-}
-
 export class RawUplinks implements RawUplinkHandler {
   private readonly order: readonly IdentitySource[];
   private readonly frameLayout: UdpConfig['frame'];
@@ -156,8 +125,9 @@ export class RawUplinks implements RawUplinkHandler {
   private readonly codecRule: CounterRule;
   private readonly frameRule: CounterRule;
   /** Per device: the last reply (for retransmissions) and the downlink offered and not yet confirmed. */
-  readonly lastReplies: BoundedMap<LastReply>;
-  readonly offers: BoundedMap<Buffer>;
+  /** By device; the oldest is forgotten when full. */
+  readonly lastReplies: BoundedMap<string, LastReply>;
+  readonly offers: BoundedMap<string, Buffer>;
   /** Store failures are logged once per interval, saying how many were held back. */
   private readonly errorLog = new KeyedLogLimit(ERROR_LOG_INTERVAL_MS, 1);
   private isoMs = -1;
@@ -176,8 +146,14 @@ export class RawUplinks implements RawUplinkHandler {
     this.unknownReply = patternBytes(c.unknownDevice.reply);
     this.codecRule = { bits: c.counter.bits, maxGap: c.counter.maxGap };
     this.frameRule = { bits: c.frame.counter?.bytes === 4 ? 32 : 16, maxGap: c.counter.maxGap };
-    this.lastReplies = new BoundedMap(c.reply.maxCached, () => deps.caps.hit('udp_replies'));
-    this.offers = new BoundedMap(c.reply.maxCached, () => deps.caps.hit('udp_downlink_offers'));
+    this.lastReplies = new BoundedMap({
+      maxEntries: c.reply.maxCached,
+      onCap: () => deps.caps.hit('udp_replies'),
+    });
+    this.offers = new BoundedMap({
+      maxEntries: c.reply.maxCached,
+      onCap: () => deps.caps.hit('udp_downlink_offers'),
+    });
   }
 
   handleDatagram(d: RawDatagram): void {

@@ -3,15 +3,19 @@
  * identity, an address) per interval, the line saying how many it held back. The table of keys is capped;
  * past the cap the key that logged longest ago is forgotten (that key may then log again early).
  */
+import { BoundedMap } from '../collections/bounded-map.js';
+
 export class KeyedLogLimit {
-  /** Key → time of its last line and lines held back since; oldest line first (Map insertion order). */
-  private readonly keys = new Map<string, { at: number; held: number }>();
+  /** Key → time of its last line and lines held back since; oldest line first. */
+  private readonly keys: BoundedMap<string, { at: number; held: number }>;
 
   constructor(
     private readonly intervalMs = 60_000,
-    private readonly maxKeys = 10_000,
-    private readonly onCap?: () => void,
-  ) {}
+    maxKeys = 10_000,
+    onCap?: () => void,
+  ) {
+    this.keys = new BoundedMap({ maxEntries: maxKeys, onCap: () => onCap?.() });
+  }
 
   /** Whether a line for `key` may be written now: undefined if not, else the lines held back before it. */
   take(key: string, now = Date.now()): number | undefined {
@@ -21,12 +25,6 @@ export class KeyedLogLimit {
       return undefined;
     }
     const held = e?.held ?? 0;
-    this.keys.delete(key);
-    if (this.keys.size >= this.maxKeys) {
-      const oldest = this.keys.keys().next();
-      if (!oldest.done) this.keys.delete(oldest.value);
-      this.onCap?.();
-    }
     this.keys.set(key, { at: now, held: 0 });
     return held;
   }
