@@ -105,6 +105,7 @@ import type { DtlsStats, HandshakeFailure } from './metrics.js';
 import { FragmentResult, ReassemblyBudget, type HandshakeMessage } from './reassembly.js';
 import type { RecordHeader } from '../protocol/record.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
+import type { Origin } from './origin.js';
 import type { AddressKey, SessionTable } from './session-table.js';
 
 /**
@@ -270,18 +271,12 @@ export class Handshaker {
   }
 
   /**
-   * An epoch-0 handshake record from address:port. `bound` is the session bound to that address, if any:
-   * one in its handshake, or an established one the client may not have seen the last flight of.
+   * An epoch-0 handshake record from `origin`. Its `bound` is the session bound to that address, if any: one
+   * in its handshake, or an established one the client may not have seen the last flight of.
    */
-  plaintextRecord(
-    buf: Buffer,
-    rec: RecordHeader,
-    address: string,
-    port: number,
-    addressKey: AddressKey,
-    bound: DtlsSession | undefined,
-  ): void {
+  plaintextRecord(buf: Buffer, rec: RecordHeader, origin: Origin): void {
     const h = this.header;
+    const bound = origin.bound;
     const end = rec.bodyOffset + rec.bodyLength;
     let off = rec.bodyOffset;
     while (off < end) {
@@ -292,7 +287,7 @@ export class Handshaker {
         return;
       }
       if (h.type === HandshakeType.clientHello) {
-        this.clientHello(buf, start, rec, address, port, addressKey, bound);
+        this.clientHello(buf, start, rec, origin);
         return;
       }
       if (!bound) {
@@ -422,16 +417,9 @@ export class Handshaker {
     this.resendFlight(s, hs);
   }
 
-  private clientHello(
-    buf: Buffer,
-    start: number,
-    rec: RecordHeader,
-    address: string,
-    port: number,
-    addressKey: AddressKey,
-    bound: DtlsSession | undefined,
-  ): void {
+  private clientHello(buf: Buffer, start: number, rec: RecordHeader, origin: Origin): void {
     const h = this.header;
+    const { address, port, bound } = origin;
     const stats = this.host.stats;
     if (h.fragmentOffset !== 0 || h.fragmentLength !== h.length) {
       stats.recordsDropped.bad_hello++;
@@ -466,7 +454,7 @@ export class Handshaker {
       }
       // A new handshake from this address; the client proved it is there by returning the cookie.
       if (prior) this.fail(bound, prior, 'replaced');
-      else this.host.unbind(bound, addressKey);
+      else this.host.unbind(bound, origin.addressKey);
     }
     const offer = this.negotiate(hello);
     if (typeof offer === 'string') {
@@ -492,18 +480,7 @@ export class Handshaker {
     }
     if (this.inProgress.size >= this.config.maxHandshakes) this.evictOldest();
     this.perAddress.set(admission, perAddress + 1);
-    this.start(
-      buf.subarray(start, end),
-      hello,
-      helloId,
-      offer,
-      h.messageSeq,
-      rec.seq,
-      address,
-      port,
-      addressKey,
-      admission,
-    );
+    this.start(buf.subarray(start, end), hello, helloId, offer, h.messageSeq, rec.seq, origin, admission);
   }
 
   /** Checks what the ClientHello offers; returns the server's choice, or why it is refused. */
@@ -562,12 +539,11 @@ export class Handshaker {
     offer: Offer,
     helloSeq: number,
     recordSeq: number,
-    address: string,
-    port: number,
-    addressKey: AddressKey,
+    origin: Origin,
     admission: string,
   ): void {
     const host = this.host;
+    const { address, port } = origin;
     const ext = hello.extensions;
     const suite = offer.suite;
     const useCid = this.config.connectionIdLength > 0 && ext.connectionId !== undefined;
@@ -604,7 +580,7 @@ export class Handshaker {
       hs.clientCertificateType = offer.clientType;
     }
     hashWhole(hs, helloMessage);
-    host.table.bindAddress(addressKey, s);
+    host.table.bindAddress(origin.addressKey, s);
     host.table.bindCid(s);
     this.inProgress.add(s);
     host.stats.handshakesStarted++;

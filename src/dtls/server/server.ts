@@ -25,6 +25,7 @@ import { DtlsStats, registerDtlsMetrics } from './metrics.js';
 import { readRecord, RecordHeader } from '../protocol/record.js';
 import { replayFresh, replayMark } from './replay-window.js';
 import { DtlsSession } from './session.js';
+import { Origin } from './origin.js';
 import { addressKey, MemorySessionTable, type AddressKey, type SessionTable } from './session-table.js';
 import { SessionSharing, type SharingHost } from './sharing.js';
 import type { SessionStore } from '../../state/session-store.js';
@@ -78,6 +79,9 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   private readonly handshaker: Handshaker;
   private readonly rec = new RecordHeader();
   private readonly replayRec = new RecordHeader();
+  /** Where the socket's datagram being handled came from, and where a record fed back in came from. */
+  private readonly origin = new Origin();
+  private readonly replayOrigin = new Origin();
   private readonly cidLength: number;
   private readonly t0 = Date.now();
   private received = 0;
@@ -135,34 +139,39 @@ export class DtlsServer implements HandshakeHost, SharingHost {
 
   /** Every datagram from the DTLS socket. */
   receive(datagram: Buffer, address: string, port: number): void {
+    // A send that loops straight back (in-process clients) can hand in a datagram while one is being
+    // handled: that one gets an origin of its own, so the outer one's stays as it was.
+    const origin = this.origin.busy ? new Origin() : this.origin;
+    origin.set(address, port, ++this.received);
+    origin.busy = true;
     const rec = this.rec;
     const stats = this.stats;
-    const n = ++this.received;
-    let key: AddressKey | undefined;
     let off = 0;
     const sharing = this.sharing;
     while (off < datagram.length) {
       off = readRecord(datagram, off, this.cidLength, rec);
       if (off < 0) {
         stats.recordsDropped.malformed++;
-        return;
+        break;
       }
       stats.recordsIn++;
       if (rec.type === ContentType.tls12Cid) {
         const s = this.cidLength > 0 ? this.table.byCid(rec.cid) : undefined;
         if (s) {
           if (sharing) sharing.hits++;
-          this.protectedRecord(s, datagram, rec, address, port, n);
-        } else if (sharing && this.cidLength > 0) sharing.miss(datagram, rec, off, address, port);
+          this.protectedRecord(s, datagram, rec, origin);
+        } else if (sharing && this.cidLength > 0) sharing.miss(datagram, rec, off, origin);
         else stats.recordsDropped.unknown_cid++;
         continue;
       }
-      if (key === undefined) key = addressKey(address, port);
-      const bound = this.table.byAddress(key);
-      if (rec.epoch === 0) this.plaintextRecord(datagram, rec, address, port, key, bound);
-      else if (bound) this.protectedRecord(bound, datagram, rec, address, port, n);
+      const bound = this.table.byAddress(origin.addressKey);
+      if (rec.epoch === 0) {
+        origin.bound = bound;
+        this.plaintextRecord(datagram, rec, origin);
+      } else if (bound) this.protectedRecord(bound, datagram, rec, origin);
       else stats.recordsDropped.no_session++;
     }
+    origin.busy = false;
   }
 
   /**
@@ -298,20 +307,14 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     return ((Date.now() - this.t0) / 1000) | 0;
   }
 
-  private plaintextRecord(
-    buf: Buffer,
-    rec: RecordHeader,
-    address: string,
-    port: number,
-    key: AddressKey,
-    bound: DtlsSession | undefined,
-  ): void {
+  private plaintextRecord(buf: Buffer, rec: RecordHeader, origin: Origin): void {
     switch (rec.type) {
       case ContentType.handshake:
-        this.handshaker.plaintextRecord(buf, rec, address, port, key, bound);
+        this.handshaker.plaintextRecord(buf, rec, origin);
         return;
       case ContentType.alert: {
         // Unauthenticated: it may end a handshake, never an established session.
+        const bound = origin.bound;
         const hs = bound?.hs;
         const alert = parseAlert(buf.subarray(rec.bodyOffset, rec.bodyOffset + rec.bodyLength));
         if (bound && hs && alert && endsSession(alert)) this.handshaker.peerAlert(bound, hs);
@@ -324,14 +327,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     }
   }
 
-  private protectedRecord(
-    s: DtlsSession,
-    buf: Buffer,
-    rec: RecordHeader,
-    address: string,
-    port: number,
-    datagram: number,
-  ): void {
+  private protectedRecord(s: DtlsSession, buf: Buffer, rec: RecordHeader, origin: Origin): void {
     const stats = this.stats;
     if (rec.epoch !== 1) {
       stats.recordsDropped.unexpected++;
@@ -357,12 +353,12 @@ export class DtlsServer implements HandshakeHost, SharingHost {
       rec,
     );
     if (!content) {
-      if (hs) this.handshaker.unauthenticated(s, hs, datagram);
+      if (hs) this.handshaker.unauthenticated(s, hs, origin.datagram);
       else stats.recordsDropped.bad_mac++;
       return;
     }
     const newest = replayMark(s, rec.seq);
-    if (hs === null) this.active(s, rec, newest, address, port);
+    if (hs === null) this.active(s, rec, newest, origin);
     switch (rec.type) {
       case ContentType.applicationData:
         if (hs) stats.recordsDropped.unexpected++;
@@ -381,10 +377,10 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   }
 
   /** An authenticated record of an established session: activity, and the address move of RFC 9146 §6. */
-  private active(s: DtlsSession, rec: RecordHeader, newest: boolean, address: string, port: number): void {
-    if (newest && rec.cid !== '' && (s.port !== port || s.address !== address)) {
-      s.address = address;
-      s.port = port;
+  private active(s: DtlsSession, rec: RecordHeader, newest: boolean, origin: Origin): void {
+    if (newest && rec.cid !== '' && (s.port !== origin.port || s.address !== origin.address)) {
+      s.address = origin.address;
+      s.port = origin.port;
       this.stats.cidAddressUpdates++;
     }
     const now = this.clock();
@@ -433,8 +429,12 @@ export class DtlsServer implements HandshakeHost, SharingHost {
 
   /** A record held back; `datagram` is the number of the datagram it came in (0: not known). */
   feed(s: DtlsSession, record: Buffer, address: string, port: number, datagram = 0): void {
-    if (readRecord(record, 0, this.cidLength, this.replayRec) > 0)
-      this.protectedRecord(s, record, this.replayRec, address, port, datagram);
+    if (readRecord(record, 0, this.cidLength, this.replayRec) <= 0) return;
+    const origin = this.replayOrigin.busy ? new Origin() : this.replayOrigin;
+    origin.set(address, port, datagram);
+    origin.busy = true;
+    this.protectedRecord(s, record, this.replayRec, origin);
+    origin.busy = false;
   }
 
   drop(s: DtlsSession): void {

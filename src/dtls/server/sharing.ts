@@ -28,6 +28,7 @@ import type { KeyStore } from './key-store.js';
 import { SLOT_BYTES } from './key-store.js';
 import type { DtlsStats } from './metrics.js';
 import type { RecordHeader } from '../protocol/record.js';
+import type { Origin } from './origin.js';
 import { ShareState } from './share-state.js';
 import { cidPeerKey, DtlsSession, type SessionHost } from './session.js';
 import type { SessionTable } from './session-table.js';
@@ -336,7 +337,8 @@ export class SessionSharing {
   // Take-overs.
 
   /** A record with a Connection ID not in the local table. */
-  miss(datagram: Buffer, rec: RecordHeader, end: number, address: string, port: number): void {
+  miss(datagram: Buffer, rec: RecordHeader, end: number, origin: Origin): void {
+    const { address, port } = origin;
     this.misses++;
     const stats = this.host.stats;
     if (rec.epoch !== 1) {
