@@ -205,5 +205,5 @@ describe('README quickstart', () => {
     } finally {
       gw.kill('SIGTERM');
     }
-  });
+  }, 90_000);
 });
