@@ -46,7 +46,7 @@ import {
   type FailureReason,
 } from './failure.js';
 import { codecSource, loadPlugin, type CodecSource } from './plugins.js';
-import { SandboxedCodec, SandboxPool, type JobSink } from './sandbox/pool.js';
+import { SandboxedCodec, SandboxPool, type SandboxCallSink } from './sandbox/pool.js';
 import { OP_DECODE, OP_ENCODE } from './sandbox/protocol.js';
 import { MAX_JSON_DEPTH } from './json-text.js';
 
@@ -117,7 +117,7 @@ const NO_CODECS: DeviceCodecs = { codec: null, paths: null };
 type Result = DecodeResult | EncodeResult;
 
 /** An asynchronous decode or encode in flight, in a FIFO ordered by deadline. */
-class Pending implements JobSink {
+class PendingCodecCall implements SandboxCallSink {
   done = false;
 
   constructor(
@@ -140,7 +140,7 @@ class Pending implements JobSink {
 
 function ignore(): void {}
 
-const isDone = (p: Pending): boolean => p.done;
+const isDone = (p: PendingCodecCall): boolean => p.done;
 
 function specName(spec: CodecSpec): string {
   return typeof spec === 'string' ? spec : spec.name;
@@ -212,7 +212,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   private closed = false;
 
   // Asynchronous work in flight, failed by its deadline (one time limit for all) if no answer comes first.
-  private readonly pending = new DeadlineQueue<Pending>({
+  private readonly pending = new DeadlineQueue<PendingCodecCall>({
     expire: (p) => this.timedOut(p),
     cancelled: isDone,
     now: performance.now.bind(performance),
@@ -654,9 +654,14 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   }
 
   /** A promise for work in flight, answered by its outcome or by the deadline sweep, whichever comes first. */
-  private track<T>(entry: Entry, encode: boolean, t0: number, start: (p: Pending) => void): Promise<T> {
+  private track<T>(
+    entry: Entry,
+    encode: boolean,
+    t0: number,
+    start: (p: PendingCodecCall) => void,
+  ): Promise<T> {
     return new Promise<T>((resolve) => {
-      const p = new Pending(
+      const p = new PendingCodecCall(
         this,
         entry,
         encode,
@@ -674,13 +679,13 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
     return this.failed(entry, encode, 'overload', 'too many decodes in flight', t0);
   }
 
-  private enqueue(p: Pending): void {
+  private enqueue(p: PendingCodecCall): void {
     this.inFlight++;
     this.pending.add(p);
   }
 
   /** Where a pending decode or encode ends (first outcome wins; the deadline sweep may come first). */
-  settled(p: Pending, value: DecodeOutput | EncodeOutput | null, err: unknown): void {
+  settled(p: PendingCodecCall, value: DecodeOutput | EncodeOutput | null, err: unknown): void {
     if (p.done) return;
     p.done = true;
     this.inFlight--;
@@ -692,7 +697,7 @@ export class CodecRegistry implements UplinkDecoder, DownlinkEncoder {
   }
 
   /** Fails work whose deadline passed without an answer. */
-  private timedOut(p: Pending): void {
+  private timedOut(p: PendingCodecCall): void {
     p.done = true;
     this.inFlight--;
     p.resolve(

@@ -78,13 +78,13 @@ interface Registration {
 }
 
 /** Who waits for a message's outcome: a promise's resolve/reject, or the registry's pending entry. */
-export interface JobSink {
+export interface SandboxCallSink {
   resolved(value: DecodeOutput & EncodeOutput): void;
   rejected(err: Error): void;
 }
 
 /** One message for a worker and who waits for its outcome. */
-class Job {
+class SandboxCall {
   enqueued = performance.now();
   attempts = 0;
   constructor(
@@ -93,7 +93,7 @@ class Job {
     readonly bytes: Buffer | null,
     readonly data: unknown,
     readonly ctx: UplinkContext | DownlinkContext,
-    private readonly sink: JobSink,
+    private readonly sink: SandboxCallSink,
   ) {}
 
   private resolve(value: DecodeOutput & EncodeOutput): void {
@@ -135,12 +135,12 @@ interface PendingLoad {
 }
 
 /** One worker thread and what it is doing. */
-class Slot {
+class WorkerSlot {
   worker!: Worker;
   progress!: Int32Array;
   ready = false;
   /** The batch in the worker, or the load it is doing. */
-  batch: Job[] | null = null;
+  batch: SandboxCall[] | null = null;
   load: PendingLoad | null = null;
   readonly loads = new Fifo<PendingLoad>(4);
   /** `started` counter value when the batch went out, and at the last watchdog look. */
@@ -158,10 +158,10 @@ class Slot {
 }
 
 export class SandboxPool implements ScriptSandbox {
-  private readonly slots: Slot[] = [];
+  private readonly slots: WorkerSlot[] = [];
   private readonly registrations = new Map<number, Registration>();
   private nextId = 1;
-  private readonly queue = new Fifo<Job>(1024);
+  private readonly queue = new Fifo<SandboxCall>(1024);
   private queuedBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private flushImmediate: NodeJS.Immediate | null = null;
@@ -276,7 +276,7 @@ export class SandboxPool implements ScriptSandbox {
     for (const slot of this.slots) if (slot.ready) slot.worker.postMessage({ t: 'unload', id: reg.id });
   }
 
-  private loadInto(slot: Slot, msg: LoadRequest): Promise<LoadReply> {
+  private loadInto(slot: WorkerSlot, msg: LoadRequest): Promise<LoadReply> {
     return new Promise((done) => {
       slot.loads.push({ msg, done });
       this.dispatch(slot);
@@ -286,7 +286,7 @@ export class SandboxPool implements ScriptSandbox {
   private start(): void {
     if (this.slots.length > 0) return;
     for (let i = 0; i < this.opts.config.workers; i++) {
-      const slot = new Slot(i);
+      const slot = new WorkerSlot(i);
       this.slots.push(slot);
       this.spawn(slot);
     }
@@ -294,7 +294,7 @@ export class SandboxPool implements ScriptSandbox {
     this.watchdog.unref();
   }
 
-  private spawn(slot: Slot): void {
+  private spawn(slot: WorkerSlot): void {
     const progress = new SharedArrayBuffer(8);
     const cfg = this.opts.config;
     const init: WorkerInit = {
@@ -335,7 +335,7 @@ export class SandboxPool implements ScriptSandbox {
     worker.unref();
   }
 
-  private output(slot: Slot, chunk: Buffer): void {
+  private output(slot: WorkerSlot, chunk: Buffer): void {
     const now = Date.now();
     if (now - this.outputWindow >= 1000) {
       this.outputWindow = now;
@@ -349,16 +349,16 @@ export class SandboxPool implements ScriptSandbox {
     );
   }
 
-  submit(job: Job): void {
-    const reg = job.reg;
+  submit(call: SandboxCall): void {
+    const reg = call.reg;
     if (this.closed || reg.closed) {
-      job.fail('unavailable', `codec ${reg.name} is closed`);
+      call.fail('unavailable', `codec ${reg.name} is closed`);
       return;
     }
     if (reg.disabledUntil > 0) {
       const left = reg.disabledUntil - Date.now();
       if (left > 0) {
-        job.fail(
+        call.fail(
           'unavailable',
           `codec ${reg.name} is disabled for ${Math.ceil(left / 1000)} s after crashing its worker`,
         );
@@ -367,13 +367,13 @@ export class SandboxPool implements ScriptSandbox {
       reg.disabledUntil = 0;
     }
     const cfg = this.opts.config;
-    if (this.queued >= cfg.maxQueue || this.queuedBytes + job.size > cfg.maxQueueBytes) {
+    if (this.queued >= cfg.maxQueue || this.queuedBytes + call.size > cfg.maxQueueBytes) {
       this.opts.caps?.hit('codec_sandbox_queue');
-      job.fail('overload', 'the codec sandbox queue is full');
+      call.fail('overload', 'the codec sandbox queue is full');
       return;
     }
-    this.queue.push(job);
-    this.queuedBytes += job.size;
+    this.queue.push(call);
+    this.queuedBytes += call.size;
     this.schedule();
   }
 
@@ -385,13 +385,14 @@ export class SandboxPool implements ScriptSandbox {
     const n = this.queued;
     if (n === 0) return false;
     if (n >= this.opts.config.maxBatch) return true;
-    return performance.now() - (this.queue.peek() as Job).enqueued >= this.opts.config.batchDelayMs;
+    return performance.now() - (this.queue.peek() as SandboxCall).enqueued >= this.opts.config.batchDelayMs;
   }
 
   /** Arranges a flush: at once (end of this event-loop turn) when due, else when the oldest message is. */
   private schedule(): void {
     if (this.flushImmediate || this.queued === 0) return;
-    const wait = this.opts.config.batchDelayMs - (performance.now() - (this.queue.peek() as Job).enqueued);
+    const wait =
+      this.opts.config.batchDelayMs - (performance.now() - (this.queue.peek() as SandboxCall).enqueued);
     if (wait <= 0 || this.queued >= this.opts.config.maxBatch) {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
@@ -409,7 +410,7 @@ export class SandboxPool implements ScriptSandbox {
   }
 
   /** Gives an idle worker its next load, or (when due, or `now`) a batch from the queue. */
-  private dispatch(slot: Slot, now = false): void {
+  private dispatch(slot: WorkerSlot, now = false): void {
     if (!slot.ready || slot.busy) return;
     const load = slot.loads.shift();
     if (load) {
@@ -422,26 +423,26 @@ export class SandboxPool implements ScriptSandbox {
     if (this.queued === 0 || (!now && !this.due())) return;
     const max = this.opts.config.maxBatch;
     const oldest = performance.now() - this.opts.timeoutMs;
-    const jobs: Job[] = [];
+    const calls: SandboxCall[] = [];
     let total = 0;
     let withCtx = false;
     let withData = false;
-    while (this.queue.length > 0 && jobs.length < max) {
-      const job = this.queue.shift() as Job;
-      this.queuedBytes -= job.size;
+    while (this.queue.length > 0 && calls.length < max) {
+      const call = this.queue.shift() as SandboxCall;
+      this.queuedBytes -= call.size;
       // Nobody waits for an answer past the time limit: do not spend a worker on it.
-      if (job.enqueued < oldest)
-        job.fail('timeout', `waited more than ${this.opts.timeoutMs} ms for a worker`);
-      else if (job.reg.closed) job.fail('unavailable', `codec ${job.reg.name} is closed`);
+      if (call.enqueued < oldest)
+        call.fail('timeout', `waited more than ${this.opts.timeoutMs} ms for a worker`);
+      else if (call.reg.closed) call.fail('unavailable', `codec ${call.reg.name} is closed`);
       else {
-        jobs.push(job);
-        total += job.size;
-        if (job.reg.module) withCtx = true;
-        if (job.op === OP_ENCODE) withData = true;
+        calls.push(call);
+        total += call.size;
+        if (call.reg.module) withCtx = true;
+        if (call.op === OP_ENCODE) withData = true;
       }
     }
-    if (jobs.length === 0) return;
-    const n = jobs.length;
+    if (calls.length === 0) return;
+    const n = calls.length;
     const ids = new Int32Array(n);
     const ops = new Uint8Array(n);
     const ends = new Int32Array(n);
@@ -451,19 +452,19 @@ export class SandboxPool implements ScriptSandbox {
     const data: unknown[] | null = withData ? new Array<unknown>(n).fill(null) : null;
     let off = 0;
     for (let i = 0; i < n; i++) {
-      const job = jobs[i];
-      ids[i] = job.reg.id;
-      ops[i] = job.op;
-      if (job.bytes) {
-        bytes.set(job.bytes, off);
-        off += job.bytes.length;
+      const call = calls[i];
+      ids[i] = call.reg.id;
+      ops[i] = call.op;
+      if (call.bytes) {
+        bytes.set(call.bytes, off);
+        off += call.bytes.length;
       }
       ends[i] = off;
-      times[i] = (job.ctx as UplinkContext).receivedAt ?? Date.now();
-      if (ctxs && job.reg.module) ctxs[i] = job.ctx;
-      if (data && job.op === OP_ENCODE) data[i] = job.data;
+      times[i] = (call.ctx as UplinkContext).receivedAt ?? Date.now();
+      if (ctxs && call.reg.module) ctxs[i] = call.ctx;
+      if (data && call.op === OP_ENCODE) data[i] = call.data;
     }
-    slot.batch = jobs;
+    slot.batch = calls;
     this.arm(slot);
     slot.worker.ref();
     slot.worker.postMessage({ t: 'batch', n, ids, ops, ends, bytes, times, ctxs, data }, [
@@ -475,22 +476,22 @@ export class SandboxPool implements ScriptSandbox {
     ]);
   }
 
-  private arm(slot: Slot): void {
+  private arm(slot: WorkerSlot): void {
     slot.base = Atomics.load(slot.progress, PROGRESS_STARTED);
     slot.seen = -1;
     slot.stalls = 0;
   }
 
-  private onReply(slot: Slot, worker: Worker, m: WorkerReply): void {
+  private onReply(slot: WorkerSlot, worker: Worker, m: WorkerReply): void {
     if (slot.worker !== worker) return;
     if (m.t === 'loaded') {
       const load = slot.load;
       slot.load = null;
       load?.done(m);
     } else {
-      const jobs = slot.batch;
+      const calls = slot.batch;
       slot.batch = null;
-      if (jobs) this.deliver(jobs, m);
+      if (calls) this.deliver(calls, m);
     }
     this.dispatch(slot);
     if (this.queued > 0) for (const s of this.slots) this.dispatch(s);
@@ -499,8 +500,8 @@ export class SandboxPool implements ScriptSandbox {
     if (!slot.busy) worker.unref();
   }
 
-  private deliver(jobs: Job[], m: BatchReply): void {
-    for (let i = 0; i < jobs.length; i++) jobs[i].settle(m.status[i], m.values[i], m.warnings[i]);
+  private deliver(calls: SandboxCall[], m: BatchReply): void {
+    for (let i = 0; i < calls.length; i++) calls[i].settle(m.status[i], m.values[i], m.warnings[i]);
   }
 
   /**
@@ -528,13 +529,13 @@ export class SandboxPool implements ScriptSandbox {
     }
   }
 
-  private kill(slot: Slot, reason: FailureReason): void {
+  private kill(slot: WorkerSlot, reason: FailureReason): void {
     slot.killReason = reason;
     slot.ready = false;
     void slot.worker.terminate();
   }
 
-  private onExit(slot: Slot, worker: Worker): void {
+  private onExit(slot: WorkerSlot, worker: Worker): void {
     if (slot.worker !== worker) return;
     slot.ready = false;
     const reason: 'timeout' | 'memory' | 'crashed' =
@@ -552,22 +553,22 @@ export class SandboxPool implements ScriptSandbox {
         : reason === 'memory'
           ? `went over the sandbox heap limit of ${this.opts.config.maxHeapMb} MiB`
           : 'crashed its sandbox worker';
-    const jobs = slot.batch;
+    const calls = slot.batch;
     const load = slot.load;
     slot.batch = null;
     slot.load = null;
     let culprit: Registration | undefined;
-    if (jobs) {
+    if (calls) {
       const at = running ? started - 1 : -1;
-      const again: Job[] = [];
-      for (let i = 0; i < jobs.length; i++) {
-        const job = jobs[i];
+      const again: SandboxCall[] = [];
+      for (let i = 0; i < calls.length; i++) {
+        const call = calls[i];
         if (i === at) {
-          culprit = job.reg;
-          job.fail(reason, `codec ${job.reg.name} ${what}`);
-        } else if (++job.attempts > 1)
-          job.fail('crashed', `codec sandbox worker ended twice while this message waited`);
-        else again.push(job);
+          culprit = call.reg;
+          call.fail(reason, `codec ${call.reg.name} ${what}`);
+        } else if (++call.attempts > 1)
+          call.fail('crashed', `codec sandbox worker ended twice while this message waited`);
+        else again.push(call);
       }
       this.requeue(again);
     }
@@ -581,7 +582,7 @@ export class SandboxPool implements ScriptSandbox {
         worker: slot.index,
         reason,
         codec: culprit?.name,
-        requeued: jobs ? jobs.length - (culprit ? 1 : 0) : 0,
+        requeued: calls ? calls.length - (culprit ? 1 : 0) : 0,
       },
       'sandbox worker ended; starting a new one',
     );
@@ -604,10 +605,10 @@ export class SandboxPool implements ScriptSandbox {
     this.unregister(reg);
   }
 
-  private requeue(jobs: Job[]): void {
-    if (jobs.length === 0) return;
-    this.queue.requeue(jobs);
-    for (const j of jobs) this.queuedBytes += j.size;
+  private requeue(calls: SandboxCall[]): void {
+    if (calls.length === 0) return;
+    this.queue.requeue(calls);
+    for (const j of calls) this.queuedBytes += j.size;
     this.schedule();
   }
 
@@ -625,8 +626,8 @@ export class SandboxPool implements ScriptSandbox {
     }
   }
 
-  private failSlot(slot: Slot, reason: FailureReason, message: string): void {
-    for (const job of slot.batch ?? []) job.fail(reason, message);
+  private failSlot(slot: WorkerSlot, reason: FailureReason, message: string): void {
+    for (const call of slot.batch ?? []) call.fail(reason, message);
     slot.batch = null;
     slot.load?.done({ t: 'loaded', id: slot.load.msg.id, error: message, encode: false });
     slot.load = null;
@@ -639,7 +640,7 @@ export class SandboxPool implements ScriptSandbox {
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
-    for (const job of this.queue.drain()) job.fail('unavailable', 'the sandbox is closed');
+    for (const call of this.queue.drain()) call.fail('unavailable', 'the sandbox is closed');
     this.queuedBytes = 0;
     await Promise.all(
       this.slots.map(async (slot) => {
@@ -683,9 +684,9 @@ export class SandboxedCodec implements Codec {
     bytes: Buffer | null,
     data: unknown,
     ctx: UplinkContext | DownlinkContext,
-    sink: JobSink,
+    sink: SandboxCallSink,
   ): void {
-    this.pool.submit(new Job(this.reg, op, bytes, data, ctx, sink));
+    this.pool.submit(new SandboxCall(this.reg, op, bytes, data, ctx, sink));
   }
 
   close(): void {
