@@ -62,10 +62,7 @@ class Transfer {
   buf: Buffer;
   length = 0;
   blocks = 0;
-  constructor(
-    capacity: number,
-    public expiresAt: number,
-  ) {
+  constructor(capacity: number) {
     this.buf = Buffer.allocUnsafe(capacity);
   }
 }
@@ -80,23 +77,34 @@ export interface BlockLimits {
 }
 
 export class Block1Assembler {
-  private readonly transfers = new Map<string, Transfer>();
-  private bytes = 0;
+  /** Transfers by block key, in order of last activity (each block moves its transfer's expiry on). */
+  private readonly transfers: BoundedMap<string, Transfer>;
   started = 0;
   completed = 0;
   failed = 0;
 
   constructor(
     private readonly limits: BlockLimits,
-    private readonly onCap: (cap: 'block1_transfers' | 'block1_bytes', n: number) => void,
-  ) {}
+    onCap: (cap: 'block1_transfers' | 'block1_bytes', n: number) => void,
+  ) {
+    this.transfers = new BoundedMap<string, Transfer>({
+      maxEntries: limits.maxTransfers,
+      maxBytes: limits.maxBytes,
+      timer: false,
+      onCap: (cap, n) => {
+        this.failed += n;
+        onCap(cap === 'entries' ? 'block1_transfers' : 'block1_bytes', n);
+      },
+      onExpire: () => this.failed++,
+    });
+  }
 
   get size(): number {
     return this.transfers.size;
   }
 
   get byteSize(): number {
-    return this.bytes;
+    return this.transfers.byteSize;
   }
 
   /**
@@ -130,9 +138,9 @@ export class Block1Assembler {
       return this.fail(key, Block1Status.BAD_REQUEST, szx, 'payload larger than the block size');
     }
     const offset = block.num * size;
-    let t = this.transfers.get(key);
+    let t: Transfer | undefined;
     if (block.num === 0) {
-      if (t) this.drop(key, t);
+      this.transfers.delete(key);
       if (!block.more) {
         // A single-block body: nothing to hold.
         this.started++;
@@ -140,22 +148,23 @@ export class Block1Assembler {
         return { status: Block1Status.COMPLETE, body: payload, blocks: 1, szx };
       }
       const capacity = Math.min(limits.maxBodyBytes, Math.max(size * 4, size1 ?? 0));
-      t = new Transfer(capacity, now + limits.lifetimeMs);
-      this.bytes += capacity;
-      this.transfers.set(key, t);
+      t = new Transfer(capacity);
       this.started++;
-      this.enforceCaps(key);
-    } else if (!t || t.expiresAt <= now) {
-      if (t) this.drop(key, t);
-      this.failed++;
-      return { status: Block1Status.ORPHANED, szx, reason: NO_TRANSFER };
-    } else if (offset !== t.length) {
-      return this.fail(
-        key,
-        Block1Status.INCOMPLETE,
-        szx,
-        `expected the block at byte ${t.length}, got ${offset}`,
-      );
+      this.transfers.set(key, t, capacity, now + limits.lifetimeMs);
+    } else {
+      t = this.transfers.get(key, now);
+      if (t === undefined) {
+        this.failed++;
+        return { status: Block1Status.ORPHANED, szx, reason: NO_TRANSFER };
+      }
+      if (offset !== t.length) {
+        return this.fail(
+          key,
+          Block1Status.INCOMPLETE,
+          szx,
+          `expected the block at byte ${t.length}, got ${offset}`,
+        );
+      }
     }
     const end = offset + payload.length;
     if (end > limits.maxBodyBytes) {
@@ -165,65 +174,35 @@ export class Block1Assembler {
       const capacity = Math.min(limits.maxBodyBytes, Math.max(end, t.buf.length * 2));
       const grown = Buffer.allocUnsafe(capacity);
       t.buf.copy(grown, 0, 0, t.length);
-      this.bytes += capacity - t.buf.length;
       t.buf = grown;
-      this.enforceCaps(key);
+      this.transfers.resize(key, capacity);
     }
     payload.copy(t.buf, offset);
     t.length = end;
     t.blocks++;
-    // Keep the Map ordered by last activity: the front is always the stalest transfer.
-    this.transfers.delete(key);
-    t.expiresAt = now + limits.lifetimeMs;
     if (!block.more) {
-      this.bytes -= t.buf.length;
+      this.transfers.delete(key);
       this.completed++;
       return { status: Block1Status.COMPLETE, body: t.buf.subarray(0, t.length), blocks: t.blocks, szx };
     }
-    this.transfers.set(key, t);
+    // Stored again: its expiry moves on, and it goes to the back of the line (the front is the stalest).
+    this.transfers.set(key, t, t.buf.length, now + limits.lifetimeMs);
     return { status: Block1Status.CONTINUE, szx };
   }
 
   private fail(key: string, status: Block1Status, szx: number, reason: string): Block1Result {
-    const t = this.transfers.get(key);
-    if (t) this.drop(key, t);
+    this.transfers.delete(key);
     this.failed++;
     return { status, szx, reason };
   }
 
-  private drop(key: string, t: Transfer): void {
-    this.transfers.delete(key);
-    this.bytes -= t.buf.length;
-  }
-
-  private enforceCaps(keep: string): void {
-    let byCount = 0;
-    let byBytes = 0;
-    for (const [k, t] of this.transfers) {
-      const overCount = this.transfers.size > this.limits.maxTransfers;
-      const overBytes = this.bytes > this.limits.maxBytes;
-      if (!overCount && !overBytes) break;
-      if (k === keep) continue;
-      this.drop(k, t);
-      this.failed++;
-      if (overCount) byCount++;
-      else byBytes++;
-    }
-    if (byCount) this.onCap('block1_transfers', byCount);
-    if (byBytes) this.onCap('block1_bytes', byBytes);
-  }
-
+  /** Drops the transfers idle for their lifetime. */
   sweep(now: number): void {
-    for (const [k, t] of this.transfers) {
-      if (t.expiresAt > now) break;
-      this.drop(k, t);
-      this.failed++;
-    }
+    this.transfers.sweep(now);
   }
 
   clear(): void {
     this.transfers.clear();
-    this.bytes = 0;
   }
 }
 

@@ -18,7 +18,7 @@ import { DeadlineQueue, type Expiring } from './deadline-queue.js';
 /** Which cap evicted entries. */
 export type MapCap = 'entries' | 'bytes';
 
-export interface BoundedMapOptions {
+export interface BoundedMapOptions<K = unknown, V = unknown> {
   maxEntries: number;
   /** Cap on the bytes the entries count (`set`, `resize`); unlimited unless given. */
   maxBytes?: number;
@@ -32,9 +32,11 @@ export interface BoundedMapOptions {
   resolutionMs?: number;
   /** Called after a store or resize that evicted entries, once per cap, with how many that cap evicted. */
   onCap?: (cap: MapCap, evicted: number) => void;
+  /** Called for each entry that expired (swept by the timer or `sweep`; not one found expired by `get`). */
+  onExpire?: (key: K, value: V) => void;
 }
 
-class Slot<K, V> implements Expiring {
+class MapEntry<K, V> implements Expiring {
   live = true;
   constructor(
     readonly key: K,
@@ -44,11 +46,11 @@ class Slot<K, V> implements Expiring {
   ) {}
 }
 
-const isDead = (slot: Slot<unknown, unknown>): boolean => !slot.live;
+const isDead = (entry: MapEntry<unknown, unknown>): boolean => !entry.live;
 
 export class BoundedMap<K, V> {
-  private readonly slots = new Map<K, Slot<K, V>>();
-  private readonly order: DeadlineQueue<Slot<K, V>>;
+  private readonly byKey = new Map<K, MapEntry<K, V>>();
+  private readonly order: DeadlineQueue<MapEntry<K, V>>;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly ttlMs: number;
@@ -56,14 +58,17 @@ export class BoundedMap<K, V> {
   private readonly onCap: ((cap: MapCap, evicted: number) => void) | undefined;
   private bytes = 0;
 
-  constructor(options: BoundedMapOptions) {
+  constructor(options: BoundedMapOptions<K, V>) {
     this.maxEntries = options.maxEntries;
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY;
     this.now = options.now ?? Date.now;
     this.onCap = options.onCap;
-    this.order = new DeadlineQueue<Slot<K, V>>({
-      expire: (slot) => this.remove(slot),
+    this.order = new DeadlineQueue<MapEntry<K, V>>({
+      expire: (entry) => {
+        this.remove(entry);
+        options.onExpire?.(entry.key, entry.value);
+      },
       cancelled: isDead,
       now: this.now,
       timer: options.timer,
@@ -72,7 +77,7 @@ export class BoundedMap<K, V> {
   }
 
   get size(): number {
-    return this.slots.size;
+    return this.byKey.size;
   }
 
   /** Bytes the entries count. */
@@ -82,13 +87,13 @@ export class BoundedMap<K, V> {
 
   /** The entry's value; undefined when there is none or it expired (by `now`). */
   get(key: K, now?: number): V | undefined {
-    const slot = this.slots.get(key);
-    if (slot === undefined) return undefined;
-    if (slot.deadline !== Number.POSITIVE_INFINITY && slot.deadline <= (now ?? this.now())) {
-      this.cancel(slot);
+    const entry = this.byKey.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.deadline !== Number.POSITIVE_INFINITY && entry.deadline <= (now ?? this.now())) {
+      this.cancel(entry);
       return undefined;
     }
-    return slot.value;
+    return entry.value;
   }
 
   has(key: K): boolean {
@@ -101,30 +106,30 @@ export class BoundedMap<K, V> {
    */
   set(key: K, value: V, bytes = 0, expiresAt?: number): void {
     if (this.maxEntries === 0) return;
-    const old = this.slots.get(key);
+    const old = this.byKey.get(key);
     if (old !== undefined) this.cancel(old);
     const deadline =
       expiresAt ?? (this.ttlMs === Number.POSITIVE_INFINITY ? this.ttlMs : this.now() + this.ttlMs);
-    const slot = new Slot(key, value, bytes, deadline);
-    this.slots.set(key, slot);
+    const entry = new MapEntry(key, value, bytes, deadline);
+    this.byKey.set(key, entry);
     this.bytes += bytes;
-    this.order.add(slot);
-    this.enforce(slot);
+    this.order.add(entry);
+    this.enforce(entry);
   }
 
   /** Counts the entry as `bytes` now (its value grew or shrank), then enforces the caps. */
   resize(key: K, bytes: number): void {
-    const slot = this.slots.get(key);
-    if (slot === undefined || slot.bytes === bytes) return;
-    this.bytes += bytes - slot.bytes;
-    slot.bytes = bytes;
-    this.enforce(slot);
+    const entry = this.byKey.get(key);
+    if (entry === undefined || entry.bytes === bytes) return;
+    this.bytes += bytes - entry.bytes;
+    entry.bytes = bytes;
+    this.enforce(entry);
   }
 
   delete(key: K): boolean {
-    const slot = this.slots.get(key);
-    if (slot === undefined) return false;
-    this.cancel(slot);
+    const entry = this.byKey.get(key);
+    if (entry === undefined) return false;
+    this.cancel(entry);
     return true;
   }
 
@@ -134,32 +139,32 @@ export class BoundedMap<K, V> {
   }
 
   clear(): void {
-    this.slots.clear();
+    this.byKey.clear();
     this.order.clear();
     this.bytes = 0;
   }
 
   /** The entries in order of arrival, expired ones not yet swept included. */
   *entries(): IterableIterator<[K, V]> {
-    for (const slot of this.order) if (slot.live) yield [slot.key, slot.value];
+    for (const entry of this.order) if (entry.live) yield [entry.key, entry.value];
   }
 
   /** Evicts the oldest entries (never `keep`) while a cap is passed. */
-  private enforce(keep: Slot<K, V>): void {
-    if (this.slots.size <= this.maxEntries && this.bytes <= this.maxBytes) return;
+  private enforce(keep: MapEntry<K, V>): void {
+    if (this.byKey.size <= this.maxEntries && this.bytes <= this.maxBytes) return;
     let byCount = 0;
     let byBytes = 0;
     let held = false;
-    while (this.slots.size > this.maxEntries || this.bytes > this.maxBytes) {
-      const slot = this.order.shift();
-      if (slot === undefined) break;
-      if (slot === keep) {
+    while (this.byKey.size > this.maxEntries || this.bytes > this.maxBytes) {
+      const entry = this.order.shift();
+      if (entry === undefined) break;
+      if (entry === keep) {
         held = true;
         continue;
       }
-      if (this.slots.size > this.maxEntries) byCount++;
+      if (this.byKey.size > this.maxEntries) byCount++;
       else byBytes++;
-      this.remove(slot);
+      this.remove(entry);
     }
     // The entry in use goes to the back of the line (with a time to live: back to its place by deadline).
     if (held) this.order.add(keep);
@@ -167,15 +172,15 @@ export class BoundedMap<K, V> {
     if (byBytes) this.onCap?.('bytes', byBytes);
   }
 
-  private remove(slot: Slot<K, V>): void {
-    slot.live = false;
-    this.slots.delete(slot.key);
-    this.bytes -= slot.bytes;
+  private remove(entry: MapEntry<K, V>): void {
+    entry.live = false;
+    this.byKey.delete(entry.key);
+    this.bytes -= entry.bytes;
   }
 
   /** Removes an entry that is still in the order of arrival (it stays there as a tombstone). */
-  private cancel(slot: Slot<K, V>): void {
-    this.remove(slot);
+  private cancel(entry: MapEntry<K, V>): void {
+    this.remove(entry);
     this.order.noteCancelled();
   }
 }

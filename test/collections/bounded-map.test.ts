@@ -107,6 +107,38 @@ describe('BoundedMap', () => {
     expect(m.get('b', 299)).toBe(2);
   });
 
+  it('tells onExpire of each entry a sweep or the timer expires, not of one a lookup finds expired', () => {
+    vi.useFakeTimers({ now: 0 });
+    const expired: [string, number][] = [];
+    const swept = new BoundedMap<string, number>({
+      maxEntries: 10,
+      timer: false,
+      onExpire: (k, v) => expired.push([k, v]),
+    });
+    swept.set('a', 1, 0, 100);
+    swept.set('b', 2, 0, 200);
+    swept.set('c', 3, 0, 300);
+    expect(swept.get('a', 150)).toBeUndefined();
+    swept.sweep(250);
+    expect(expired).toEqual([['b', 2]]);
+    swept.delete('c');
+    swept.sweep(1000);
+    expect(expired).toEqual([['b', 2]]);
+
+    const timed = new BoundedMap<string, number>({
+      maxEntries: 10,
+      ttlMs: 50,
+      onExpire: (k, v) => expired.push([k, v]),
+    });
+    timed.set('d', 4);
+    vi.advanceTimersByTime(2000);
+    expect(expired).toEqual([
+      ['b', 2],
+      ['d', 4],
+    ]);
+    expect(timed.size).toBe(0);
+  });
+
   it('stores nothing when capped at 0 entries', () => {
     const { m, caps } = map({ maxEntries: 0 });
     m.set('a', 1);
