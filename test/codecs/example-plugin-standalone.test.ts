@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBuilt, ROOT } from '../support/child-gateway.js';
+import { reap } from '../support/reaper.js';
 
 const EXAMPLE = join(ROOT, 'examples/codec-plugin');
 const cleanup: string[] = [];
@@ -24,7 +25,12 @@ function sh(command: string, args: string[], cwd: string): Promise<{ code: numbe
       Object.entries(process.env).filter(([k]) => !/^(VITEST|TEST|FORCE_COLOR)/.test(k)),
     );
     env.NO_COLOR = '1';
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = reap(
+      spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+      {
+        group: true,
+      },
+    );
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBuilt, ROOT } from '../support/child-gateway.js';
+import { reap } from '../support/reaper.js';
 import { packageVersion } from '../../src/ops/version.js';
 
 interface Block {
@@ -28,7 +29,12 @@ function quickstart(): Block[] {
 
 function sh(command: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = reap(
+      spawn('sh', ['-c', command], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+      {
+        group: true,
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -59,6 +65,7 @@ describe('README quickstart', () => {
     const uplinks = join(dir, 'uplinks.jsonl');
     const npm = spawn('npm', ['start'], {
       cwd: ROOT,
+      detached: true,
       env: {
         ...process.env,
         CELLGATE_COAP__BIND: '127.0.0.1',
@@ -70,6 +77,7 @@ describe('README quickstart', () => {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    reap(npm, { group: true });
     const exited = new Promise<number | null>((r) => npm.on('exit', (code) => r(code)));
     const logs: Record<string, unknown>[] = [];
     let stderr = '';
@@ -186,6 +194,7 @@ describe('README quickstart', () => {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    reap(gw);
     try {
       const ready = await new Promise<Record<string, string>>((resolve, reject) => {
         let out = '';

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { merge } from './gateway.js';
+import { reap } from './reaper.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'dist/src/cli.js');
@@ -89,11 +90,13 @@ export async function startChildGateway(opts: ChildGatewayOptions): Promise<Chil
     opts.config,
   );
   writeFileSync(join(dir, 'cellgate.yaml'), stringify(config));
-  const proc = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'cellgate.yaml')], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = reap(
+    spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'cellgate.yaml')], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const logs: LogLine[] = [];
   const other: string[] = [];
   const stderr: string[] = [];

@@ -1,14 +1,17 @@
 /** Runs a TypeScript script of the project in a child process (the tests' crash and multi-process cases). */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { reap } from './reaper.js';
 
 const REGISTER = fileURLToPath(new URL('./ts-register.mjs', import.meta.url));
 
 export function spawnTs(script: string, args: string[] = [], opts: SpawnOptions = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', REGISTER, script, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    ...opts,
-  });
+  return reap(
+    spawn(process.execPath, ['--import', REGISTER, script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      ...opts,
+    }),
+  );
 }
 
 /** Resolves with the first IPC message `{type, …}` of `child` with this type, or rejects when the child exits first. */

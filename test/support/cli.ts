@@ -1,6 +1,7 @@
 /** Runs the built CLI (`node dist/src/cli.js …`) as a user would, and collects its exit code and output. */
 import { spawn } from 'node:child_process';
 import { assertBuilt, CLI } from './child-gateway.js';
+import { reap } from './reaper.js';
 
 export interface CliResult {
   code: number | null;
@@ -18,11 +19,13 @@ export interface CliOptions {
 export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
   assertBuilt();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: opts.cwd,
-      env: { PATH: process.env.PATH ?? '', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = reap(
+      spawn(process.execPath, [CLI, ...args], {
+        cwd: opts.cwd,
+        env: { PATH: process.env.PATH ?? '', ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

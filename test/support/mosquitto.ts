@@ -3,6 +3,7 @@
  * X.509 client certificates on an ephemeral port, and the certificates for it made with the `openssl` CLI.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { reap } from './reaper.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,27 +35,29 @@ export class Subscriber {
   ) {
     const format = ['%t', '%q', '%C', '%F', '%P', '%p'].join(SEP);
     // stdbuf: mosquitto_sub writes through stdio, which a pipe would buffer.
-    this.proc = spawn(
-      'stdbuf',
-      [
-        '-oL',
-        'mosquitto_sub',
-        '-V',
-        version,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(port),
-        '-q',
-        '1',
-        '-t',
-        filter,
-        '-F',
-        format,
-        '-d',
-        ...extraArgs,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    this.proc = reap(
+      spawn(
+        'stdbuf',
+        [
+          '-oL',
+          'mosquitto_sub',
+          '-V',
+          version,
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-q',
+          '1',
+          '-t',
+          filter,
+          '-F',
+          format,
+          '-d',
+          ...extraArgs,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
     );
     this.proc.stdout!.on('data', (d: Buffer) => this.take(d.toString('utf8')));
     this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -224,7 +227,7 @@ export class TlsBroker {
         ].join('\n'),
       );
       let log = '';
-      const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const proc = reap(spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
       proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
       for (let i = 0; i < 50 && proc.exitCode === null; i++) {
         if (await tcpReachable(port)) return new TlsBroker(port, proc, () => log);

@@ -1,5 +1,6 @@
 /** Running real peers (openssl, gnutls-cli, libcoap clients) as child processes in tests. */
 import { spawn } from 'node:child_process';
+import { reap } from './reaper.js';
 
 export interface RunResult {
   code: number | null;
@@ -18,7 +19,7 @@ export interface RunOptions {
 /** Runs a command; resolves when it exits, when `until` appears on stdout, or on timeout (then killed). */
 export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = reap(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     let done = false;

@@ -3,6 +3,7 @@
  * what comes back; OpenSSL's s_client does the same over DTLS 1.2 with a PSK.
  */
 import { spawn } from 'node:child_process';
+import { reap } from './reaper.js';
 
 export interface PeerRun {
   /** Everything the peer printed (the reply datagrams). */
@@ -18,7 +19,7 @@ function run(
   timeoutMs: number,
 ): Promise<PeerRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = reap(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
     const out: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (c: Buffer) => out.push(c));

@@ -5,6 +5,7 @@
  * the folders. Needs redis-server and redis-cli (Debian redis-server, redis-tools; see system.ts).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { reap } from './reaper.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +62,7 @@ async function startNode(dir: string, deadline: number): Promise<RedisClusterNod
       logfile: '',
     };
     const args = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, String(v)]);
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = reap(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let log = '';
     proc.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
     proc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
