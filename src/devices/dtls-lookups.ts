@@ -16,7 +16,9 @@ export function dtlsLookups(registry: Pick<DeviceRegistry, 'byPskIdentity' | 'by
       registry
         .byPskIdentity(identity)
         .then((d) =>
-          d?.psk && d.psk.identity === identity ? { key: d.psk.key, deviceId: d.id } : undefined,
+          d?.psk && d.psk.identity === identity
+            ? { key: d.psk.key, deviceId: d.id, identity: d.psk.identity }
+            : undefined,
         ),
     certificateLookup: (kind, value) => registry.byCredential(kind, value),
   };

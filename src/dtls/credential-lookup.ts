@@ -9,6 +9,11 @@
 export interface PskKey {
   readonly key: Buffer;
   readonly deviceId: string;
+  /**
+   * The identity as the lookup holds it (equal to the one asked for): a session keeps this string rather
+   * than its own copy of the one the client sent, which saves each idle session a string.
+   */
+  readonly identity?: string;
 }
 
 /** The key and device of a PSK identity; undefined when no device has that identity. */

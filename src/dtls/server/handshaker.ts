@@ -817,7 +817,7 @@ export class Handshaker {
     const premaster = hs.premaster ? ecdhePskPremasterSecret(hs.premaster, key) : pskPremasterSecret(key);
     if (found) {
       s.deviceId = found.deviceId;
-      s.pskIdentity = hs.identity;
+      s.pskIdentity = found.identity ?? hs.identity;
       s.credential = 'psk';
     }
     this.deriveKeys(s, hs, premaster);
