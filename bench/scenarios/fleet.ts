@@ -6,8 +6,10 @@
  *    store and one on Redis, driven by the same load generator (bench/dtls-load.ts), alternately;
  * 2. the latency a moved session adds to its first exchange: devices handshake with replica A, then come back
  *    from a new port to replica B, which takes the session over from Redis; one exchange at a time, so the
- *    figures are latencies, not queueing. References: an exchange on a session a replica holds, on Redis and
- *    on the memory store;
+ *    figures are latencies, not queueing. Measured twice: straight after an exchange on A (references: an
+ *    exchange on a session a replica holds, on Redis and on the memory store), and after the devices slept
+ *    past `downlink.cache.ttlMs`, as every device a balancer or a NAT moves has (reference: the same sleep,
+ *    the session still held, half the devices each way, alternately);
  * 3. handshakes per device across a rolling restart of every replica: three replicas behind the test suite's
  *    flow-hashing balancer, simulated devices that rebind before every uplink, and each replica in turn
  *    replaced (a new one added, the old drained, SIGTERM);
@@ -25,6 +27,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { DtlsClientCore } from '../../src/dtls/client.js';
+import { parseConfig } from '../../src/config/load.js';
 import { parseSimOptions } from '../../src/sim/options.js';
 import { runSimulation } from '../../src/sim/simulate.js';
 import { startUdpBalancer } from '../../test/support/udp-balancer.js';
@@ -35,6 +38,8 @@ import { spawnPinned, stop } from '../lib/proc.js';
 
 const REDIS_URL = process.env.CELLGATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEVICES = 6000;
+/** Longer than the default `downlink.cache.ttlMs`: what a device that slept finds on every replica. */
+const SLEEP_MS = parseConfig({}).downlink.cache.ttlMs + 500;
 
 type StoreKind = 'memory' | 'redis';
 
@@ -272,6 +277,8 @@ async function moveLatency(b: Bench): Promise<void> {
   /** A session that stays on its replica while its device comes back from a new port (RFC 9146 §6). */
   const rebound = new LatencyHistogram();
   const moved = new LatencyHistogram();
+  /** After a sleep past the downlink cache's lifetime: sessions held where they were, and moved. */
+  const asleep = { held: new LatencyHistogram(), moved: new LatencyHistogram() };
   try {
     for (let i = 0; i < n; i++) {
       const d = new Device(`dev${i}`, memory.dtlsPort);
@@ -306,6 +313,30 @@ async function moveLatency(b: Bench): Promise<void> {
       }
       d.close();
     }
+    // After a sleep: the downlink cache entries the exchanges above left are stale on every replica. As
+    // many held as moved sessions as above, so both tails rest on as many samples.
+    const batch = b.ctx.quick ? 50 : 200;
+    const last = warm + 2 * n;
+    for (let first = warm; first < last; first += batch) {
+      const ds: Device[] = [];
+      for (let i = first; i < Math.min(first + batch, last); i++) {
+        const d = new Device(`dev${i}`, ports[i % 3]);
+        await d.connect(ports[i % 3]);
+        await d.exchange();
+        ds.push(d);
+      }
+      await new Promise((r) => setTimeout(r, SLEEP_MS));
+      for (let k = 0; k < ds.length; k++) {
+        const i = first + k;
+        const d = ds[k];
+        if (i % 2 === 0) asleep.held.record(await d.exchange());
+        else {
+          await d.bind(ports[(i + 1) % 3]);
+          asleep.moved.record(await d.exchange());
+        }
+        d.close();
+      }
+    }
     // The store's side of it, as the replicas measured it (warm-up included).
     for (const x of replicas) {
       const text = await (await fetch(`http://127.0.0.1:${x.httpPort}/metrics`)).text();
@@ -322,12 +353,19 @@ async function moveLatency(b: Bench): Promise<void> {
   }
   // What one store round trip costs from here (a move needs one): the floor of what a move can add.
   const ping = new LatencyHistogram();
+  /** The same from a process that was idle for 5 ms, as a replica is when a moved device's record arrives. */
+  const idlePing = new LatencyHistogram();
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
+    let t0 = performance.now();
     await b.redis.ping();
     ping.record(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 5));
+    t0 = performance.now();
+    await b.redis.ping();
+    idlePing.record(performance.now() - t0);
   }
   const p = quantiles(ping);
+  const ip = quantiles(idlePing);
   const m = quantiles(held.memory);
   const nb = quantiles(rebound);
   const r = quantiles(held.redis);
@@ -338,12 +376,21 @@ async function moveLatency(b: Bench): Promise<void> {
   b.ctx.log(`  session held, Redis store    p50 ${ms(r.p50)}  p99 ${ms(r.p99)}`);
   b.ctx.log(`  session moved (taken over)   p50 ${ms(mv.p50)}  p99 ${ms(mv.p99)}`);
   b.ctx.log(`  Redis PING from this process p50 ${ms(p.p50)}  p99 ${ms(p.p99)} (one store round trip)`);
+  b.ctx.log(`  the same after 5 ms idle     p50 ${ms(ip.p50)}  p99 ${ms(ip.p99)} (waking the process up)`);
   const claimMean = claim.count ? (claim.sum / claim.count) * 1000 : 0;
   b.ctx.log(`  the replicas' claim calls    mean ${ms(claimMean)} over ${claim.count} take-overs`);
   b.ctx.log(
     `  → a move adds p50 ${ms(mv.p50 - r.p50)}  p99 ${ms(mv.p99 - r.p99)} (against the memory store: p50 ` +
       `${ms(mv.p50 - m.p50)}  p99 ${ms(mv.p99 - m.p99)}; target ≤ 1 ms at p99)`,
   );
+  const ah = quantiles(asleep.held);
+  const am = quantiles(asleep.moved);
+  b.ctx.log(
+    `after a sleep past downlink.cache.ttlMs (${SLEEP_MS} ms; ${asleep.held.total} held, ${asleep.moved.total} moved):`,
+  );
+  b.ctx.log(`  session held, Redis store    p50 ${ms(ah.p50)}  p99 ${ms(ah.p99)}`);
+  b.ctx.log(`  session moved (taken over)   p50 ${ms(am.p50)}  p99 ${ms(am.p99)}`);
+  b.ctx.log(`  → a move adds p50 ${ms(am.p50 - ah.p50)}  p99 ${ms(am.p99 - ah.p99)} (target ≤ 1 ms at p99)`);
   b.ctx.record('fleet.move', {
     sessions: n,
     heldMemory: m,
@@ -351,7 +398,9 @@ async function moveLatency(b: Bench): Promise<void> {
     heldRedis: r,
     moved: mv,
     redisPing: p,
+    redisPingAfterIdle: ip,
     claimMeanMs: claimMean,
+    afterSleep: { sleepMs: SLEEP_MS, held: ah, moved: am },
   });
 }
 
