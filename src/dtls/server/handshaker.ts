@@ -136,7 +136,11 @@ export interface HandshakeHost extends SessionHost {
    */
   unbind(s: DtlsSession, addressKey: AddressKey): void;
   /** The handshake completed: put the session in service. */
-  establish(s: DtlsSession): void;
+  /**
+   * Puts a completed session in service; with shared sessions, settles (never rejects) once the session
+   * was stored, or storing it failed.
+   */
+  establish(s: DtlsSession): Promise<void> | undefined;
   /** Feeds an epoch-1 record held during the PSK lookup (from datagram number `datagram`) back in. */
   replay(s: DtlsSession, record: Buffer, datagram: number): void;
   /** Number of the datagram being handled (counts every datagram received). */
@@ -931,10 +935,16 @@ export class Handshaker {
       store.slab(s.keySlot),
       store.offset(s.keySlot) + KEY_BLOCK_LENGTH,
     );
-    s.finishedSeq = hs.serverSeq;
+    const seq = hs.serverSeq;
     this.end(s, hs);
-    this.host.establish(s);
-    this.sendFinished(s);
+    const stored = this.host.establish(s);
+    if (stored === undefined) return this.sendFinished(s, seq);
+    // A shared session: the last flight waits until the session is in the store (or storing failed), so a
+    // device that has the server's Finished has a session any replica can take over, even when this one is
+    // killed right after. Meanwhile the client's repeated flight 5 is dropped: the Finished is on its way.
+    void stored.then(() => {
+      if (s.keySlot >= 0 && s.finishedSeq < 0) this.sendFinished(s, seq);
+    });
   }
 
   /** The client's Finished failed under the keys of this handshake: wrong key or unknown identity. */
@@ -944,10 +954,12 @@ export class Handshaker {
 
   private resendFinished(s: DtlsSession): void {
     this.host.stats.flightsRetransmitted++;
-    this.sendFinished(s);
+    this.sendFinished(s, s.finishedSeq);
   }
 
-  private sendFinished(s: DtlsSession): void {
+  /** Sends flight 6 (ChangeCipherSpec, Finished with message_seq `seq`); it may be sent again until data arrives. */
+  private sendFinished(s: DtlsSession, seq: number): void {
+    s.finishedSeq = seq;
     const store = this.host.keys;
     const keys = store.slab(s.keySlot);
     const at = store.offset(s.keySlot);

@@ -280,7 +280,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     }
   }
 
-  establish(s: DtlsSession): void {
+  establish(s: DtlsSession): Promise<void> | undefined {
     const id = s.deviceId as string;
     this.makeRoom(id);
     s.lastActive = this.clock();
@@ -292,11 +292,11 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     }
     this.table.establish(s);
     this.stats.handshakesCompleted++;
-    this.sharing?.established(s);
     this.log.debug(
       { device: id, address: s.address, port: s.port, cid: s.cid !== '' },
       'DTLS session established',
     );
+    return this.sharing?.established(s);
   }
 
   replay(s: DtlsSession, record: Buffer, datagram: number): void {

@@ -145,30 +145,34 @@ export class SessionSharing {
 
   // Sessions this replica made.
 
-  /** The handshake completed: store the session, capping writes at the end of the block asked for. */
-  established(s: DtlsSession): void {
-    if (s.cid === '') return; // found by address only: it cannot move to another replica
+  /**
+   * The handshake completed: store the session, capping writes at the end of the block asked for. Settles
+   * (never rejects) once the first store attempt did, whatever its outcome; undefined for a session that
+   * cannot move (no Connection ID).
+   */
+  established(s: DtlsSession): Promise<void> | undefined {
+    if (s.cid === '') return undefined; // found by address only: it cannot move to another replica
     const share = new ShareState();
     s.share = share;
     // Until stored, write nothing past the first block (the store will know it as leased to this session).
     s.writeLimit = s.writeSeq + this.store.blockSize;
-    const stored = (credential: number) => {
+    const stored = (credential: number): Promise<void> | undefined => {
       share.credential = credential;
-      if (s.keySlot >= 0 && s.share === share) this.create(s);
+      return s.keySlot >= 0 && s.share === share ? this.create(s) : undefined;
     };
-    this.host.pskLookup(s.pskIdentity ?? '').then(
+    return this.host.pskLookup(s.pskIdentity ?? '').then(
       (found) => stored(credentialTag(found?.key) ?? 0),
       () => stored(0),
     );
   }
 
-  private create(s: DtlsSession): void {
+  private create(s: DtlsSession): Promise<void> {
     const share = s.share as ShareState;
     const end = s.writeSeq + this.store.blockSize;
     // Until the store answers, write nothing past what it will know as leased to this session.
     if (s.writeLimit > end) s.writeLimit = end;
     share.busy = true;
-    this.store.create(this.shared(s), s.writeSeq, s.top, share.token).then(
+    return this.store.create(this.shared(s), s.writeSeq, s.top, share.token).then(
       (lease) => {
         share.busy = false;
         if (s.keySlot < 0) return;
