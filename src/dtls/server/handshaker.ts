@@ -135,10 +135,9 @@ export interface HandshakeHost extends SessionHost {
    * make way for the new handshake.
    */
   unbind(s: DtlsSession, addressKey: AddressKey): void;
-  /** The handshake completed: put the session in service. */
   /**
-   * Puts a completed session in service; with shared sessions, settles (never rejects) once the session
-   * was stored, or storing it failed.
+   * The handshake completed: puts the session in service; with shared sessions, settles (never rejects) once
+   * the session was stored, or storing it failed.
    */
   establish(s: DtlsSession): Promise<void> | undefined;
   /** Feeds an epoch-1 record held during the PSK lookup (from datagram number `datagram`) back in. */
