@@ -337,3 +337,34 @@ describe('reassembly memory', () => {
     for (const x of clients) x.stop('closed');
   });
 });
+
+describe('a ClientHello numbered at the end of message_seq', () => {
+  /** A client's ClientHello with the cookie, held back; `c` still waits for flight 4. */
+  async function helloWithCookie(): Promise<{ c: DtlsClientCore; hello: Buffer }> {
+    const held: Buffer[] = [];
+    h!.drop = (dir, d) => dir === 'to-server' && held.push(d) > 1;
+    const c = h!.client({ retransmitMs: 60_000 }, '10.0.0.1', 5000);
+    void c.handshake().catch(() => undefined);
+    await until(() => held.length === 2, 1000, 'the ClientHello with the cookie');
+    return { c, hello: held[1] };
+  }
+
+  it('is dropped: the server could not number its flight after it (found by the dtls-handshake fuzz target)', async () => {
+    h = new DtlsHarness();
+    const { c, hello } = await helloWithCookie();
+    const at = { address: '10.0.0.1', port: 5000 };
+    // message_seq 0xffff leaves no number for the ServerHelloDone after the ServerHello: a RangeError thrown
+    // out of the datagram handler, which ends the process. 0xfffa leaves just enough for the longest flight.
+    const last = Buffer.from(hello);
+    last.writeUInt16BE(0xffff, 13 + 4);
+    expect(() => h!.inject(last, at)).not.toThrow();
+    expect(h.server.handshakeCount).toBe(0);
+    expect(await h.metric('cellgate_dtls_records_dropped_total', { reason: 'bad_hello' })).toBe(1);
+    const highest = Buffer.from(hello);
+    highest.writeUInt16BE(0xfffa, 13 + 4);
+    h.inject(highest, at);
+    expect(h.server.handshakeCount).toBe(1);
+    expect(h.sent.at(-1)?.datagram.readUInt16BE(13 + 4)).toBe(0xfffa);
+    c.stop('closed');
+  });
+});

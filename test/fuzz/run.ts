@@ -8,7 +8,7 @@
  * per target.
  */
 import fc from 'fast-check';
-import { failureReport, loadCorpus, type AnyTarget } from './target.js';
+import { failureReport, loadCorpus, propertyOf, type AnyTarget } from './target.js';
 import { TARGETS } from './targets/index.js';
 
 interface Options {
@@ -62,7 +62,7 @@ function parseArgs(args: string[]): Options {
 
 interface TargetRun {
   target: AnyTarget;
-  property: fc.IProperty<[unknown]>;
+  property: fc.IRawProperty<[unknown]>;
   corpus: number;
   executions: number;
   batches: number;
@@ -75,19 +75,22 @@ interface TargetRun {
 const BATCH_MS = 1000;
 const ROUND_MS = 60_000;
 
-function prepare(target: AnyTarget, failures: string[]): TargetRun {
+async function prepare(target: AnyTarget, failures: string[]): Promise<TargetRun> {
   const corpus = loadCorpus(target);
   let failure: string | undefined;
   for (const { file, input } of corpus) {
     try {
-      target.check(input);
+      await target.check(input);
     } catch (err) {
       failure = `${target.name}: corpus entry ${file} FAILED: ${(err as Error).message}`;
       failures.push(failure);
       break;
     }
   }
-  const property = fc.property(target.arbitrary(corpus.map((c) => c.input)), (input) => target.check(input));
+  const property = propertyOf(
+    target,
+    corpus.map((c) => c.input),
+  );
   return {
     target,
     property,
@@ -101,13 +104,13 @@ function prepare(target: AnyTarget, failures: string[]): TargetRun {
 }
 
 /** Runs one target's batches for `ms` milliseconds; a failure ends the target. */
-function turn(run: TargetRun, ms: number, nextSeed: () => number, failures: string[]): void {
+async function turn(run: TargetRun, ms: number, nextSeed: () => number, failures: string[]): Promise<void> {
   const end = Date.now() + ms;
   while (!run.failure && Date.now() < end) {
     const seed = nextSeed();
     const numRuns = run.batchRuns;
     const t0 = Date.now();
-    const details = fc.check(run.property, { seed, numRuns });
+    const details = await fc.check(run.property, { seed, numRuns });
     const took = Date.now() - t0;
     run.ms += took;
     run.batches++;
@@ -147,12 +150,12 @@ function summary(runs: readonly TargetRun[], elapsedMs: number): string {
   ].join('\n');
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (o.path !== undefined) {
     const t = o.targets[0];
-    const run = prepare(t, []);
-    const details = fc.check(run.property, { seed: o.seed, numRuns: o.runs, path: o.path });
+    const run = await prepare(t, []);
+    const details = await fc.check(run.property, { seed: o.seed, numRuns: o.runs, path: o.path });
     process.stdout.write(
       details.failed ? `${failureReport(t.name, details, o.runs as number)}\n` : 'passes now\n',
     );
@@ -164,7 +167,8 @@ function main(): void {
     `cellgate fuzzing — node ${process.version}; ${o.targets.length} targets, ${o.minutes} minute(s), seed ${o.seed}\n`,
   );
   const failures: string[] = [];
-  const runs = o.targets.map((t) => prepare(t, failures));
+  const runs: TargetRun[] = [];
+  for (const t of o.targets) runs.push(await prepare(t, failures));
   for (const r of runs) if (r.failure) process.stdout.write(`${r.failure}\n`);
   let batch = 0;
   // Each batch's seed follows from the run's seed, so a whole run can be repeated with --seed.
@@ -172,7 +176,7 @@ function main(): void {
   const perTarget = (budget - (Date.now() - started)) / runs.length;
   const rounds = Math.max(1, Math.ceil(perTarget / ROUND_MS));
   for (let round = 1; round <= rounds; round++) {
-    for (const r of runs) turn(r, perTarget / rounds, nextSeed, failures);
+    for (const r of runs) await turn(r, perTarget / rounds, nextSeed, failures);
     const done = runs.reduce((n, r) => n + r.executions, 0);
     process.stdout.write(
       `round ${round}/${rounds}: ${done.toLocaleString('en-US')} executions, ${((Date.now() - started) / 60_000).toFixed(1)} min\n`,
@@ -185,4 +189,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

@@ -3,7 +3,9 @@
  * says how to read its committed seed corpus (`test/fuzz/corpus/<name>/`), gives a fast-check arbitrary
  * that mixes random input, mutations of the seeds and structured input, and checks its invariants on one
  * input (throwing on a violation). The short mode (`fuzz.test.ts`) and the long mode (`run.ts`) run the
- * same targets: corpus first, then generated input, with fast-check shrinking any failure.
+ * same targets: corpus first, then generated input, with fast-check shrinking any failure. A target whose
+ * system under test answers later (a server waiting on a lookup) is `async`: its check returns a promise and
+ * the runners await every case.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,8 +20,10 @@ export interface FuzzTarget<T> {
   seed(file: Buffer, name: string): T;
   /** Inputs to try, built around the seed corpus. */
   arbitrary(seeds: readonly T[]): fc.Arbitrary<T>;
-  /** Checks the invariants on one input; throws on a violation. */
-  check(input: T): void;
+  /** Checks the invariants on one input; throws (an async target: rejects) on a violation. */
+  check(input: T): void | Promise<void>;
+  /** True when `check` returns a promise to await. */
+  readonly async?: boolean;
   /** Generated cases in the short mode (inside `npm test`), sized for about a second. */
   readonly shortRuns: number;
 }
@@ -49,6 +53,19 @@ export function loadCorpus<T>(target: FuzzTarget<T>): { file: string; input: T }
     .filter((f) => !f.startsWith('.') && f !== 'README.md')
     .sort()
     .map((file) => ({ file, input: target.seed(readFileSync(join(dir, file)), file) }));
+}
+
+/**
+ * The fast-check property of a target over `seeds`: an asyncProperty for an async target. A synchronous
+ * target whose check returns a promise fails, rather than passing every case unawaited.
+ */
+export function propertyOf<T>(target: FuzzTarget<T>, seeds: readonly T[]): fc.IRawProperty<[T]> {
+  const arbitrary = target.arbitrary(seeds);
+  if (target.async) return fc.asyncProperty(arbitrary, async (input) => target.check(input));
+  return fc.property(arbitrary, (input) => {
+    if (target.check(input) instanceof Promise)
+      fail(`${target.name}: check returned a promise; mark it async`);
+  });
 }
 
 /** Fails an invariant with a message (assert-style, usable outside a test runner). */
@@ -86,7 +103,7 @@ const INTERESTING_8 = [0x00, 0x01, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x17, 0x18, 0x1
 const INTERESTING_16 = [0x0000, 0x0001, 0x00ff, 0x0100, 0x010c, 0x7fff, 0x8000, 0xfffe, 0xffff];
 
 /** One edit of a seed. Positions are taken modulo the length, so they shrink towards the start. */
-type Edit =
+export type Edit =
   | { op: 'set'; at: number; value: number }
   | { op: 'flip'; at: number; bit: number }
   | { op: 'interesting8'; at: number; pick: number }
@@ -97,7 +114,7 @@ type Edit =
   | { op: 'duplicate'; at: number; count: number }
   | { op: 'splice'; at: number; other: number; from: number };
 
-const editArbitrary: fc.Arbitrary<Edit> = fc.oneof(
+export const editArbitrary: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ op: fc.constant('set' as const), at: fc.nat(), value: fc.nat(255) }),
   fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }),
   fc.record({ op: fc.constant('interesting8' as const), at: fc.nat(), pick: fc.nat() }),
@@ -109,7 +126,8 @@ const editArbitrary: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ op: fc.constant('splice' as const), at: fc.nat(), other: fc.nat(), from: fc.nat() }),
 );
 
-function applyEdit(b: Buffer, e: Edit, seeds: readonly Buffer[]): Buffer {
+/** `b` with one edit (in place when it keeps the length); a splice takes its tail from one of `seeds`. */
+export function applyEdit(b: Buffer, e: Edit, seeds: readonly Buffer[]): Buffer {
   const n = b.length;
   const at = n === 0 ? 0 : e.at % n;
   switch (e.op) {

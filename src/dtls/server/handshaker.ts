@@ -115,6 +115,13 @@ import type { AddressKey, SessionTable } from './session-table.js';
 const MAX_EARLY_RECORDS = 4;
 const MAX_EARLY_RECORD_BYTES = 512;
 
+/**
+ * The server numbers its messages on from the ClientHello's message_seq (RFC 6347 §4.2.2), a 16-bit field
+ * that does not wrap: at most five in flight 4 (ServerHello … ServerHelloDone) and the Finished. A ClientHello
+ * numbered past this leaves no room for them (a client starts at 0 and counts one up per HelloVerifyRequest).
+ */
+const MAX_HELLO_SEQ = 0xffff - 5;
+
 /** What the handshake needs from the server. */
 export interface HandshakeHost extends SessionHost {
   readonly table: SessionTable;
@@ -424,7 +431,7 @@ export class Handshaker {
     const h = this.header;
     const { address, port, bound } = origin;
     const stats = this.host.stats;
-    if (h.fragmentOffset !== 0 || h.fragmentLength !== h.length) {
+    if (h.fragmentOffset !== 0 || h.fragmentLength !== h.length || h.messageSeq > MAX_HELLO_SEQ) {
       stats.recordsDropped.bad_hello++;
       return;
     }

@@ -5,6 +5,7 @@ import { cborInput } from './cbor-input.js';
 import { coapBlock } from './coap-block.js';
 import { coapMessage } from './coap-message.js';
 import { derCertificate } from './der-certificate.js';
+import { dtlsHandshake } from './dtls-handshake.js';
 import { dtlsHello } from './dtls-hello.js';
 import { dtlsKeyExchange } from './dtls-key-exchange.js';
 import { dtlsReassembly } from './dtls-reassembly.js';
@@ -21,6 +22,7 @@ export const TARGETS: readonly AnyTarget[] = [
   dtlsHello,
   dtlsKeyExchange,
   dtlsReassembly,
+  dtlsHandshake,
   derCertificate,
   cborInput,
   outboxRecord,
