@@ -43,6 +43,7 @@ export class DtlsHarness {
   readonly server: DtlsServer;
   readonly metrics: Registry = createMetricsRegistry(false);
   readonly registry: MemoryRegistry;
+  private readonly caps: CapReporter;
   readonly delivered: { data: Buffer; peer: Peer }[] = [];
   readonly closed: Peer[] = [];
   /** Datagrams sent by the server, with their destination. */
@@ -62,6 +63,7 @@ export class DtlsHarness {
   ) {
     this.registry = new MemoryRegistry(devices);
     const log = silentLogger();
+    this.caps = new CapReporter(this.metrics, log);
     const registry = lookup
       ? { byPskIdentity: lookup, byCredential: () => Promise.resolve(undefined) }
       : this.registry;
@@ -70,7 +72,7 @@ export class DtlsHarness {
       ...dtlsLookups(registry),
       log,
       metrics: this.metrics,
-      caps: new CapReporter(this.metrics, log),
+      caps: this.caps,
       send: (datagram, port, address) => {
         this.sent.push({ datagram, address, port });
         const c = this.clients.get(`${address}/${port}`);
@@ -125,8 +127,9 @@ export class DtlsHarness {
     return metricValue(this.metrics, name, labels);
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    await this.server.close();
+    this.caps.close();
   }
 }
 
@@ -160,6 +163,7 @@ export async function startListener(
   const metrics = createMetricsRegistry(false);
   const log = silentLogger();
   const delivered: { data: Buffer; peer: Peer }[] = [];
+  const caps = new CapReporter(metrics, log);
   const listener = await createDtlsListener({
     bind: '127.0.0.1',
     port: 0,
@@ -168,7 +172,7 @@ export async function startListener(
     ...dtlsLookups(new MemoryRegistry(devices)),
     log,
     metrics,
-    caps: new CapReporter(metrics, log),
+    caps,
     onApplicationData(data, peer) {
       delivered.push({ data: Buffer.from(data), peer });
       answer(data, peer);
@@ -180,6 +184,9 @@ export async function startListener(
     metrics,
     delivered,
     metric: (name, labels = {}) => metricValue(metrics, name, labels),
-    close: () => listener.close(),
+    close: async () => {
+      await listener.close();
+      caps.close();
+    },
   };
 }
