@@ -121,6 +121,8 @@ export class IotDataPlaneServer {
   private readonly scheme: string;
   /** How far this server's clock is ahead of the machine's; may be changed while running. */
   clockOffsetMs: number;
+  /** Requests held by a `delay` fault right now (received, not yet answered). */
+  delayed = 0;
 
   private constructor(
     private readonly server: http.Server,
@@ -256,10 +258,11 @@ export class IotDataPlaneServer {
           req.socket.destroy();
           return;
         case 'delay':
-          setTimeout(
-            () => this.route(req.method ?? 'GET', path, params, req, res, body, accessKeyId),
-            fault.ms,
-          );
+          this.delayed++;
+          setTimeout(() => {
+            this.delayed--;
+            this.route(req.method ?? 'GET', path, params, req, res, body, accessKeyId);
+          }, fault.ms);
           return;
       }
     }
