@@ -88,14 +88,39 @@ function sumRecords<K extends string>(
   return out;
 }
 
-/** Registers a server's counters; a second server on the same registry adds to the same metrics. */
-export function registerDtlsMetrics(registry: MetricsRegistry, stats: DtlsStats, gauges: DtlsGauges): void {
-  const known = sources.get(registry);
-  if (known) {
-    known.push({ stats, gauges });
-    return;
+const NO_GAUGES: DtlsGauges = { sessions: () => 0, handshakes: () => 0, reassemblyBytes: () => 0 };
+
+/** Adds what a closed server counted to the registry's first source, which holds the closed servers' sum. */
+function addInto(into: DtlsStats, from: DtlsStats): void {
+  const to = into as unknown as Record<string, number | Record<string, number>>;
+  for (const [field, value] of Object.entries(from) as [string, number | Record<string, number>][]) {
+    if (typeof value === 'number') (to[field] as number) += value;
+    else for (const [reason, n] of Object.entries(value)) (to[field] as Record<string, number>)[reason] += n;
   }
-  const list: DtlsSource[] = [{ stats, gauges }];
+}
+
+/**
+ * Registers a server's counters; a second server on the same registry adds to the same metrics. Returns the
+ * call that retires the server when it closes: its counts stay in the counters (a counter never goes down),
+ * its gauges leave, and the registry no longer holds the server.
+ */
+export function registerDtlsMetrics(
+  registry: MetricsRegistry,
+  stats: DtlsStats,
+  gauges: DtlsGauges,
+): () => void {
+  const known = sources.get(registry);
+  // The first source is the closed servers' sum: no gauges, counts added when a server retires.
+  const list: DtlsSource[] = known ?? [{ stats: new DtlsStats(), gauges: NO_GAUGES }];
+  const source: DtlsSource = { stats, gauges };
+  list.push(source);
+  const retire = (): void => {
+    const i = list.indexOf(source);
+    if (i <= 0) return;
+    list.splice(i, 1);
+    addInto(list[0].stats, stats);
+  };
+  if (known) return retire;
   sources.set(registry, list);
   counterFrom(
     registry,
@@ -156,4 +181,5 @@ export function registerDtlsMetrics(registry: MetricsRegistry, stats: DtlsStats,
     'Bytes held by all DTLS handshakes for fragmented or out-of-order handshake messages (cap: dtls.maxReassemblyBytes).',
     () => sum(list, (s) => s.gauges.reassemblyBytes()),
   );
+  return retire;
 }

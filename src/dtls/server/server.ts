@@ -86,6 +86,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
   private readonly t0 = Date.now();
   private received = 0;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly retireMetrics: () => void;
   private readonly output: DtlsServerOptions['send'];
   private readonly deliver: DtlsServerOptions['onApplicationData'];
   private readonly onClosed: DtlsServerOptions['onSessionClosed'];
@@ -113,7 +114,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
     this.handshaker = new Handshaker(this, opts.config);
     this.sharing = opts.sessionStore ? new SessionSharing(this, opts.sessionStore, opts.log) : undefined;
     this.sharing?.registerMetrics(opts.metrics);
-    registerDtlsMetrics(opts.metrics, this.stats, {
+    this.retireMetrics = registerDtlsMetrics(opts.metrics, this.stats, {
       sessions: () => this.table.size,
       handshakes: () => this.handshaker.active,
       reassemblyBytes: () => this.handshaker.reassemblyBytes,
@@ -205,6 +206,7 @@ export class DtlsServer implements HandshakeHost, SharingHost {
       if (!s.share) this.sendRecord(s, ContentType.alert, CLOSE_NOTIFY);
       this.endSession(s);
     }
+    this.retireMetrics();
   }
 
   /** Expires idle sessions and stale handshakes (called every second). */
