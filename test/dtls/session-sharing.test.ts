@@ -268,6 +268,95 @@ describe.each(backends)('DTLS session sharing ($name)', (backend) => {
     await until(() => f.replicas.filter((r) => r.server.table.byDevice('dev1')).length === 1);
   });
 
+  /** Replicas whose views of the store are changed by `wrap` (a view with some calls replaced). */
+  async function startWrapped(wrap: (store: SessionStore, replica: number) => Partial<SessionStore>) {
+    const stores = await backend.stores(3);
+    const views = stores.map((store, i) =>
+      Object.assign(Object.create(store) as SessionStore, wrap(store, i)),
+    );
+    fleet = new Replicas(views, {});
+    for (const s of stores) if (s instanceof RedisSessionStore) await s.subscribed;
+    return fleet;
+  }
+
+  it('a claim answered after another replica announced a newer one is dropped: one holder, nothing delivered twice', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let claims = 0;
+    const f = await startWrapped((store, i) =>
+      i === 1
+        ? {
+            claim: async (id, seq) => {
+              const answer = await store.claim(id, seq);
+              claims++;
+              await gate;
+              return answer;
+            },
+          }
+        : {},
+    );
+    const c = f.client('dev1', 0);
+    await c.core.handshake();
+    expect(await f.request(c, 'a')).toBe('r0:a');
+    await f.stored(0);
+    const [x, y] = ['x', 'y'].map((t) => c.core.record(Buffer.from(t)));
+    // r1 claims for x (the store answers, the answer is late); r2 claims for the newer y and announces it.
+    f.inject(1, x, '10.8.0.1', 8001);
+    await until(() => claims === 1);
+    f.inject(2, y, '10.8.0.2', 8002);
+    await until(() => f.replicas[2].delivered.length === 1);
+    await until(
+      async () =>
+        (await f.replicas[0].metric('cellgate_dtls_sessions_revoked_total', { reason: 'moved' })) === 1,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await until(
+      async () =>
+        (await f.replicas[1].metric('cellgate_dtls_takeovers_total', { outcome: 'superseded' })) === 1,
+    );
+    expect(f.replicas[1].delivered).toEqual([]);
+    expect(f.replicas[1].server.table.byDevice('dev1')).toBeUndefined();
+    expect(f.replicas.filter((r) => r.server.table.byDevice('dev1')).map((r) => r.index)).toEqual([2]);
+    f.move(c, 2);
+    expect(await f.request(c, 'z')).toBe('r2:z');
+    expect(f.nonceReuse()).toEqual([]);
+  });
+
+  it('a replica that missed the announcement of a newer claim learns at its first checkpoint that it lost the session', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let checkpoints = 0;
+    const f = await startWrapped((store, i) =>
+      i === 1
+        ? {
+            // Deaf to announcements (pub/sub may lose one), and its checkpoints wait for the newer claim.
+            onRevoked: () => undefined,
+            checkpoint: async (...args) => {
+              checkpoints++;
+              await gate;
+              return store.checkpoint(...args);
+            },
+          }
+        : {},
+    );
+    const c = f.client('dev1', 0);
+    await c.core.handshake();
+    await f.stored(0);
+    const [x, y] = ['x', 'y'].map((t) => c.core.record(Buffer.from(t)));
+    f.inject(1, x, '10.8.1.1', 8101);
+    await until(() => f.replicas[1].delivered.length === 1);
+    f.inject(2, y, '10.8.1.2', 8102);
+    await until(() => f.replicas[2].delivered.length === 1);
+    await until(() => checkpoints === 1);
+    release();
+    await until(
+      async () =>
+        (await f.replicas[1].metric('cellgate_dtls_sessions_revoked_total', { reason: 'lost' })) === 1,
+    );
+    expect(f.replicas.filter((r) => r.server.table.byDevice('dev1')).map((r) => r.index)).toEqual([2]);
+  });
+
   it('never accepts a record twice: replays to the new owner and to a third replica are dropped', async () => {
     const f = await start();
     const c = f.client('dev1', 0);

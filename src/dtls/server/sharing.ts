@@ -59,11 +59,24 @@ export interface SharingHost extends SessionHost {
   drop(s: DtlsSession): void;
 }
 
-export const TAKEOVER_OUTCOMES = ['ok', 'unknown', 'replay', 'bad_mac', 'store_error', 'cap'] as const;
+export const TAKEOVER_OUTCOMES = [
+  'ok',
+  'unknown',
+  'replay',
+  'bad_mac',
+  'store_error',
+  'cap',
+  'superseded',
+] as const;
 type TakeoverOutcome = (typeof TAKEOVER_OUTCOMES)[number];
 
 interface Held {
   records: { buf: Buffer; address: string; port: number }[];
+  /**
+   * The highest fence another replica announced for this Connection ID while the claim was in flight
+   * (Infinity: the session ended). Announcements travel apart from store answers, so one can arrive first.
+   */
+  heard: number;
 }
 
 export class SessionSharing {
@@ -77,6 +90,7 @@ export class SessionSharing {
     bad_mac: 0,
     store_error: 0,
     cap: 0,
+    superseded: 0,
   };
   readonly revoked = { moved: 0, ended: 0, lost: 0 };
   /** Records not sent because the next write block was not leased yet. */
@@ -102,7 +116,7 @@ export class SessionSharing {
     counterFrom(
       r,
       'cellgate_dtls_takeovers_total',
-      'Records with a Connection ID this replica did not hold, looked up in the session store, by outcome: ok (taken over and answered), unknown (not in the store), replay (at or below what an owner accepted), bad_mac, store_error (store unreachable or timed out: the datagram is dropped), cap (too many in flight).',
+      'Records with a Connection ID this replica did not hold, looked up in the session store, by outcome: ok (taken over and answered), unknown (not in the store), replay (at or below what an owner accepted), bad_mac, store_error (store unreachable or timed out: the datagram is dropped), cap (too many in flight), superseded (another replica claimed it later and said so before this claim was answered: the records are dropped).',
       () => this.takeovers,
       'outcome',
     );
@@ -331,6 +345,8 @@ export class SessionSharing {
   }
 
   private revokedElsewhere(id: string, fence: number, why: 'moved' | 'ended'): void {
+    const held = this.held.get(id);
+    if (held) held.heard = Math.max(held.heard, why === 'ended' ? Infinity : fence);
     const s = this.host.table.byCid(id);
     if (!s || !s.share || s.hs) return;
     if (why === 'moved' && fence <= s.share.fence) return;
@@ -360,7 +376,7 @@ export class SessionSharing {
       this.capped('dtls_takeovers');
       return;
     }
-    const h: Held = { records: [{ buf: record, address, port }] };
+    const h: Held = { records: [{ buf: record, address, port }], heard: 0 };
     const cid = rec.cid;
     this.held.set(cid, h);
     this.store.claim(cid, rec.seq).then(
@@ -389,6 +405,13 @@ export class SessionSharing {
     if (claim === 'replay') {
       this.takeovers.replay++;
       stats.recordsDropped.replay += h.records.length;
+      return;
+    }
+    if (h.heard > claim.lease.fence) {
+      // Another replica took the session after this claim (or it ended) and said so before this answer came:
+      // the claim is stale. Its records are dropped; the device's retransmission reaches the owner.
+      this.takeovers.superseded++;
+      stats.recordsDropped.no_session += h.records.length;
       return;
     }
     const existing = this.host.table.byCid(cid);
@@ -455,7 +478,9 @@ export class SessionSharing {
     const share = new ShareState();
     share.fence = claim.lease.fence;
     share.credential = c.credential;
-    share.storedTop = s.top + 1;
+    // The claim stored the floor `s.top + 1`; the first checkpoint after it confirms the fence, so a replica
+    // whose announcement was lost (pub/sub is at most once) learns within a second that it lost the session.
+    share.storedTop = s.top;
     s.share = share;
     return s;
   }
